@@ -1,0 +1,285 @@
+//! Kopa's domain, without I/O: who is who ([`Principal`]), how shared objects are marked ([`Tlp`],
+//! [`Stewardship`]) and whom a reader may see ([`Audience`]).
+//!
+//! The visibility rule is *applied* in exactly one place, the store query (`kopa-store`). This crate
+//! defines the inputs of that rule and [`Audience::reference_visible`], a plain statement of the rule
+//! that tests use as the oracle the store's SQL is checked against.
+
+pub mod audit;
+pub mod tlp;
+
+pub use tlp::Tlp;
+
+use serde::{Deserialize, Serialize};
+
+/// Id of the Kopa audience extension (a STIX 2.1 property extension) with which a producer names the
+/// organisations and users an object is addressed to.
+pub const AUDIENCE_EXTENSION_ID: &str =
+    "extension-definition--5c2b9a4e-7d1f-4a63-9e0b-8f3c1d2a6b75";
+
+/// Organisation id (a UUID string).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrgId(pub String);
+
+/// User id (a UUID string).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub String);
+
+impl OrgId {
+    pub fn new() -> Self {
+        OrgId(uuid::Uuid::new_v4().to_string())
+    }
+}
+impl Default for OrgId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+impl UserId {
+    pub fn new() -> Self {
+        UserId(uuid::Uuid::new_v4().to_string())
+    }
+}
+impl Default for UserId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a user may do. Administrators manage people and collections, never read past TLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Reads intelligence.
+    Reader,
+    /// Reads and writes intelligence.
+    Analyst,
+    /// An analyst who also manages the users of its organisation.
+    OrgAdmin,
+    /// The node administrator: manages organisations, users, tokens and collections.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Analyst => "analyst",
+            Role::OrgAdmin => "org-admin",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "reader" => Role::Reader,
+            "analyst" => Role::Analyst,
+            "org-admin" => Role::OrgAdmin,
+            "admin" => Role::Admin,
+            _ => return None,
+        })
+    }
+
+    /// May write intelligence (still only where a collection's write list allows).
+    pub fn writes_intelligence(self) -> bool {
+        !matches!(self, Role::Reader)
+    }
+
+    /// May manage users of its own organisation.
+    pub fn manages_org_users(self) -> bool {
+        matches!(self, Role::OrgAdmin | Role::Admin)
+    }
+
+    /// May manage the whole node (organisations, collections, any user).
+    pub fn manages_node(self) -> bool {
+        matches!(self, Role::Admin)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: UserId,
+    pub user_name: String,
+    pub org: OrgId,
+    pub org_name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// The audience this principal reads as.
+    pub fn audience(&self) -> Audience {
+        Audience {
+            org: self.org.clone(),
+            user: self.user.clone(),
+        }
+    }
+}
+
+/// Whom a read is for. The store turns this into the `WHERE` clause of every read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience {
+    pub org: OrgId,
+    pub user: UserId,
+}
+
+/// Who may see one stored object version: computed at write time from the writer and the object's
+/// markings, stored beside the object, and matched against an [`Audience`] by the store query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stewardship {
+    /// The organisation that wrote the object into this node.
+    pub owner_org: OrgId,
+    /// The user who wrote it.
+    pub author: UserId,
+    pub tlp: Tlp,
+    /// Organisations the object is narrowed to (besides the owner). Empty = not narrowed.
+    pub orgs: Vec<OrgId>,
+    /// Named recipients (TLP:RED), besides the author.
+    pub users: Vec<UserId>,
+    /// True when the object carried no TLP marking and took the node default; it is then narrowed to
+    /// the owner organisation (the safe side).
+    pub defaulted: bool,
+}
+
+impl Stewardship {
+    /// Whether reads are narrowed to the owner and `orgs`.
+    pub fn narrowed(&self) -> bool {
+        self.defaulted || !self.orgs.is_empty()
+    }
+}
+
+impl Audience {
+    /// The visibility rule, stated plainly for tests. `collection_readable` says whether the reader's
+    /// organisation is on the collection's read list. The store's query must agree with this function
+    /// on every input.
+    pub fn reference_visible(&self, collection_readable: bool, s: &Stewardship) -> bool {
+        if !collection_readable {
+            return false;
+        }
+        match s.tlp {
+            Tlp::Red => s.author == self.user || s.users.contains(&self.user),
+            _ => !s.narrowed() || s.owner_org == self.org || s.orgs.contains(&self.org),
+        }
+    }
+}
+
+/// Names of organisations and users a producer addressed an object to, read from the Kopa audience
+/// extension (see [`AUDIENCE_EXTENSION_ID`]). The store resolves the names to ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressedTo {
+    pub organisations: Vec<String>,
+    pub recipients: Vec<String>,
+}
+
+/// Problems with the Kopa audience extension on an object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AudienceError {
+    #[error("extensions.'{AUDIENCE_EXTENSION_ID}'.{0} must be a list of strings")]
+    NotStringList(&'static str),
+    #[error("extensions.'{AUDIENCE_EXTENSION_ID}' must be an object")]
+    NotObject,
+}
+
+/// Read the Kopa audience extension of an object, if present.
+pub fn addressed_to(
+    raw: &serde_json::Map<String, serde_json::Value>,
+) -> Result<AddressedTo, AudienceError> {
+    let Some(ext) = raw
+        .get("extensions")
+        .and_then(|e| e.get(AUDIENCE_EXTENSION_ID))
+    else {
+        return Ok(AddressedTo::default());
+    };
+    let ext = ext.as_object().ok_or(AudienceError::NotObject)?;
+    let list = |key: &'static str| -> Result<Vec<String>, AudienceError> {
+        match ext.get(key) {
+            None => Ok(Vec::new()),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or(AudienceError::NotStringList(key))
+                })
+                .collect(),
+            Some(_) => Err(AudienceError::NotStringList(key)),
+        }
+    };
+    Ok(AddressedTo {
+        organisations: list("organisations")?,
+        recipients: list("recipients")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steward(tlp: Tlp, orgs: &[&str], users: &[&str], defaulted: bool) -> Stewardship {
+        Stewardship {
+            owner_org: OrgId("owner".into()),
+            author: UserId("author".into()),
+            tlp,
+            orgs: orgs.iter().map(|o| OrgId(o.to_string())).collect(),
+            users: users.iter().map(|u| UserId(u.to_string())).collect(),
+            defaulted,
+        }
+    }
+
+    fn reader(org: &str, user: &str) -> Audience {
+        Audience {
+            org: OrgId(org.into()),
+            user: UserId(user.into()),
+        }
+    }
+
+    #[test]
+    fn visibility_table() {
+        use Tlp::*;
+        // (tlp, narrowed orgs, named users, defaulted, reader org, reader user, collection readable, visible)
+        let cases: &[(Tlp, &[&str], &[&str], bool, &str, &str, bool, bool)] = &[
+            (Clear, &[], &[], false, "other", "u", true, true),
+            (Clear, &[], &[], false, "other", "u", false, false),
+            (Green, &[], &[], false, "other", "u", true, true),
+            (Amber, &[], &[], false, "other", "u", true, true),
+            (Amber, &["b"], &[], false, "other", "u", true, false),
+            (Amber, &["b"], &[], false, "b", "u", true, true),
+            (Amber, &["b"], &[], false, "owner", "u", true, true),
+            (AmberStrict, &["b"], &[], false, "c", "u", true, false),
+            (Amber, &[], &[], true, "other", "u", true, false),
+            (Amber, &[], &[], true, "owner", "u", true, true),
+            (Red, &[], &[], false, "owner", "u", true, false),
+            (Red, &[], &[], false, "owner", "author", true, true),
+            (Red, &[], &["alice"], false, "other", "alice", true, true),
+            (Red, &[], &["alice"], false, "other", "alice", false, false),
+            (Red, &["other"], &[], false, "other", "bob", true, false),
+        ];
+        for (i, &(tlp, orgs, users, defaulted, org, user, readable, want)) in
+            cases.iter().enumerate()
+        {
+            let got = reader(org, user)
+                .reference_visible(readable, &steward(tlp, orgs, users, defaulted));
+            assert_eq!(got, want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn reads_audience_extension() {
+        let obj: serde_json::Value = serde_json::json!({
+            "extensions": { AUDIENCE_EXTENSION_ID: {
+                "extension_type": "property-extension",
+                "organisations": ["Bank A"], "recipients": ["alice"] } }
+        });
+        let a = addressed_to(obj.as_object().unwrap()).unwrap();
+        assert_eq!(a.organisations, vec!["Bank A"]);
+        assert_eq!(a.recipients, vec!["alice"]);
+        let bad =
+            serde_json::json!({"extensions": { AUDIENCE_EXTENSION_ID: {"recipients": "alice"}}});
+        assert_eq!(
+            addressed_to(bad.as_object().unwrap()),
+            Err(AudienceError::NotStringList("recipients"))
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! Kopa's storage: the [`Store`] trait and its two backends, SQLite (embedded, the default) and
+//! PostgreSQL.
+//!
+//! **Every read of shared objects takes an [`Audience`] and applies the visibility rule inside its
+//! query** (see `kopa_core::Audience::reference_visible` for the rule in plain code). No caller filters
+//! after the fact; there is no administrator bypass.
+//!
+//! Object versions are keyed by (collection, STIX id, version). Each stored version gets a node-wide
+//! sequence number and a `date_added` that both strictly increase, so that paging by cursor (`seq`)
+//! and by `added_after` never skips or repeats an object.
+
+use async_trait::async_trait;
+use kopa_core::audit::{AuditEntry, NewAuditEntry};
+use kopa_core::{Audience, OrgId, Role, Stewardship, UserId};
+use kopa_stix::Timestamp;
+
+/// Store errors. `NotFound` and `Conflict` are the caller's to report; `Backend` is internal and is
+/// logged, never shown to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The node's own identity row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    pub id: OrgId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    pub org: OrgId,
+    pub org_name: String,
+    pub role: Role,
+}
+
+/// A stored API token. The secret itself is never stored: only its SHA-256 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Public token id (part of the token string, used to look it up).
+    pub id: String,
+    pub user: UserId,
+    /// Hex SHA-256 of the secret part; the caller compares in constant time.
+    pub secret_hash: String,
+    pub revoked: bool,
+}
+
+/// Which organisations a collection's read or write list names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Every organisation of the node.
+    All,
+    Orgs(Vec<OrgId>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCollection {
+    pub title: String,
+    pub description: Option<String>,
+    pub alias: Option<String>,
+    pub read: Access,
+    pub write: Access,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collection {
+    /// A UUIDv4 string.
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub alias: Option<String>,
+    pub read: Access,
+    pub write: Access,
+}
+
+/// A collection as one principal sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionView {
+    pub collection: Collection,
+    pub can_read: bool,
+    pub can_write: bool,
+}
+
+/// One object version to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewObject {
+    pub id: String,
+    pub type_: String,
+    pub spec_version: String,
+    /// `modified`, else `created`; `None` for unversioned objects (the store then uses `date_added`).
+    pub version: Option<Timestamp>,
+    /// The object's JSON text as it will be served.
+    pub json: String,
+    pub steward: Stewardship,
+    /// Values that REST search finds this object by (IP addresses, domains, hashes, URLs, …).
+    pub values: Vec<String>,
+}
+
+/// What happened to one object of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored as a new version.
+    Stored { version: Timestamp },
+    /// The same version with the same content was already there: a success, nothing written.
+    Duplicate { version: Timestamp },
+    /// Not stored, with the reason.
+    Failed { message: String },
+}
+
+/// One stored object version, as reads return it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObject {
+    pub seq: i64,
+    pub id: String,
+    pub type_: String,
+    pub spec_version: String,
+    pub version: Timestamp,
+    pub date_added: Timestamp,
+    pub json: String,
+}
+
+/// `match[version]` of TAXII.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionMatch {
+    pub all: bool,
+    pub first: bool,
+    pub last: bool,
+    pub at: Vec<Timestamp>,
+}
+
+impl VersionMatch {
+    /// The TAXII default: the latest version only.
+    pub fn last() -> Self {
+        VersionMatch {
+            last: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// Filters of a TAXII read. Empty lists mean "no filter on this field".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectFilter {
+    pub added_after: Option<Timestamp>,
+    /// Resume after this sequence number (decoded from the opaque `next` cursor).
+    pub after_seq: Option<i64>,
+    /// Maximum number of results (≥ 1).
+    pub limit: usize,
+    pub ids: Vec<String>,
+    pub types: Vec<String>,
+    pub versions: VersionMatch,
+    /// Empty = the latest spec version only (TAXII default; Kopa stores 2.1).
+    pub spec_versions: Vec<String>,
+}
+
+/// One page of a read, ascending by `date_added`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub objects: Vec<StoredObject>,
+    /// True when more results follow; `StoredObject::seq` of the last item is the cursor.
+    pub more: bool,
+}
+
+/// A TAXII status resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRecord {
+    pub id: String,
+    /// The principal who posted; only they (and their organisation) may read it.
+    pub owner: UserId,
+    pub request_timestamp: Timestamp,
+    /// The status resource body as served (JSON text).
+    pub json: String,
+}
+
+/// Everything Kopa keeps. Implemented by the SQLite and the PostgreSQL backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    // --- node ---
+    /// The node row; `None` before first start.
+    async fn node(&self) -> Result<Option<NodeInfo>>;
+    async fn init_node(&self, node: &NodeInfo) -> Result<()>;
+
+    // --- organisations, users, tokens ---
+    async fn add_org(&self, name: &str) -> Result<Org>;
+    async fn org_by_name(&self, name: &str) -> Result<Org>;
+    async fn orgs(&self) -> Result<Vec<Org>>;
+    async fn add_user(&self, name: &str, org: &OrgId, role: Role) -> Result<User>;
+    async fn user_by_name(&self, name: &str) -> Result<User>;
+    async fn user_by_id(&self, id: &UserId) -> Result<User>;
+    async fn users(&self) -> Result<Vec<User>>;
+    async fn add_token(&self, token: &TokenRecord) -> Result<()>;
+    async fn token(&self, id: &str) -> Result<TokenRecord>;
+    async fn revoke_token(&self, id: &str) -> Result<()>;
+
+    // --- collections ---
+    async fn add_collection(&self, c: &NewCollection) -> Result<Collection>;
+    /// Collections the audience may read or write, with its rights.
+    async fn collections(&self, who: &Audience) -> Result<Vec<CollectionView>>;
+    /// One collection as `who` sees it; `NotFound` when it may neither read nor write it.
+    async fn collection(&self, who: &Audience, id: &str) -> Result<CollectionView>;
+
+    // --- objects ---
+    /// Write a batch in one transaction. One outcome per input, in order.
+    async fn put_objects(
+        &self,
+        collection: &str,
+        objects: Vec<NewObject>,
+    ) -> Result<Vec<PutOutcome>>;
+    /// Objects of a collection visible to `who`, filtered and paged.
+    async fn objects(
+        &self,
+        who: &Audience,
+        collection: &str,
+        filter: &ObjectFilter,
+    ) -> Result<Page>;
+    /// Delete the versions of one object that match `versions`/`spec_versions`, among those `who` can
+    /// see. Returns how many were deleted.
+    async fn delete_object(
+        &self,
+        who: &Audience,
+        collection: &str,
+        id: &str,
+        versions: &VersionMatch,
+        spec_versions: &[String],
+    ) -> Result<u64>;
+    /// Objects in any collection `who` can read that mention `value` (exact match on extracted values).
+    async fn search(&self, who: &Audience, value: &str, limit: usize) -> Result<Vec<StoredObject>>;
+
+    // --- status ---
+    async fn put_status(&self, status: &StatusRecord) -> Result<()>;
+    async fn status(&self, id: &str) -> Result<StatusRecord>;
+    /// Drop status resources older than `before`.
+    async fn purge_statuses(&self, before: Timestamp) -> Result<u64>;
+
+    // --- audit ---
+    /// Append an entry; the store assigns seq, time and the hash chain atomically.
+    async fn audit(&self, entry: NewAuditEntry) -> Result<AuditEntry>;
+    /// Entries with seq > `after`, at most `limit`, in order.
+    async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>>;
+}
