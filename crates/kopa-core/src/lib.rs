@@ -7,8 +7,10 @@
 
 pub mod audit;
 pub mod tlp;
+pub mod values;
 
 pub use tlp::Tlp;
+pub use values::searchable_values;
 
 use serde::{Deserialize, Serialize};
 
