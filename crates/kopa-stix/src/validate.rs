@@ -695,7 +695,7 @@ fn is_cve_id(s: &str) -> bool {
         && year.bytes().all(|c| c.is_ascii_digit())
         && num.len() >= 4
         && num.bytes().all(|c| c.is_ascii_digit())
-        && (num.starts_with('0') == (num.len() == 4))
+        && (!num.starts_with('0') || num.len() == 4)
 }
 
 fn is_capec_id(s: &str) -> bool {
