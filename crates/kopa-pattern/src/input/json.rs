@@ -1,0 +1,533 @@
+//! JSON-lines logs (Elastic Common Schema by default) read through a [`Mapping`].
+//!
+//! Each line is scanned once by a small hand-written JSON scanner that follows nested objects and dotted
+//! keys alike (`{"source":{"ip":…}}` and `{"source.ip":…}` are the same field), decodes string escapes,
+//! descends only into objects that can hold a mapped field, and copies out only mapped values: no JSON
+//! tree is built per line. Arrays of scalars under a mapped field give one value per element.
+
+use super::{BadRecord, Kind, LineFields, Mapping};
+use hashbrown::{HashMap, HashSet};
+use std::io::BufRead;
+
+const MAX_DEPTH: usize = 64;
+
+/// Scans JSON lines for the fields of a mapping.
+#[derive(Debug, Clone)]
+pub struct JsonScanner {
+    keys: HashMap<Box<[u8]>, u16>,
+    time_keys: HashMap<Box<[u8]>, u8>,
+    prefixes: HashSet<Box<[u8]>>,
+}
+
+/// A line that is not a JSON object: why, and at which byte column (1-based).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("column {column}: {message}")]
+pub struct JsonError {
+    pub column: usize,
+    pub message: &'static str,
+}
+
+impl JsonScanner {
+    pub fn new(mapping: &Mapping) -> Self {
+        let mut keys = HashMap::new();
+        let mut prefixes = HashSet::new();
+        let mut add_prefixes = |k: &str| {
+            for (i, b) in k.bytes().enumerate() {
+                if b == b'.' {
+                    prefixes.insert(k.as_bytes()[..i].to_vec().into_boxed_slice());
+                }
+            }
+        };
+        for (i, t) in mapping.targets.iter().enumerate() {
+            keys.insert(t.field.as_bytes().to_vec().into_boxed_slice(), i as u16);
+            add_prefixes(&t.field);
+        }
+        let mut time_keys = HashMap::new();
+        for (i, k) in mapping.timestamp.iter().enumerate() {
+            time_keys.insert(k.as_bytes().to_vec().into_boxed_slice(), i.min(250) as u8);
+            add_prefixes(k);
+        }
+        JsonScanner {
+            keys,
+            time_keys,
+            prefixes,
+        }
+    }
+
+    /// Scans one line into `out` (cleared first). Returns `Ok(false)` for a blank line.
+    pub fn scan(&self, line: &[u8], out: &mut LineFields) -> Result<bool, JsonError> {
+        out.clear();
+        let mut path = std::mem::take(&mut out.path);
+        let mut scratch = std::mem::take(&mut out.scratch);
+        path.clear();
+        let mut c = Cursor {
+            s: line,
+            i: 0,
+            sc: self,
+            path: &mut path,
+            scratch: &mut scratch,
+            out,
+        };
+        c.ws();
+        let r = if c.i == c.s.len() {
+            Ok(false)
+        } else if c.peek() != Some(b'{') {
+            Err(c.err("a record must be a JSON object"))
+        } else {
+            c.object(0).and_then(|()| {
+                c.ws();
+                if c.i == c.s.len() {
+                    Ok(true)
+                } else {
+                    Err(c.err("text after the JSON object"))
+                }
+            })
+        };
+        out.path = path;
+        out.scratch = scratch;
+        if r.is_err() {
+            out.clear();
+        }
+        r
+    }
+}
+
+struct Cursor<'a, 'b> {
+    s: &'a [u8],
+    i: usize,
+    sc: &'b JsonScanner,
+    path: &'b mut Vec<u8>,
+    scratch: &'b mut Vec<u8>,
+    out: &'b mut LineFields,
+}
+
+#[derive(Clone, Copy)]
+struct Want {
+    target: Option<u16>,
+    time: Option<u8>,
+}
+
+impl Cursor<'_, '_> {
+    fn err(&self, message: &'static str) -> JsonError {
+        JsonError {
+            column: self.i + 1,
+            message,
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    /// Scans a string starting at its opening quote; returns (start, end, has_escapes) of the content.
+    #[inline]
+    fn string_span(&mut self) -> Result<(usize, usize, bool), JsonError> {
+        let start = self.i + 1;
+        let mut j = start;
+        let mut esc = false;
+        loop {
+            match memchr::memchr2(b'"', b'\\', &self.s[j..]) {
+                None => {
+                    self.i = self.s.len();
+                    return Err(self.err("unterminated string"));
+                }
+                Some(k) => {
+                    let p = j + k;
+                    if self.s[p] == b'"' {
+                        self.i = p + 1;
+                        return Ok((start, p, esc));
+                    }
+                    esc = true;
+                    j = p + 2;
+                    if j > self.s.len() {
+                        self.i = self.s.len();
+                        return Err(self.err("unterminated string"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes the escapes of `s[start..end]` into `scratch`.
+    fn unescape(&mut self, start: usize, end: usize) -> Result<(), JsonError> {
+        self.scratch.clear();
+        let s = self.s;
+        let mut i = start;
+        while i < end {
+            let b = s[i];
+            if b != b'\\' {
+                self.scratch.push(b);
+                i += 1;
+                continue;
+            }
+            let e = s.get(i + 1).copied().unwrap_or(0);
+            i += 2;
+            let ch = match e {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let hi = hex4(s, i, end).ok_or_else(|| self.err("bad \\u escape"))?;
+                    i += 4;
+                    let cp = if (0xD800..0xDC00).contains(&hi) {
+                        if s.get(i) == Some(&b'\\') && s.get(i + 1) == Some(&b'u') {
+                            let lo = hex4(s, i + 2, end)
+                                .filter(|lo| (0xDC00..0xE000).contains(lo))
+                                .ok_or_else(|| self.err("bad surrogate pair"))?;
+                            i += 6;
+                            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                        } else {
+                            return Err(self.err("lone surrogate"));
+                        }
+                    } else {
+                        hi
+                    };
+                    char::from_u32(cp).ok_or_else(|| self.err("bad \\u escape"))?
+                }
+                _ => return Err(self.err("bad escape")),
+            };
+            let mut buf = [0u8; 4];
+            self.scratch
+                .extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+        }
+        Ok(())
+    }
+
+    fn emit(
+        &mut self,
+        want: Want,
+        kind: Kind,
+        start: usize,
+        end: usize,
+        esc: bool,
+    ) -> Result<(), JsonError> {
+        let text: &str = if esc {
+            self.unescape(start, end)?;
+            std::str::from_utf8(self.scratch).map_err(|_| self.err("invalid UTF-8"))?
+        } else {
+            std::str::from_utf8(&self.s[start..end]).map_err(|_| self.err("invalid UTF-8"))?
+        };
+        if let Some(t) = want.target {
+            self.out.push(t, kind, text);
+        }
+        if let Some(r) = want.time {
+            self.out.offer_time(r, text);
+        }
+        Ok(())
+    }
+
+    fn object(&mut self, depth: usize) -> Result<(), JsonError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.err("nested too deeply"));
+        }
+        self.i += 1; // '{'
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected a key"));
+            }
+            let (ks, ke, kesc) = self.string_span()?;
+            let base = self.path.len();
+            if base > 0 {
+                self.path.push(b'.');
+            }
+            if kesc {
+                self.unescape(ks, ke)?;
+                self.path.extend_from_slice(self.scratch);
+            } else {
+                self.path.extend_from_slice(&self.s[ks..ke]);
+            }
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("expected ':'"));
+            }
+            self.i += 1;
+            self.ws();
+            let want = Want {
+                target: self.sc.keys.get(&self.path[..]).copied(),
+                time: self.sc.time_keys.get(&self.path[..]).copied(),
+            };
+            self.value(depth, want)?;
+            self.path.truncate(base);
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.i += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected ',' or '}'")),
+            }
+        }
+    }
+
+    fn value(&mut self, depth: usize, want: Want) -> Result<(), JsonError> {
+        let wanted = want.target.is_some() || want.time.is_some();
+        match self.peek() {
+            Some(b'"') => {
+                let (s, e, esc) = self.string_span()?;
+                if wanted {
+                    self.emit(want, Kind::Str, s, e, esc)?;
+                }
+                Ok(())
+            }
+            Some(b'{') => {
+                if self.sc.prefixes.contains(&self.path[..]) {
+                    self.object(depth + 1)
+                } else {
+                    self.skip_container(depth)
+                }
+            }
+            Some(b'[') => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.err("nested too deeply"));
+                }
+                if !wanted && !self.sc.prefixes.contains(&self.path[..]) {
+                    return self.skip_container(depth);
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.value(depth + 1, want)?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => {
+                            self.i += 1;
+                            self.ws();
+                        }
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.err("expected ',' or ']'")),
+                    }
+                }
+            }
+            Some(b't') => self.literal(b"true", want, Kind::Bool),
+            Some(b'f') => self.literal(b"false", want, Kind::Bool),
+            Some(b'n') => self.literal(
+                b"null",
+                Want {
+                    target: None,
+                    time: None,
+                },
+                Kind::Bool,
+            ),
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.i;
+                let mut float = false;
+                while let Some(&b) = self.s.get(self.i) {
+                    match b {
+                        b'0'..=b'9' | b'-' | b'+' => {}
+                        b'.' | b'e' | b'E' => float = true,
+                        _ => break,
+                    }
+                    self.i += 1;
+                }
+                let text = &self.s[start..self.i];
+                if text == b"-" {
+                    return Err(self.err("bad number"));
+                }
+                if wanted {
+                    let kind = if float { Kind::Float } else { Kind::Int };
+                    self.emit(want, kind, start, self.i, false)?;
+                }
+                Ok(())
+            }
+            _ => Err(self.err("expected a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], want: Want, kind: Kind) -> Result<(), JsonError> {
+        if self.s[self.i..].starts_with(word) {
+            let start = self.i;
+            self.i += word.len();
+            if want.target.is_some() || want.time.is_some() {
+                self.emit(want, kind, start, self.i, false)?;
+            }
+            Ok(())
+        } else {
+            Err(self.err("bad literal"))
+        }
+    }
+
+    /// Skips an object or array without looking at its keys (strings are still stepped over whole).
+    fn skip_container(&mut self, depth: usize) -> Result<(), JsonError> {
+        let mut level = 0usize;
+        loop {
+            match self.peek() {
+                None => return Err(self.err("unterminated object or array")),
+                Some(b'"') => {
+                    self.string_span()?;
+                    continue;
+                }
+                Some(b'{' | b'[') => {
+                    level += 1;
+                    if depth + level > MAX_DEPTH {
+                        return Err(self.err("nested too deeply"));
+                    }
+                }
+                Some(b'}' | b']') => {
+                    level -= 1;
+                    if level == 0 {
+                        self.i += 1;
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+            self.i += 1;
+        }
+    }
+}
+
+fn hex4(s: &[u8], i: usize, end: usize) -> Option<u32> {
+    if i + 4 > end {
+        return None;
+    }
+    let t = std::str::from_utf8(&s[i..i + 4]).ok()?;
+    u32::from_str_radix(t, 16).ok()
+}
+
+/// Reads JSON lines from `r`, calling `f(line_number, fields)` for each record and `bad` for each
+/// malformed one. Blank lines are skipped. Returns the number of lines read.
+pub fn read_json_lines<R: BufRead>(
+    mut r: R,
+    scanner: &JsonScanner,
+    mut f: impl FnMut(u64, &LineFields),
+    mut bad: impl FnMut(BadRecord),
+) -> std::io::Result<u64> {
+    let mut line = Vec::with_capacity(4096);
+    let mut fields = LineFields::new();
+    let mut n = 0u64;
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(n);
+        }
+        n += 1;
+        match scanner.scan(&line, &mut fields) {
+            Ok(true) => f(n, &fields),
+            Ok(false) => {}
+            Err(e) => bad(BadRecord {
+                line: n,
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(line: &str) -> Result<Vec<(String, String)>, JsonError> {
+        let m = Mapping::ecs();
+        let s = JsonScanner::new(&m);
+        let mut lf = LineFields::new();
+        s.scan(line.as_bytes(), &mut lf)?;
+        let mut v: Vec<(String, String)> = lf
+            .iter()
+            .map(|(t, _, x)| (m.targets[t as usize].field.clone(), x.to_string()))
+            .collect();
+        if let Some(t) = lf.time_text() {
+            v.push(("@time".into(), t.into()));
+        }
+        Ok(v)
+    }
+
+    #[test]
+    fn nested_and_dotted_keys() {
+        let v = scan(r#"{"@timestamp":"2024-01-01T00:00:00Z","source":{"ip":"10.0.0.1","port":5},"destination.ip":"::1","dns":{"question":{"name":"a.example","type":"A"}},"other":{"source":{"ip":"9.9.9.9"}},"x":[1,{"y":2}]}"#).unwrap();
+        assert_eq!(
+            v,
+            vec![
+                ("source.ip".into(), "10.0.0.1".into()),
+                ("destination.ip".into(), "::1".into()),
+                ("dns.question.name".into(), "a.example".into()),
+                ("@time".into(), "2024-01-01T00:00:00Z".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn escapes_arrays_numbers() {
+        let v = scan(r#"{"url":{"full":"http://x.example/a\"b\u00e9\ud83d\ude00"},"related":{"ip":["1.1.1.1","2.2.2.2"]},"file":{"size":12}}"#).unwrap();
+        assert_eq!(v[0].1, "http://x.example/a\"b\u{e9}\u{1F600}");
+        assert_eq!(v[1], ("related.ip".into(), "1.1.1.1".into()));
+        assert_eq!(v[2], ("related.ip".into(), "2.2.2.2".into()));
+        assert_eq!(v[3], ("file.size".into(), "12".into()));
+    }
+
+    #[test]
+    fn first_timestamp_field_wins() {
+        let v = scan(
+            r#"{"event":{"created":"2020-01-01T00:00:00Z"},"@timestamp":"2021-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(v, vec![("@time".into(), "2021-01-01T00:00:00Z".into())]);
+    }
+
+    #[test]
+    fn malformed_lines() {
+        for bad in [
+            "{",
+            "[1]",
+            r#"{"a":}"#,
+            r#"{"a":"x"} tail"#,
+            r#"{"source":{"ip":"1.1.1.1"}"#,
+            r#"{"url":{"full":"\uZZZZ"}}"#,
+            r#"{"url":{"full":"\ud800"}}"#,
+            r#"{"a" 1}"#,
+            r#"{"skip":{"q":"unterminated}}"#,
+        ] {
+            assert!(scan(bad).is_err(), "{bad}");
+        }
+        let deep = format!("{}{}", "{\"a\":".repeat(100), "1");
+        assert!(scan(&deep).is_err());
+        assert_eq!(scan("   ").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn reader_counts_bad_lines() {
+        let m = Mapping::ecs();
+        let s = JsonScanner::new(&m);
+        let text = "{\"source\":{\"ip\":\"1.2.3.4\"}}\nnot json\n\n{\"a\":1}\n{bad\n";
+        let mut good = vec![];
+        let mut bad = vec![];
+        let n = read_json_lines(
+            text.as_bytes(),
+            &s,
+            |line, f| good.push((line, f.len())),
+            |b| bad.push(b.line),
+        )
+        .unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(good, vec![(1, 1), (4, 0)]);
+        assert_eq!(bad, vec![2, 5]);
+    }
+}

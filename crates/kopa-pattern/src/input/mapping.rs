@@ -1,0 +1,338 @@
+//! Field mappings: which log field becomes which STIX Cyber-observable property.
+//!
+//! A mapping is written in TOML (see `ecs.toml`, shipped as the default for JSON lines and CSV, and
+//! `zeek.toml` for Zeek logs):
+//!
+//! ```toml
+//! name = "my-firewall"
+//! timestamp = ["@timestamp"]          # fields holding the record's time, first present wins
+//! [fields]
+//! "src" = "ip:value"                  # "ip" = ipv4-addr or ipv6-addr, by the value's form
+//! "sha256" = "file:hashes.'SHA-256'"  # fields of the same SCO type form one object…
+//! "from" = { path = "email-addr:value", object = "from" }  # …or name the object explicitly
+//! ```
+//!
+//! Fields mapped to a `…:value` property make one object each unless `object` is given.
+
+use hashbrown::HashMap;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The Elastic Common Schema mapping shipped with Kopa (the default for JSON lines and CSV).
+pub const ECS_TOML: &str = include_str!("ecs.toml");
+/// The Zeek mapping shipped with Kopa (the default for Zeek TSV logs).
+pub const ZEEK_TOML: &str = include_str!("zeek.toml");
+
+/// A mapping file that cannot be used: what is wrong, and where (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("mapping line {line}, column {column}: {message}")]
+pub struct MappingError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// The SCO type of a mapped field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScoType {
+    /// A fixed type, e.g. `domain-name`.
+    Fixed(String),
+    /// `ipv4-addr` or `ipv6-addr`, chosen by each value's form (a `:` makes it IPv6).
+    Ip,
+}
+
+impl ScoType {
+    /// The concrete type for one value.
+    pub fn resolve<'a>(&'a self, value: &str) -> &'a str {
+        match self {
+            ScoType::Fixed(t) => t,
+            ScoType::Ip if value.contains(':') => "ipv6-addr",
+            ScoType::Ip => "ipv4-addr",
+        }
+    }
+}
+
+/// Where one log field goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The log field (dotted name, or column name).
+    pub field: String,
+    pub sco_type: ScoType,
+    /// Property path segments, unquoted: `hashes.'SHA-256'` is `["hashes", "SHA-256"]`.
+    pub path: Vec<String>,
+    /// Fields with the same object label become one SCO.
+    pub object: String,
+}
+
+impl Target {
+    /// The property path in pattern syntax, segments quoted where needed: `hashes.'SHA-256'`.
+    pub fn path_text(&self) -> String {
+        canonical_path(&self.path)
+    }
+}
+
+/// Property path segments joined the way patterns write them (quoting segments that are not plain
+/// identifiers). The bulk matcher keys its indexes by `TYPE:` + this text.
+pub fn canonical_path<S: AsRef<str>>(segments: &[S]) -> String {
+    let mut out = String::new();
+    for (i, s) in segments.iter().enumerate() {
+        let s = s.as_ref();
+        if i > 0 {
+            out.push('.');
+        }
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            out.push_str(s);
+        } else {
+            out.push('\'');
+            out.push_str(&s.replace('\\', "\\\\").replace('\'', "\\'"));
+            out.push('\'');
+        }
+    }
+    out
+}
+
+/// A parsed mapping.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub name: String,
+    /// Fields holding the record's time, in order of preference.
+    pub timestamp: Vec<String>,
+    /// Mapped fields, in the file's order (sorted by field name).
+    pub targets: Vec<Target>,
+    by_field: HashMap<String, usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMapping {
+    name: Option<String>,
+    #[serde(default)]
+    timestamp: RawTimestamp,
+    fields: BTreeMap<String, toml::Spanned<RawTarget>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum RawTimestamp {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTarget {
+    Path(String),
+    Table {
+        path: String,
+        object: Option<String>,
+    },
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Mapping {
+    /// The shipped ECS mapping.
+    pub fn ecs() -> Mapping {
+        Mapping::from_toml(ECS_TOML).expect("the shipped ECS mapping parses")
+    }
+
+    /// The shipped Zeek mapping.
+    pub fn zeek() -> Mapping {
+        Mapping::from_toml(ZEEK_TOML).expect("the shipped Zeek mapping parses")
+    }
+
+    /// Parses a mapping from TOML text.
+    pub fn from_toml(text: &str) -> Result<Mapping, MappingError> {
+        let raw: RawMapping = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            MappingError {
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        let mut targets = Vec::new();
+        for (field, spanned) in raw.fields {
+            let at = line_col(text, spanned.span().start);
+            let err = |message: String| MappingError {
+                line: at.0,
+                column: at.1,
+                message,
+            };
+            if field.is_empty() {
+                return Err(err("empty field name".into()));
+            }
+            let (path_text, object) = match spanned.into_inner() {
+                RawTarget::Path(p) => (p, None),
+                RawTarget::Table { path, object } => (path, object),
+            };
+            let (sco_type, path) = parse_object_path(&path_text)
+                .map_err(|m| err(format!("field {field:?}: {m} in {path_text:?}")))?;
+            let object = match object {
+                Some(o) => o,
+                None if path.len() == 1 && path[0] == "value" => format!("field:{field}"),
+                None => match &sco_type {
+                    ScoType::Fixed(t) => format!("type:{t}"),
+                    ScoType::Ip => format!("field:{field}"),
+                },
+            };
+            targets.push(Target {
+                field,
+                sco_type,
+                path,
+                object,
+            });
+        }
+        let timestamp = match raw.timestamp {
+            RawTimestamp::None => Vec::new(),
+            RawTimestamp::One(t) => vec![t],
+            RawTimestamp::Many(v) => v,
+        };
+        let by_field = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.field.clone(), i))
+            .collect();
+        Ok(Mapping {
+            name: raw.name.unwrap_or_else(|| "custom".into()),
+            timestamp,
+            targets,
+            by_field,
+        })
+    }
+
+    /// The index of the target for a field name.
+    pub fn target_of(&self, field: &str) -> Option<usize> {
+        self.by_field.get(field).copied()
+    }
+}
+
+/// Parses `type:prop.sub.'quoted'` into its type and unquoted segments.
+pub fn parse_object_path(text: &str) -> Result<(ScoType, Vec<String>), String> {
+    let (ty, rest) = text
+        .split_once(':')
+        .ok_or_else(|| "expected TYPE:PROPERTY".to_string())?;
+    if ty.is_empty()
+        || !ty
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(format!("bad object type {ty:?}"));
+    }
+    let sco_type = if ty == "ip" {
+        ScoType::Ip
+    } else {
+        ScoType::Fixed(ty.to_string())
+    };
+    let mut segments = Vec::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        let mut seg = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some(c) => seg.push(c),
+                        None => break,
+                    },
+                    '\'' => {
+                        closed = true;
+                        break;
+                    }
+                    c => seg.push(c),
+                }
+            }
+            if !closed {
+                return Err("unclosed quote".into());
+            }
+            if seg.is_empty() {
+                return Err("empty property name".into());
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    seg.push(c);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            if seg.is_empty() {
+                return Err("empty or invalid property name".into());
+            }
+        }
+        segments.push(seg);
+        match chars.next() {
+            None => break,
+            Some('.') => continue,
+            Some(c) => return Err(format!("unexpected {c:?}")),
+        }
+    }
+    Ok((sco_type, segments))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_mappings_parse() {
+        let ecs = Mapping::ecs();
+        let t = &ecs.targets[ecs.target_of("file.hash.sha256").unwrap()];
+        assert_eq!(t.sco_type, ScoType::Fixed("file".into()));
+        assert_eq!(t.path, vec!["hashes", "SHA-256"]);
+        assert_eq!(t.path_text(), "hashes.'SHA-256'");
+        let ip = &ecs.targets[ecs.target_of("source.ip").unwrap()];
+        assert_eq!(ip.sco_type.resolve("10.0.0.1"), "ipv4-addr");
+        assert_eq!(ip.sco_type.resolve("::1"), "ipv6-addr");
+        assert_ne!(
+            ip.object,
+            ecs.targets[ecs.target_of("destination.ip").unwrap()].object
+        );
+        assert_eq!(
+            ecs.targets[ecs.target_of("file.hash.md5").unwrap()].object,
+            t.object
+        );
+        assert_eq!(ecs.timestamp[0], "@timestamp");
+        assert!(Mapping::zeek().target_of("id.orig_h").is_some());
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let e = Mapping::from_toml("name = \"x\"\n[fields]\n\"a\" = \n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+    }
+
+    #[test]
+    fn bad_path_names_field_and_line() {
+        let e = Mapping::from_toml("[fields]\n\"a\" = \"ip:value\"\n\"b\" = \"nocolon\"\n")
+            .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("\"b\""), "{e}");
+        let e = Mapping::from_toml("[fields]\n\"a\" = \"Bad_Type:value\"\n").unwrap_err();
+        assert!(e.message.contains("bad object type"), "{e}");
+        let e = Mapping::from_toml("[fields]\n\"a\" = \"file:hashes.'SHA\"\n").unwrap_err();
+        assert!(e.message.contains("unclosed"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let e = Mapping::from_toml("fieldz = 1\n[fields]\n").unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn canonical_path_quotes() {
+        assert_eq!(canonical_path(&["hashes", "SHA-256"]), "hashes.'SHA-256'");
+        assert_eq!(canonical_path(&["value"]), "value");
+    }
+}
