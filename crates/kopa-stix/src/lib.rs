@@ -16,7 +16,7 @@
 //!   `valid_until > valid_from`, `last_seen >= first_seen`, `last_observed >= first_observed`,
 //!   `stop_time > start_time`, network-traffic `end >= start`);
 //! - required properties per type, and the rules that tie properties together (observed-data has exactly one
-//!   of `objects`/`object_refs`; a location has region, country or coordinates; a file has hashes or name; …);
+//!   of `objects`/`object_refs`; a location has region, country or coordinates; an artifact given by url has hashes; …);
 //! - value kinds: strings, non-empty lists, booleans, integers in range (`confidence` 0–100,
 //!   `number_observed` 1–999,999,999, ports 0–65535, …), hex and base64 properties, closed enumerations;
 //! - references: every `*_ref`/`*_refs` (custom ones too) holds identifiers, and predefined ones point to the

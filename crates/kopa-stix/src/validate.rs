@@ -1078,12 +1078,6 @@ fn check_type_rules(cx: &mut Ctx<'_>, obj: &Map<String, Value>, type_: &str) {
                 );
             }
         }
-        "file" if !has("hashes") && !has("name") => {
-                cx.err(
-                    &root.key("name"),
-                    "a file needs at least one of hashes or name",
-                );
-        }
         "network-traffic" => {
             if !has("src_ref") && !has("dst_ref") {
                 cx.err(
