@@ -1163,7 +1163,11 @@ fn check_marking_definition(cx: &mut Ctx<'_>, obj: &Map<String, Value>) {
 
 /// Validate an object map; returns the errors (empty when valid).
 pub(crate) fn validate_map(obj: &Map<String, Value>) -> Vec<StixError> {
-    let id_for_msgs = obj.get("id").and_then(Value::as_str).unwrap_or("<unknown>");
+    let id_for_msgs = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("<unknown>");
     let mut cx = Ctx {
         id: id_for_msgs,
         errors: Vec::new(),
