@@ -1,1 +1,231 @@
-//! placeholder
+//! Kopa's HTTP side: the TAXII 2.1 server, the REST API (administration, search, export, audit) with
+//! its OpenAPI document, authentication, health and Prometheus metrics.
+//!
+//! [`app`] builds the whole router from an [`AppState`] (testable in-process with
+//! `tower::ServiceExt::oneshot`); [`serve`] and [`serve_listener`] run it with graceful shutdown.
+//! Who sees what is never decided here: every read passes the caller's `Audience` to the store, which
+//! applies the visibility rule inside its query.
+
+pub mod auth;
+mod error;
+mod filters;
+mod ingest;
+mod metrics;
+mod rest;
+mod taxii;
+pub mod token;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use kopa_core::Tlp;
+use kopa_store::Store;
+use serde::Deserialize;
+
+pub use error::{ApiError, TaxiiError};
+pub use rest::{OPENAPI, ROUTES as REST_ROUTES};
+pub use token::{authenticate, new_token, AuthError};
+
+/// Media type of every TAXII 2.1 body.
+pub const TAXII_MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
+/// Media type of STIX 2.1 content, as listed in collections and manifests.
+pub const STIX_MEDIA_TYPE: &str = "application/stix+json;version=2.1";
+
+/// How the HTTP server runs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The node's name, shown as the TAXII discovery and API-root title.
+    pub title: String,
+    /// Largest accepted request body in bytes (TAXII `max_content_length`).
+    pub max_content_length: usize,
+    /// TLP label of objects that carry none (they are then narrowed to their owner organisation).
+    pub default_tlp: Tlp,
+    /// Name of the one TAXII API root: `kopa` serves it at `/kopa/`.
+    pub api_root: String,
+    /// How long TAXII status resources stay readable, in hours (at least 24).
+    pub status_retention_hours: u64,
+    /// Results per page when a TAXII request sets no `limit`.
+    pub default_page_size: usize,
+    /// The largest page a TAXII request may ask for; larger `limit`s are capped to it.
+    pub max_page_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7470)),
+            title: "Kopa node".into(),
+            max_content_length: 10 * 1024 * 1024,
+            default_tlp: Tlp::Amber,
+            api_root: "kopa".into(),
+            status_retention_hours: 24,
+            default_page_size: 1000,
+            max_page_size: 10_000,
+        }
+    }
+}
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything a request handler needs: the store, the configuration and the metrics.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    metrics: metrics::Metrics,
+}
+
+impl AppState {
+    /// State over a store. The configuration is checked by [`app`]'s callers through
+    /// [`ServerConfig::check`]; `new` only normalises it.
+    pub fn new(store: Arc<dyn Store>, mut config: ServerConfig) -> Self {
+        config.api_root = config.api_root.trim_matches('/').to_string();
+        config.status_retention_hours = config.status_retention_hours.max(24);
+        config.default_page_size = config
+            .default_page_size
+            .clamp(1, config.max_page_size.max(1));
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                metrics: metrics::Metrics::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+}
+
+impl ServerConfig {
+    /// Reject settings the server cannot run with, with a message naming the setting.
+    pub fn check(&self) -> Result<(), ServerError> {
+        let root = self.api_root.trim_matches('/');
+        if root.is_empty()
+            || !root
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ServerError::Config(format!(
+                "api_root {:?} must be a non-empty path segment of letters, digits, '-' or '_'",
+                self.api_root
+            )));
+        }
+        if ["taxii2", "api", "healthz", "metrics"].contains(&root) {
+            return Err(ServerError::Config(format!(
+                "api_root {root:?} collides with one of Kopa's own paths"
+            )));
+        }
+        if self.max_content_length < 1024 {
+            return Err(ServerError::Config(
+                "max_content_length must be at least 1024 bytes".into(),
+            ));
+        }
+        if self.max_page_size == 0 {
+            return Err(ServerError::Config("max_page_size must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The whole HTTP application: TAXII, REST, health and metrics.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(taxii::routes(&state))
+        .merge(rest::routes())
+        .route("/healthz", axum::routing::get(rest::healthz))
+        .route("/metrics", axum::routing::get(metrics::render))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+/// Bind `config.listen` and serve until `shutdown` completes. In-flight requests finish before this
+/// returns; a write is acknowledged only after the store committed it.
+pub async fn serve(
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    config.check()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    serve_listener(listener, store, config, shutdown).await
+}
+
+/// Serve on an already bound listener (tests bind port 0).
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    config.check()?;
+    let state = AppState::new(store, config);
+    let purger = tokio::spawn(purge_statuses(state.clone()));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "kopa listening");
+    }
+    let result = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    purger.abort();
+    result.map_err(ServerError::Io)
+}
+
+/// Drop TAXII status resources older than the retention period, once an hour.
+async fn purge_statuses(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let hours = state.config().status_retention_hours as i64;
+        let before = kopa_stix::Timestamp::from_micros(
+            kopa_stix::Timestamp::now().micros() - hours * 3_600_000_000,
+        );
+        match state.store().purge_statuses(before).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "old TAXII status resources dropped"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not purge old status resources"),
+        }
+    }
+}

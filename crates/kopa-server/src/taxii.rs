@@ -1,0 +1,568 @@
+//! The TAXII 2.1 endpoints (`specs/taxii.md`): discovery, the API root, status, collections, objects,
+//! one object, its versions, the manifest and DELETE.
+//!
+//! Reads build their bodies by concatenating the stored JSON text of each object: stored objects are
+//! never parsed again on the way out.
+
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use kopa_core::Principal;
+use kopa_store::{CollectionView, Page, StoreError};
+use serde_json::json;
+
+use crate::auth::{Origin, TaxiiAuth};
+use crate::error::TaxiiError;
+use crate::filters::{self, Endpoint};
+use crate::{ingest, AppState, STIX_MEDIA_TYPE, TAXII_MEDIA_TYPE};
+
+/// The TAXII routes, under `/taxii2/` and the configured API root.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let root = format!("/{}", state.config().api_root);
+    let coll = format!("{root}/collections/{{collection}}");
+    Router::new()
+        .route("/taxii2/", get(discovery))
+        .route(&format!("{root}/"), get(api_root))
+        .route(&format!("{root}/status/{{status}}/"), get(status))
+        .route(&format!("{root}/collections/"), get(collections))
+        .route(&format!("{coll}/"), get(collection))
+        .route(&format!("{coll}/manifest/"), get(manifest))
+        .route(
+            &format!("{coll}/objects/"),
+            get(objects).post(ingest::post_objects),
+        )
+        .route(
+            &format!("{coll}/objects/{{object}}/"),
+            get(object).delete(delete_object),
+        )
+        .route(
+            &format!("{coll}/objects/{{object}}/versions/"),
+            get(versions),
+        )
+        .route_layer(axum::middleware::from_fn(negotiate))
+}
+
+/// Media-type negotiation for every TAXII route: 406 when `Accept` admits no TAXII 2.1 type, 415 when
+/// a POST body is not `application/taxii+json;version=2.1`.
+async fn negotiate(req: Request, next: Next) -> Response {
+    if let Some(accept) = req.headers().get(header::ACCEPT) {
+        let ok = accept.to_str().map(accepts_taxii).unwrap_or(false);
+        if !ok {
+            return TaxiiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "Not acceptable",
+                format!("this endpoint only answers with {TAXII_MEDIA_TYPE}; set Accept to it"),
+            )
+            .into_response();
+        }
+    }
+    if req.method() == Method::POST {
+        let ok = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_taxii_content_type);
+        if !ok {
+            return TaxiiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+                format!("the request body must be sent as Content-Type: {TAXII_MEDIA_TYPE}"),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Split a media type into (lower-case type, [(param, value)]).
+fn media_type(s: &str) -> (String, Vec<(String, String)>) {
+    let mut parts = s.split(';');
+    let mt = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let params = parts
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            Some((
+                k.trim().to_ascii_lowercase(),
+                v.trim().trim_matches('"').to_string(),
+            ))
+        })
+        .collect();
+    (mt, params)
+}
+
+fn version_ok(params: &[(String, String)]) -> bool {
+    params
+        .iter()
+        .find(|(k, _)| k == "version")
+        .is_none_or(|(_, v)| v == "2.1")
+}
+
+/// Whether an `Accept` header admits `application/taxii+json;version=2.1`.
+pub fn accepts_taxii(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let (mt, params) = media_type(range);
+        let refused = params
+            .iter()
+            .any(|(k, v)| k == "q" && v.parse::<f32>().is_ok_and(|q| q <= 0.0));
+        !refused
+            && match mt.as_str() {
+                "*/*" | "application/*" => true,
+                "application/taxii+json" => version_ok(&params),
+                _ => false,
+            }
+    })
+}
+
+fn is_taxii_content_type(ct: &str) -> bool {
+    let (mt, params) = media_type(ct);
+    mt == "application/taxii+json" && version_ok(&params)
+}
+
+/// Query parameters as pairs, with TAXII errors for a malformed query string.
+pub struct TaxiiQuery(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for TaxiiQuery {
+    type Rejection = TaxiiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map(|q| TaxiiQuery(q.0))
+            .map_err(|e| TaxiiError::bad_request(format!("malformed query string: {e}")))
+    }
+}
+
+/// A `200` TAXII response with a JSON body.
+pub fn taxii_body(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(TAXII_MEDIA_TYPE),
+    );
+    resp
+}
+
+fn add_date_headers(resp: &mut Response, page: &Page) {
+    let first = page.objects.iter().map(|o| o.date_added).min();
+    let last = page.objects.iter().map(|o| o.date_added).max();
+    for (name, ts) in [
+        ("x-taxii-date-added-first", first),
+        ("x-taxii-date-added-last", last),
+    ] {
+        if let Some(ts) = ts.and_then(|t| HeaderValue::from_str(&t.to_taxii()).ok()) {
+            resp.headers_mut().insert(name, ts);
+        }
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// `{"more":…,"next":…,"<key>":[items…]}` or `{}` when there is nothing.
+fn listing(
+    page: &Page,
+    q: &filters::Query,
+    key: &str,
+    items: impl Iterator<Item = String>,
+) -> Vec<u8> {
+    if page.objects.is_empty() {
+        return b"{}".to_vec();
+    }
+    let mut out: Vec<u8> =
+        Vec::with_capacity(page.objects.iter().map(|o| o.json.len() + 1).sum::<usize>() + 128);
+    out.extend_from_slice(b"{\"more\":");
+    out.extend_from_slice(if page.more { b"true" } else { b"false" });
+    if page.more {
+        if let Some(last) = page.objects.last() {
+            out.extend_from_slice(b",\"next\":\"");
+            out.extend_from_slice(filters::encode_cursor(last.seq, &q.fingerprint).as_bytes());
+            out.push(b'"');
+        }
+    }
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":[");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item.as_bytes());
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+fn envelope(page: &Page, q: &filters::Query) -> Response {
+    // Build directly from the stored text, without copying each object into an intermediate String.
+    if page.objects.is_empty() {
+        return taxii_body(StatusCode::OK, "{}");
+    }
+    let mut out: Vec<u8> =
+        Vec::with_capacity(page.objects.iter().map(|o| o.json.len() + 1).sum::<usize>() + 128);
+    out.extend_from_slice(b"{\"more\":");
+    out.extend_from_slice(if page.more { b"true" } else { b"false" });
+    if page.more {
+        if let Some(last) = page.objects.last() {
+            out.extend_from_slice(b",\"next\":\"");
+            out.extend_from_slice(filters::encode_cursor(last.seq, &q.fingerprint).as_bytes());
+            out.push(b'"');
+        }
+    }
+    out.extend_from_slice(b",\"objects\":[");
+    for (i, o) in page.objects.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(o.json.as_bytes());
+    }
+    out.extend_from_slice(b"]}");
+    let mut resp = taxii_body(StatusCode::OK, out);
+    add_date_headers(&mut resp, page);
+    resp
+}
+
+/// The collection as the caller sees it; 404 when it may neither read nor write it (or it does not
+/// exist: the two are not told apart).
+pub async fn view(state: &AppState, p: &Principal, id: &str) -> Result<CollectionView, TaxiiError> {
+    match state.store().collection(&p.audience(), id).await {
+        Ok(v) => Ok(v),
+        Err(StoreError::NotFound(_)) => Err(TaxiiError::not_found(format!(
+            "no collection {id:?} that you may read or write"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn readable(v: &CollectionView) -> Result<(), TaxiiError> {
+    if v.can_read {
+        Ok(())
+    } else {
+        Err(TaxiiError::forbidden(format!(
+            "you may write to collection {} but not read it",
+            v.collection.id
+        )))
+    }
+}
+
+fn api_root_url(state: &AppState, headers: &HeaderMap) -> String {
+    let root = &state.config().api_root;
+    match headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        Some(host) => format!("http://{host}/{root}/"),
+        None => format!("/{root}/"),
+    }
+}
+
+async fn discovery(
+    State(state): State<AppState>,
+    _auth: TaxiiAuth,
+    headers: HeaderMap,
+) -> Response {
+    let url = api_root_url(&state, &headers);
+    let body = json!({
+        "title": state.config().title,
+        "description": "Kopa node: STIX 2.1 intelligence shared under TLP 2.0",
+        "default": url,
+        "api_roots": [url],
+    });
+    taxii_body(StatusCode::OK, body.to_string())
+}
+
+async fn api_root(State(state): State<AppState>, _auth: TaxiiAuth) -> Response {
+    let body = json!({
+        "title": state.config().title,
+        "description": "Collections shared on this node",
+        "versions": [TAXII_MEDIA_TYPE],
+        "max_content_length": state.config().max_content_length,
+    });
+    taxii_body(StatusCode::OK, body.to_string())
+}
+
+async fn status(
+    State(state): State<AppState>,
+    TaxiiAuth(p): TaxiiAuth,
+    Path(id): Path<String>,
+) -> Result<Response, TaxiiError> {
+    let not_found = || TaxiiError::not_found(format!("no status resource {id:?}"));
+    let record = match state.store().status(&id).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound(_)) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    // Readable by the poster's organisation only.
+    if record.owner != p.user {
+        let owner = match state.store().user_by_id(&record.owner).await {
+            Ok(u) => u,
+            Err(StoreError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        if owner.org != p.org {
+            return Err(not_found());
+        }
+    }
+    Ok(taxii_body(StatusCode::OK, record.json))
+}
+
+fn collection_json(v: &CollectionView) -> serde_json::Value {
+    let c = &v.collection;
+    let mut m = serde_json::Map::new();
+    m.insert("id".into(), json!(c.id));
+    m.insert("title".into(), json!(c.title));
+    if let Some(d) = &c.description {
+        m.insert("description".into(), json!(d));
+    }
+    if let Some(a) = &c.alias {
+        m.insert("alias".into(), json!(a));
+    }
+    m.insert("can_read".into(), json!(v.can_read));
+    m.insert("can_write".into(), json!(v.can_write));
+    m.insert("media_types".into(), json!([STIX_MEDIA_TYPE]));
+    serde_json::Value::Object(m)
+}
+
+async fn collections(
+    State(state): State<AppState>,
+    TaxiiAuth(p): TaxiiAuth,
+) -> Result<Response, TaxiiError> {
+    let views = state.store().collections(&p.audience()).await?;
+    let body = if views.is_empty() {
+        json!({})
+    } else {
+        json!({ "collections": views.iter().map(collection_json).collect::<Vec<_>>() })
+    };
+    Ok(taxii_body(StatusCode::OK, body.to_string()))
+}
+
+async fn collection(
+    State(state): State<AppState>,
+    TaxiiAuth(p): TaxiiAuth,
+    Path(id): Path<String>,
+) -> Result<Response, TaxiiError> {
+    let v = view(&state, &p, &id).await?;
+    Ok(taxii_body(StatusCode::OK, collection_json(&v).to_string()))
+}
+
+async fn objects(
+    State(state): State<AppState>,
+    TaxiiAuth(p): TaxiiAuth,
+    Path(cid): Path<String>,
+    TaxiiQuery(params): TaxiiQuery,
+) -> Result<Response, TaxiiError> {
+    let v = view(&state, &p, &cid).await?;
+    readable(&v)?;
+    let cfg = state.config();
+    let q = filters::parse(
+        &params,
+        Endpoint::Objects,
+        &cid,
+        cfg.default_page_size,
+        cfg.max_page_size,
+    )?;
+    let page = state
+        .store()
+        .objects(&p.audience(), &cid, &q.filter)
+        .await?;
+    Ok(envelope(&page, &q))
+}
+
+async fn object(
+    State(state): State<AppState>,
+    TaxiiAuth(p): TaxiiAuth,
+    Path((cid, oid)): Path<(String, String)>,
+    TaxiiQuery(params): TaxiiQuery,
+) -> Result<Response, TaxiiError> {
+    let v = view(&state, &p, &cid).await?;
+    readable(&v)?;
+    let cfg = state.config();
+    let scope = format!("{cid}/{oid}");
+    let mut q = filters::parse(
+        &params,
+        Endpoint::Object,
+        &scope,
+        cfg.default_page_size,
+        cfg.max_page_size,
+    )?;
+    q.filter.ids = vec![oid.clone()];
+    let page = state
+        .store()
+        .objects(&p.audience(), &cid, &q.filter)
+        .await?;
+    if page.objects.is_empty() && !q.continued {
+        return Err(TaxiiError::not_found(format!(
+            "no object {oid:?} in collection {cid} that you may see"
+        )));
+    }
+    Ok(envelope(&page, &q))
+}
+
+async fn versions(
+    State(state): State<AppState>,
+    TaxiiAuth(p): TaxiiAuth,
+    Path((cid, oid)): Path<(String, String)>,
+    TaxiiQuery(params): TaxiiQuery,
+) -> Result<Response, TaxiiError> {
+    let v = view(&state, &p, &cid).await?;
+    readable(&v)?;
+    let cfg = state.config();
+    let scope = format!("{cid}/{oid}");
+    let mut q = filters::parse(
+        &params,
+        Endpoint::Versions,
+        &scope,
+        cfg.default_page_size,
+        cfg.max_page_size,
+    )?;
+    q.filter.ids = vec![oid.clone()];
+    let page = state
+        .store()
+        .objects(&p.audience(), &cid, &q.filter)
+        .await?;
+    if page.objects.is_empty() && !q.continued {
+        return Err(TaxiiError::not_found(format!(
+            "no object {oid:?} in collection {cid} that you may see"
+        )));
+    }
+    let body = listing(
+        &page,
+        &q,
+        "versions",
+        page.objects.iter().map(|o| json_str(&o.version.to_taxii())),
+    );
+    let mut resp = taxii_body(StatusCode::OK, body);
+    add_date_headers(&mut resp, &page);
+    Ok(resp)
+}
+
+async fn manifest(
+    State(state): State<AppState>,
+    TaxiiAuth(p): TaxiiAuth,
+    Path(cid): Path<String>,
+    TaxiiQuery(params): TaxiiQuery,
+) -> Result<Response, TaxiiError> {
+    let v = view(&state, &p, &cid).await?;
+    readable(&v)?;
+    let cfg = state.config();
+    let q = filters::parse(
+        &params,
+        Endpoint::Manifest,
+        &cid,
+        cfg.default_page_size,
+        cfg.max_page_size,
+    )?;
+    let page = state
+        .store()
+        .objects(&p.audience(), &cid, &q.filter)
+        .await?;
+    let body = listing(
+        &page,
+        &q,
+        "objects",
+        page.objects.iter().map(|o| {
+            format!(
+                "{{\"id\":{},\"date_added\":\"{}\",\"version\":\"{}\",\"media_type\":\"{}\"}}",
+                json_str(&o.id),
+                o.date_added.to_taxii(),
+                o.version.to_taxii(),
+                STIX_MEDIA_TYPE
+            )
+        }),
+    );
+    let mut resp = taxii_body(StatusCode::OK, body);
+    add_date_headers(&mut resp, &page);
+    Ok(resp)
+}
+
+async fn delete_object(
+    State(state): State<AppState>,
+    TaxiiAuth(p): TaxiiAuth,
+    Origin(origin): Origin,
+    Path((cid, oid)): Path<(String, String)>,
+    TaxiiQuery(params): TaxiiQuery,
+) -> Result<Response, TaxiiError> {
+    let v = view(&state, &p, &cid).await?;
+    if !v.can_read || !v.can_write {
+        return Err(TaxiiError::forbidden(format!(
+            "deleting from collection {cid} needs both read and write access"
+        )));
+    }
+    if !p.role.writes_intelligence() {
+        return Err(TaxiiError::forbidden("readers cannot delete objects"));
+    }
+    let cfg = state.config();
+    let scope = format!("{cid}/{oid}");
+    let q = filters::parse(
+        &params,
+        Endpoint::Delete,
+        &scope,
+        cfg.default_page_size,
+        cfg.max_page_size,
+    )?;
+    let n = state
+        .store()
+        .delete_object(
+            &p.audience(),
+            &cid,
+            &oid,
+            &q.filter.versions,
+            &q.filter.spec_versions,
+        )
+        .await?;
+    if n == 0 {
+        return Err(TaxiiError::not_found(format!(
+            "no object {oid:?} in collection {cid} that you may see"
+        )));
+    }
+    crate::rest::audit(
+        &state,
+        &p,
+        &origin,
+        "object.delete",
+        &format!("{cid}/{oid}"),
+        json!({ "versions_deleted": n }),
+    )
+    .await;
+    let mut resp = taxii_body(StatusCode::OK, axum::body::Body::empty());
+    resp.headers_mut().remove(header::CONTENT_TYPE);
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        for ok in [
+            "application/taxii+json;version=2.1",
+            "application/taxii+json",
+            "application/taxii+json; version=2.1",
+            "*/*",
+            "application/*",
+            "text/html, application/taxii+json;version=2.1;q=0.9",
+        ] {
+            assert!(accepts_taxii(ok), "{ok}");
+        }
+        for bad in [
+            "application/json",
+            "application/taxii+json;version=2.0",
+            "text/html",
+            "application/stix+json;version=2.1",
+            "application/taxii+json;q=0",
+        ] {
+            assert!(!accepts_taxii(bad), "{bad}");
+        }
+        assert!(is_taxii_content_type("application/taxii+json;version=2.1"));
+        assert!(is_taxii_content_type("application/taxii+json"));
+        assert!(!is_taxii_content_type("application/json"));
+        assert!(!is_taxii_content_type("application/taxii+json;version=2.0"));
+    }
+}
