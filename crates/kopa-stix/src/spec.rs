@@ -28,6 +28,8 @@ pub(crate) enum K {
     Str,
     StrList,
     Ts,
+    /// A timestamp precise to the millisecond at least (`created`/`modified` of SDOs and SROs).
+    TsMillis,
     Bool,
     Int(i64, i64),
     Num(f64, f64),
@@ -116,6 +118,23 @@ pub const TLP2_EXTENSION_ID: &str = "extension-definition--60a3c5c5-0d10-413e-aa
 
 /// Properties every SDO and SRO (and language-content, extension-definition) may carry.
 pub(crate) const SDO_COMMON: &[(&str, K)] = &[
+    ("type", K::Skip),
+    ("spec_version", K::Skip),
+    ("id", K::Skip),
+    ("created_by_ref", K::Ref(IDENTITY)),
+    ("created", K::TsMillis),
+    ("modified", K::TsMillis),
+    ("revoked", K::Bool),
+    ("labels", K::StrList),
+    ("confidence", K::Int(0, 100)),
+    ("lang", K::Str),
+    ("external_references", K::ExtRefs),
+    ("object_marking_refs", K::Refs(MARKING)),
+    ("granular_markings", K::Granular),
+    ("extensions", K::Extensions),
+];
+/// Common properties as checked on custom objects: timestamps of any precision.
+pub(crate) const CUSTOM_COMMON: &[(&str, K)] = &[
     ("type", K::Skip),
     ("spec_version", K::Skip),
     ("id", K::Skip),

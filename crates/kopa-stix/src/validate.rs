@@ -6,8 +6,8 @@
 //! are rendered only when an error is reported, so a valid object costs no allocation beyond its copy.
 
 use crate::spec::{
-    self, type_spec, ObjectCategory, Shape, K, MARKING_COMMON, MARKING_REQUIRED, R, SCO_COMMON,
-    SCO_REQUIRED, SDO_COMMON, SDO_REQUIRED, TLP1_ENUM, TLP2_ENUM, TLP2_EXTENSION_ID,
+    self, type_spec, ObjectCategory, Shape, CUSTOM_COMMON, K, MARKING_COMMON, MARKING_REQUIRED, R,
+    SCO_COMMON, SCO_REQUIRED, SDO_COMMON, SDO_REQUIRED, TLP1_ENUM, TLP2_ENUM, TLP2_EXTENSION_ID,
 };
 use crate::{StixError, StixObject, Timestamp};
 use serde_json::{Map, Value};
@@ -156,6 +156,18 @@ fn is_property_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+/// Property names inside an extension: what the STIX 2.1 JSON schemas accept (`^([a-z][a-z0-9_]{2,249})|id$`,
+/// read as those schemas' regular-expression engine reads it: a name that starts that way or ends in `id`).
+fn is_extension_property_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let starts = b.len() >= 3
+        && b[0].is_ascii_lowercase()
+        && b[1..3]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
+    starts || name.ends_with("id")
 }
 
 fn is_hex(s: &str) -> bool {
@@ -313,6 +325,11 @@ fn check_ts(cx: &mut Ctx<'_>, path: &Path<'_>, v: &Value) -> Option<Timestamp> {
     }
 }
 
+/// Whether a (valid) timestamp has at least three fractional digits.
+fn has_millis(s: &str) -> bool {
+    s.len() >= 24 && s.as_bytes().get(19) == Some(&b'.')
+}
+
 fn check_str(cx: &mut Ctx<'_>, path: &Path<'_>, v: &Value) {
     if !v.is_string() {
         cx.err(path, format!("must be a string, not {}", kind_name(v)));
@@ -386,6 +403,14 @@ fn check_kind(cx: &mut Ctx<'_>, path: &Path<'_>, v: &Value, kind: K, type_: &str
         }
         K::Ts => {
             check_ts(cx, path, v);
+        }
+        K::TsMillis => {
+            if check_ts(cx, path, v).is_some() && !has_millis(v.as_str().unwrap_or("")) {
+                cx.err(
+                    path,
+                    "timestamp must be precise to the millisecond at least (three or more fractional digits, e.g. 2016-04-06T20:03:48.000Z)",
+                );
+            }
         }
         K::Bool => {
             if !v.is_boolean() {
@@ -837,8 +862,20 @@ fn check_extensions(cx: &mut Ctx<'_>, path: &Path<'_>, v: &Value, type_: &str) {
                 }
             }
             for (ek, ev) in em {
-                if ek != "extension_type" && ev.is_null() {
+                if ek == "extension_type" {
+                    continue;
+                }
+                if ev.is_null() {
                     cx.err(&p.key(ek), "must not be null; omit the property instead");
+                }
+                if !is_extension_property_name(ek) {
+                    cx.err(
+                        &p.key(ek),
+                        format!(
+                            "{:?} is not a valid property name: extension properties use lowercase a-z, 0-9 and _ and start with a letter",
+                            truncate(ek)
+                        ),
+                    );
                 }
             }
         } else if let Some((_, shape)) = predefined.iter().find(|(n, _)| n == k) {
@@ -1016,7 +1053,24 @@ fn check_type_rules(cx: &mut Ctx<'_>, obj: &Map<String, Value>, type_: &str) {
     }
     match type_ {
         "indicator" => check_order(cx, obj, "valid_from", "valid_until", true),
-        "relationship" => check_order(cx, obj, "start_time", "stop_time", true),
+        "relationship" => {
+            check_order(cx, obj, "start_time", "stop_time", true);
+            if let Some(Value::String(rt)) = obj.get("relationship_type") {
+                let ok = !rt.is_empty()
+                    && rt
+                        .bytes()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+                if !ok {
+                    cx.err(
+                        &root.key("relationship_type"),
+                        format!(
+                            "{:?} is not a valid relationship type: use only a-z, 0-9 and hyphens",
+                            truncate(rt)
+                        ),
+                    );
+                }
+            }
+        }
         "observed-data" => {
             check_order(cx, obj, "first_observed", "last_observed", false);
             match (has("objects"), has("object_refs")) {
@@ -1065,6 +1119,12 @@ fn check_type_rules(cx: &mut Ctx<'_>, obj: &Map<String, Value>, type_: &str) {
                 );
         }
         "artifact" => {
+            if !has("payload_bin") && !has("url") {
+                cx.err(
+                    &root.key("payload_bin"),
+                    "an artifact needs its content: payload_bin or url",
+                );
+            }
             if has("payload_bin") && has("url") {
                 cx.err(
                     &root.key("url"),
@@ -1109,6 +1169,12 @@ fn check_type_rules(cx: &mut Ctx<'_>, obj: &Map<String, Value>, type_: &str) {
     }
 }
 
+/// The TLP 1.0 marking definitions of the STIX 2.1 specification (section 7.2.1.4).
+const TLP1_WHITE: &str = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
+const TLP1_GREEN: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
+const TLP1_AMBER: &str = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
+const TLP1_RED: &str = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
+
 fn check_marking_definition(cx: &mut Ctx<'_>, obj: &Map<String, Value>) {
     let root = Path::ROOT;
     let dt = obj.get("definition_type");
@@ -1126,7 +1192,25 @@ fn check_marking_definition(cx: &mut Ctx<'_>, obj: &Map<String, Value>) {
             let dp = root.key("definition");
             match t.as_str() {
                 "tlp" => match d.get("tlp") {
-                    Some(v) => check_enum(cx, &dp.key("tlp"), v, TLP1_ENUM),
+                    Some(v) => {
+                        check_enum(cx, &dp.key("tlp"), v, TLP1_ENUM);
+                        let canonical = match v.as_str() {
+                            Some("white") => Some(TLP1_WHITE),
+                            Some("green") => Some(TLP1_GREEN),
+                            Some("amber") => Some(TLP1_AMBER),
+                            Some("red") => Some(TLP1_RED),
+                            _ => None,
+                        };
+                        let own = obj.get("id").and_then(Value::as_str);
+                        if let (Some(c), Some(own)) = (canonical, own) {
+                            if own != c {
+                                cx.err(
+                                    &root.key("id"),
+                                    format!("a TLP 1.0 marking definition must be the one the STIX specification defines: TLP:{} is {c}", v.as_str().unwrap_or("").to_uppercase()),
+                                );
+                            }
+                        }
+                    }
                     None => cx.err(&dp.key("tlp"), "required property is missing"),
                 },
                 "statement" => match d.get("statement") {
@@ -1184,7 +1268,7 @@ pub(crate) fn validate_map(obj: &Map<String, Value>) -> Vec<StixError> {
         Some(ObjectCategory::Meta) if type_ == "marking-definition" => {
             (MARKING_COMMON, MARKING_REQUIRED)
         }
-        Some(ObjectCategory::Custom) | None => (SDO_COMMON, &["type", "id"]),
+        Some(ObjectCategory::Custom) | None => (CUSTOM_COMMON, &["type", "id"]),
         _ => (SDO_COMMON, SDO_REQUIRED),
     };
     let own: &[(&str, K)] = tspec.map_or(&[], |s| s.shape.props);

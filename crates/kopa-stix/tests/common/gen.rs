@@ -54,6 +54,7 @@ enum G {
     Bin,
     ExtRefs,
     Kcp,
+    Langs,
 }
 
 const SDO_TYPES: &[&str] = &[
@@ -335,7 +336,16 @@ fn sdo_props(t: &str) -> (&'static [(&'static str, G)], &'static [&'static str])
         "vulnerability" => (&[("name", S), ("description", S)], &["name"]),
         "relationship" => (
             &[
-                ("relationship_type", S),
+                (
+                    "relationship_type",
+                    E(&[
+                        "indicates",
+                        "uses",
+                        "related-to",
+                        "attributed-to",
+                        "x-acme-hosts",
+                    ]),
+                ),
                 ("description", S),
                 ("source_ref", Ref(REL_END)),
                 ("target_ref", Ref(REL_END)),
@@ -617,6 +627,15 @@ fn fmt_ts(rng: &mut Rng, secs: i64) -> String {
     }
 }
 
+fn fmt_ts_millis(rng: &mut Rng, secs: i64) -> String {
+    loop {
+        let s = fmt_ts(rng, secs);
+        if s.len() >= 24 {
+            return s;
+        }
+    }
+}
+
 fn hex(rng: &mut Rng, digits: usize) -> String {
     let mut s = String::with_capacity(digits);
     while s.len() < digits {
@@ -726,6 +745,11 @@ fn gen(rng: &mut Rng, g: G) -> Value {
                 })
                 .collect(),
         ),
+        G::Langs => Value::Array(
+            (0..rng.range(1, 3))
+                .map(|_| json!(rng.pick(&["en", "fr", "de", "es", "ru", "zh", "ja"])))
+                .collect(),
+        ),
         G::Kcp => Value::Array(
             (0..rng.range(1, 3))
                 .map(|_| json!({"kill_chain_name": "lockheed-martin-cyber-kill-chain", "phase_name": string(rng)}))
@@ -813,7 +837,7 @@ fn ext_def_extension(rng: &mut Rng, m: &mut Map<String, Value>) {
     }
     let key = format!("extension-definition--{}", uuid(rng));
     let ext = if rng.chance(50) {
-        json!({"extension_type": "property-extension", "rank": rng.below(10), "Note": string(rng)})
+        json!({"extension_type": "property-extension", "rank": rng.below(10), "note": string(rng), "id": "a1"})
     } else {
         m.insert("acme_toplevel".into(), json!(string(rng)));
         json!({"extension_type": "toplevel-property-extension"})
@@ -871,7 +895,7 @@ fn sco_extensions(rng: &mut Rng, t: &str, m: &mut Map<String, Value>) {
         "process" => match rng.below(2) {
             0 => (
                 "windows-process-ext",
-                json!({"aslr_enabled": true, "dep_enabled": true, "priority": "HIGH_PRIORITY_CLASS", "owner_sid": "S-1-5-21", "startup_info": {"dwFlags": 1}, "integrity_level": "high"}),
+                json!({"aslr_enabled": true, "dep_enabled": true, "priority": "HIGH_PRIORITY_CLASS", "owner_sid": "S-1-5-21", "startup_info": {"lpDesktop": "WinSta0"}, "integrity_level": "high"}),
             ),
             _ => (
                 "windows-service-ext",
@@ -895,10 +919,12 @@ fn sdo(rng: &mut Rng, t: &str) -> Map<String, Value> {
     if rng.chance(50) {
         m.insert("created_by_ref".into(), json!(ident(rng, "identity")));
     }
-    let (c, cs) = timestamp(rng);
+    // created and modified of SDOs and SROs are precise to the millisecond at least.
+    let c = rng.range(0, 4_000_000_000);
+    let cs = fmt_ts_millis(rng, c);
     m.insert("created".into(), json!(cs));
     let later = c + rng.range(1, 1_000_000);
-    let ms = fmt_ts(rng, later);
+    let ms = fmt_ts_millis(rng, later);
     m.insert("modified".into(), json!(ms));
     let (props, required) = sdo_props(t);
     add_props(rng, &mut m, props, required);
@@ -980,7 +1006,7 @@ fn sco(rng: &mut Rng, t: &str) -> Map<String, Value> {
     }
     match t {
         "artifact" => {
-            if !m.contains_key("payload_bin") && rng.chance(50) {
+            if !m.contains_key("payload_bin") {
                 m.insert("url".into(), json!("https://example.org/sample.bin"));
                 m.insert("hashes".into(), hashes(rng));
             }
@@ -1043,11 +1069,27 @@ fn marking(rng: &mut Rng) -> Map<String, Value> {
     m.insert("created".into(), json!(timestamp(rng).1));
     match rng.below(4) {
         0 => {
+            let (level, id) = *rng.pick(&[
+                (
+                    "white",
+                    "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9",
+                ),
+                (
+                    "green",
+                    "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da",
+                ),
+                (
+                    "amber",
+                    "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82",
+                ),
+                (
+                    "red",
+                    "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed",
+                ),
+            ]);
+            m.insert("id".into(), json!(id));
             m.insert("definition_type".into(), json!("tlp"));
-            m.insert(
-                "definition".into(),
-                json!({"tlp": rng.pick(&["white", "green", "amber", "red"])}),
-            );
+            m.insert("definition".into(), json!({ "tlp": level }));
         }
         1 => {
             m.insert("definition_type".into(), json!("statement"));
