@@ -1180,6 +1180,10 @@ fn check_marking_definition(cx: &mut Ctx<'_>, obj: &Map<String, Value>) {
     let dt = obj.get("definition_type");
     let def = obj.get("definition");
     match (dt, def) {
+        (None, None) if !obj.contains_key("extensions") => cx.err(
+            &root.key("definition_type"),
+            "required property is missing: a marking definition needs definition_type and definition, or an extension that defines it",
+        ),
         (Some(_), None) => cx.err(
             &root.key("definition"),
             "required property is missing: definition_type is given without definition",
@@ -1202,6 +1206,15 @@ fn check_marking_definition(cx: &mut Ctx<'_>, obj: &Map<String, Value>) {
                             _ => None,
                         };
                         let own = obj.get("id").and_then(Value::as_str);
+                        if canonical.is_some()
+                            && obj.get("created").and_then(Value::as_str)
+                                != Some("2017-01-20T00:00:00.000Z")
+                        {
+                            cx.err(
+                                &root.key("created"),
+                                "a TLP 1.0 marking definition must be the one the STIX specification defines, created 2017-01-20T00:00:00.000Z",
+                            );
+                        }
                         if let (Some(c), Some(own)) = (canonical, own) {
                             if own != c {
                                 cx.err(

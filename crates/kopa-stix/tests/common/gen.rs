@@ -1087,9 +1087,16 @@ fn marking(rng: &mut Rng) -> Map<String, Value> {
                     "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed",
                 ),
             ]);
+            // TLP 1.0 markings are exactly the objects the specification defines.
             m.insert("id".into(), json!(id));
+            m.insert("created".into(), json!("2017-01-20T00:00:00.000Z"));
             m.insert("definition_type".into(), json!("tlp"));
+            m.insert(
+                "name".into(),
+                json!(format!("TLP:{}", level.to_uppercase())),
+            );
             m.insert("definition".into(), json!({ "tlp": level }));
+            return m;
         }
         1 => {
             m.insert("definition_type".into(), json!("statement"));
