@@ -9,10 +9,18 @@
 //! sequence number and a `date_added` that both strictly increase, so that paging by cursor (`seq`)
 //! and by `added_after` never skips or repeats an object.
 
+pub mod migrations;
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use sqlite::DB_FILE;
+
 use async_trait::async_trait;
 use kopa_core::audit::{AuditEntry, NewAuditEntry};
 use kopa_core::{Audience, OrgId, Role, Stewardship, UserId};
 use kopa_stix::Timestamp;
+use std::sync::Arc;
 
 /// Store errors. `NotFound` and `Conflict` are the caller's to report; `Backend` is internal and is
 /// logged, never shown to clients.
@@ -258,4 +266,58 @@ pub trait Store: Send + Sync + 'static {
     async fn audit(&self, entry: NewAuditEntry) -> Result<AuditEntry>;
     /// Entries with seq > `after`, at most `limit`, in order.
     async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>>;
+}
+
+/// Where the store lives, as given on the command line (`--data DIR` or `--database URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite database `kopa.db` inside this directory.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database URL (`postgres://…` or `postgresql://…`).
+    Postgres(String),
+}
+
+impl Location {
+    /// A `postgres://` or `postgresql://` URL is PostgreSQL; anything else is a data directory.
+    pub fn parse(location: &str) -> Location {
+        let lower = location.trim_start().to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            Location::Postgres(location.trim().to_string())
+        } else {
+            Location::Sqlite(std::path::PathBuf::from(location))
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(dir) => write!(f, "{}", dir.join(DB_FILE).display()),
+            Location::Postgres(url) => f.write_str(&sql::redact_url(url)),
+        }
+    }
+}
+
+/// Open the store at `location` (see [`Location::parse`]) and bring its schema up to date.
+///
+/// With `create = false` a database that does not exist yet is an error ("no Kopa database at …"),
+/// so that a mistyped path or URL never silently makes an empty database. A PostgreSQL database
+/// must exist in both cases (Kopa creates its tables, not the database).
+pub async fn open(location: &str, create: bool) -> Result<Arc<dyn Store>> {
+    open_location(&Location::parse(location), create).await
+}
+
+/// [`open`] with a parsed location.
+pub async fn open_location(location: &Location, create: bool) -> Result<Arc<dyn Store>> {
+    match location {
+        Location::Sqlite(dir) => {
+            let dir = dir.clone();
+            let store =
+                tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&dir, create))
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
+            Ok(Arc::new(store))
+        }
+        Location::Postgres(url) => Ok(Arc::new(postgres::PgStore::open(url, create).await?)),
+    }
 }

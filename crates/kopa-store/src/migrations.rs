@@ -1,0 +1,50 @@
+//! The schema migrations of both backends, embedded in the binary.
+//!
+//! Each backend has its own directory (`migrations/sqlite`, `migrations/postgres`) holding files of
+//! the **same names**; a test fails when they drift. Migrations apply forward only, each in one
+//! transaction together with the bump of the recorded version; a database whose version is newer
+//! than this binary knows is refused.
+
+/// One schema migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migration {
+    /// 1, 2, … in order.
+    pub version: i64,
+    /// The file name without `.sql`, e.g. `0001_init`.
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// SQLite migrations, in order.
+pub const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_init",
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+
+/// PostgreSQL migrations, in order.
+pub const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_init",
+    sql: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+/// The table that records applied migrations (created before the first migration).
+pub(crate) const TABLE: &str = "kopa_schema_migrations";
+
+/// The newest version this binary knows.
+pub(crate) fn latest(list: &[Migration]) -> i64 {
+    list.last().map_or(0, |m| m.version)
+}
+
+/// Refuse a database newer than this binary.
+pub(crate) fn check_not_newer(current: i64, list: &[Migration]) -> crate::Result<()> {
+    let known = latest(list);
+    if current > known {
+        return Err(crate::StoreError::Invalid(format!(
+            "the database schema is at version {current}, newer than this Kopa knows ({known}); \
+             upgrade Kopa to open it"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,885 @@
+//! The PostgreSQL backend (sqlx, a connection pool).
+//!
+//! Object writes lock the one-row `clock` table first, so that writers are serialised and sequence
+//! numbers are committed in order (a reader paging by `seq` never misses a row committed late).
+//! Batches are written with multi-row `INSERT … SELECT FROM UNNEST(arrays)`. Audit appends lock the
+//! audit table against other appenders so that the hash chain cannot fork.
+
+use crate::migrations::{self, Migration};
+use crate::sql::{self, Arg, Dialect};
+use crate::{
+    Collection, CollectionView, NewCollection, NewObject, NodeInfo, ObjectFilter, Org, Page,
+    PutOutcome, Result, StatusRecord, Store, StoreError, StoredObject, TokenRecord, User,
+    VersionMatch,
+};
+use async_trait::async_trait;
+use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
+use kopa_core::{Audience, OrgId, Role, UserId};
+use kopa_stix::Timestamp;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::query::Query;
+use sqlx::{Connection, Postgres, Row};
+use std::str::FromStr;
+
+pub(crate) struct PgStore {
+    pool: PgPool,
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn db_code(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(d) => d.code().map(|c| c.to_string()),
+        _ => None,
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    db_code(e).as_deref() == Some("23505")
+}
+
+fn bind_all<'q>(
+    mut q: Query<'q, Postgres, PgArguments>,
+    args: &[Arg],
+) -> Query<'q, Postgres, PgArguments> {
+    for a in args {
+        q = match a {
+            Arg::Int(i) => q.bind(*i),
+            Arg::Text(s) => q.bind(s.clone()),
+            Arg::Texts(v) => q.bind(v.clone()),
+            Arg::Ints(v) => q.bind(v.clone()),
+        };
+    }
+    q
+}
+
+fn object_row(r: &PgRow) -> Result<StoredObject> {
+    Ok(sql::stored_object(
+        r.try_get(0).map_err(backend)?,
+        r.try_get(1).map_err(backend)?,
+        r.try_get(2).map_err(backend)?,
+        r.try_get(3).map_err(backend)?,
+        r.try_get(4).map_err(backend)?,
+        r.try_get(5).map_err(backend)?,
+        r.try_get(6).map_err(backend)?,
+    ))
+}
+
+fn user_from(r: &PgRow) -> Result<User> {
+    let role: String = r.try_get(4).map_err(backend)?;
+    let role = Role::parse(&role)
+        .ok_or_else(|| StoreError::Backend(format!("unknown role {role:?} stored")))?;
+    Ok(User {
+        id: UserId(r.try_get(0).map_err(backend)?),
+        name: r.try_get(1).map_err(backend)?,
+        org: OrgId(r.try_get(2).map_err(backend)?),
+        org_name: r.try_get(3).map_err(backend)?,
+        role,
+    })
+}
+
+const USER_SELECT: &str =
+    "SELECT u.id, u.name, u.org_id, g.name, u.role FROM users u JOIN orgs g ON g.id = u.org_id";
+
+async fn schema_version(conn: &mut sqlx::PgConnection) -> Result<Option<i64>> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = \
+         current_schema() AND table_name = $1)",
+    )
+    .bind(migrations::TABLE)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)?;
+    if !exists {
+        return Ok(None);
+    }
+    let v: i64 = sqlx::query_scalar(&format!(
+        "SELECT COALESCE(MAX(version), 0) FROM {}",
+        migrations::TABLE
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(Some(v))
+}
+
+async fn migrate(pool: &PgPool, list: &[Migration]) -> Result<()> {
+    for m in list {
+        let mut tx = pool.begin().await.map_err(backend)?;
+        // One migrator at a time (the server and the CLI may start together).
+        sqlx::query("SELECT pg_advisory_xact_lock(7470001)")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at BIGINT NOT NULL)",
+            migrations::TABLE
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let current = schema_version(&mut tx).await?.unwrap_or(0);
+        migrations::check_not_newer(current, list)?;
+        if m.version <= current {
+            continue;
+        }
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration {} failed: {e}", m.name)))?;
+        sqlx::query(&format!(
+            "INSERT INTO {} (version, name, applied_at) VALUES ($1, $2, $3)",
+            migrations::TABLE
+        ))
+        .bind(m.version)
+        .bind(m.name)
+        .bind(Timestamp::now().micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+    }
+    Ok(())
+}
+
+impl PgStore {
+    pub(crate) async fn open(url: &str, create: bool) -> Result<PgStore> {
+        let shown = sql::redact_url(url);
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("invalid PostgreSQL URL {shown}: {e}")))?;
+        let dbname = opts.get_database().unwrap_or("").to_string();
+        // One direct connection first: it fails fast and with the server's own reason (the pool
+        // would retry until its timeout).
+        let first = sqlx::PgConnection::connect_with(&opts).await.map_err(|e| {
+            if db_code(&e).as_deref() == Some("3D000") {
+                StoreError::Invalid(format!(
+                    "PostgreSQL database {dbname:?} does not exist ({shown}); create it first or \
+                     check --database"
+                ))
+            } else {
+                StoreError::Invalid(format!("cannot connect to PostgreSQL at {shown}: {e}"))
+            }
+        })?;
+        first.close().await.map_err(backend)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(|e| {
+                StoreError::Invalid(format!("cannot connect to PostgreSQL at {shown}: {e}"))
+            })?;
+        let mut conn = pool.acquire().await.map_err(backend)?;
+        let current = schema_version(&mut conn).await?;
+        drop(conn);
+        match current {
+            None | Some(0) if !create => {
+                return Err(StoreError::Invalid(format!(
+                    "no Kopa database at {shown}; run `kopa serve` first or check --database"
+                )))
+            }
+            Some(v) => migrations::check_not_newer(v, migrations::POSTGRES)?,
+            None => {}
+        }
+        migrate(&pool, migrations::POSTGRES).await?;
+        Ok(PgStore { pool })
+    }
+
+    async fn fetch_objects(&self, q: &sql::Sql) -> Result<Vec<StoredObject>> {
+        let rows = bind_all(sqlx::query(&q.text), &q.args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(object_row).collect()
+    }
+
+    async fn collection_key(&self, id: &str, org: &OrgId) -> Result<Option<(i64, bool)>> {
+        let row = sqlx::query(
+            "SELECT c.cid, (c.read_all = 1 OR EXISTS (SELECT 1 FROM collection_readers r WHERE \
+             r.cid = c.cid AND r.org_id = $2)) FROM collections c WHERE c.id = $1",
+        )
+        .bind(id)
+        .bind(&org.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some((
+                r.try_get(0).map_err(backend)?,
+                r.try_get(1).map_err(backend)?,
+            ))),
+        }
+    }
+
+    async fn load_collections(&self, only: Option<&str>) -> Result<Vec<Collection>> {
+        let rows = sqlx::query(
+            "SELECT cid, id, title, description, alias, read_all, write_all FROM collections \
+             WHERE $1::text IS NULL OR id = $1 OR alias = $1 ORDER BY cid",
+        )
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let cids: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(backend)?;
+        let lists = sqlx::query(
+            "SELECT cid, org_id, 'r' FROM collection_readers WHERE cid = ANY($1) UNION ALL \
+             SELECT cid, org_id, 'w' FROM collection_writers WHERE cid = ANY($1) ORDER BY 2",
+        )
+        .bind(&cids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let cid: i64 = r.try_get(0).map_err(backend)?;
+            let mut readers = Vec::new();
+            let mut writers = Vec::new();
+            for l in &lists {
+                if l.try_get::<i64, _>(0).map_err(backend)? != cid {
+                    continue;
+                }
+                let org: String = l.try_get(1).map_err(backend)?;
+                if l.try_get::<String, _>(2).map_err(backend)? == "r" {
+                    readers.push(org);
+                } else {
+                    writers.push(org);
+                }
+            }
+            out.push(Collection {
+                id: r.try_get(1).map_err(backend)?,
+                title: r.try_get(2).map_err(backend)?,
+                description: r.try_get(3).map_err(backend)?,
+                alias: r.try_get(4).map_err(backend)?,
+                read: sql::access_from(r.try_get::<i64, _>(5).map_err(backend)? == 1, readers),
+                write: sql::access_from(r.try_get::<i64, _>(6).map_err(backend)? == 1, writers),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn view(c: Collection, who: &Audience) -> CollectionView {
+    let can_read = sql::allows(&c.read, &who.org);
+    let can_write = sql::allows(&c.write, &who.org);
+    CollectionView {
+        collection: c,
+        can_read,
+        can_write,
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn node(&self) -> Result<Option<NodeInfo>> {
+        let row = sqlx::query("SELECT id, name FROM node WHERE singleton = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| {
+            Ok(NodeInfo {
+                id: r.try_get(0).map_err(backend)?,
+                name: r.try_get(1).map_err(backend)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn init_node(&self, node: &NodeInfo) -> Result<()> {
+        sqlx::query("INSERT INTO node (singleton, id, name) VALUES (1, $1, $2)")
+            .bind(&node.id)
+            .bind(&node.name)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("the node is already initialised".into())
+                } else {
+                    backend(e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn add_org(&self, name: &str) -> Result<Org> {
+        let org = Org {
+            id: OrgId::new(),
+            name: name.to_string(),
+        };
+        sqlx::query("INSERT INTO orgs (id, name) VALUES ($1, $2)")
+            .bind(&org.id.0)
+            .bind(&org.name)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("organisation {name:?} already exists"))
+                } else {
+                    backend(e)
+                }
+            })?;
+        Ok(org)
+    }
+
+    async fn org_by_name(&self, name: &str) -> Result<Org> {
+        let row = sqlx::query("SELECT id, name FROM orgs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("organisation {name:?}")))?;
+        Ok(Org {
+            id: OrgId(row.try_get(0).map_err(backend)?),
+            name: row.try_get(1).map_err(backend)?,
+        })
+    }
+
+    async fn orgs(&self) -> Result<Vec<Org>> {
+        let rows = sqlx::query("SELECT id, name FROM orgs ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Org {
+                    id: OrgId(r.try_get(0).map_err(backend)?),
+                    name: r.try_get(1).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_user(&self, name: &str, org: &OrgId, role: Role) -> Result<User> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let org_name: String = sqlx::query_scalar("SELECT name FROM orgs WHERE id = $1")
+            .bind(&org.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("organisation {}", org.0)))?;
+        let id = UserId::new();
+        sqlx::query("INSERT INTO users (id, name, org_id, role) VALUES ($1, $2, $3, $4)")
+            .bind(&id.0)
+            .bind(name)
+            .bind(&org.0)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("user {name:?} already exists"))
+                } else {
+                    backend(e)
+                }
+            })?;
+        tx.commit().await.map_err(backend)?;
+        Ok(User {
+            id,
+            name: name.to_string(),
+            org: org.clone(),
+            org_name,
+            role,
+        })
+    }
+
+    async fn user_by_name(&self, name: &str) -> Result<User> {
+        let row = sqlx::query(&format!("{USER_SELECT} WHERE u.name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("user {name:?}")))?;
+        user_from(&row)
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<User> {
+        let row = sqlx::query(&format!("{USER_SELECT} WHERE u.id = $1"))
+            .bind(&id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("user {}", id.0)))?;
+        user_from(&row)
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(&format!("{USER_SELECT} ORDER BY u.name"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn add_token(&self, token: &TokenRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
+            .bind(&token.user.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if known.is_none() {
+            return Err(StoreError::NotFound(format!("user {}", token.user.0)));
+        }
+        sqlx::query(
+            "INSERT INTO tokens (id, user_id, secret_hash, revoked) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&token.id)
+        .bind(&token.user.0)
+        .bind(&token.secret_hash)
+        .bind(i64::from(token.revoked))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("token {} already exists", token.id))
+            } else {
+                backend(e)
+            }
+        })?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn token(&self, id: &str) -> Result<TokenRecord> {
+        let r = sqlx::query("SELECT id, user_id, secret_hash, revoked FROM tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
+        Ok(TokenRecord {
+            id: r.try_get(0).map_err(backend)?,
+            user: UserId(r.try_get(1).map_err(backend)?),
+            secret_hash: r.try_get(2).map_err(backend)?,
+            revoked: r.try_get::<i64, _>(3).map_err(backend)? != 0,
+        })
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<()> {
+        let n = sqlx::query("UPDATE tokens SET revoked = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("token {id}")));
+        }
+        Ok(())
+    }
+
+    async fn add_collection(&self, nc: &NewCollection) -> Result<Collection> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let readers = sql::access_orgs(&nc.read);
+        let writers = sql::access_orgs(&nc.write);
+        for org in readers.iter().chain(writers.iter()) {
+            let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM orgs WHERE id = $1")
+                .bind(org)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+            if known.is_none() {
+                return Err(StoreError::NotFound(format!("organisation {org}")));
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let cid: i64 = sqlx::query_scalar(
+            "INSERT INTO collections (id, title, description, alias, read_all, write_all) VALUES \
+             ($1, $2, $3, $4, $5, $6) RETURNING cid",
+        )
+        .bind(&id)
+        .bind(&nc.title)
+        .bind(&nc.description)
+        .bind(&nc.alias)
+        .bind(sql::access_all(&nc.read))
+        .bind(sql::access_all(&nc.write))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!(
+                    "a collection with alias {:?} already exists",
+                    nc.alias.clone().unwrap_or_default()
+                ))
+            } else {
+                backend(e)
+            }
+        })?;
+        for (table, orgs) in [
+            ("collection_readers", &readers),
+            ("collection_writers", &writers),
+        ] {
+            if orgs.is_empty() {
+                continue;
+            }
+            sqlx::query(&format!(
+                "INSERT INTO {table} (cid, org_id) SELECT $1, o FROM UNNEST($2::text[]) AS o"
+            ))
+            .bind(cid)
+            .bind(orgs)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Collection {
+            id,
+            title: nc.title.clone(),
+            description: nc.description.clone(),
+            alias: nc.alias.clone(),
+            read: crate::sqlite::normalize_access(nc.read.clone()),
+            write: crate::sqlite::normalize_access(nc.write.clone()),
+        })
+    }
+
+    async fn collections(&self, who: &Audience) -> Result<Vec<CollectionView>> {
+        Ok(self
+            .load_collections(None)
+            .await?
+            .into_iter()
+            .map(|c| view(c, who))
+            .filter(|v| v.can_read || v.can_write)
+            .collect())
+    }
+
+    async fn collection(&self, who: &Audience, id: &str) -> Result<CollectionView> {
+        self.load_collections(Some(id))
+            .await?
+            .into_iter()
+            .map(|c| view(c, who))
+            .find(|v| v.can_read || v.can_write)
+            .ok_or_else(|| StoreError::NotFound(format!("collection {id}")))
+    }
+
+    async fn put_objects(
+        &self,
+        collection: &str,
+        objects: Vec<NewObject>,
+    ) -> Result<Vec<PutOutcome>> {
+        if objects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Serialise object writers: sequence numbers commit in order.
+        sqlx::query("SELECT last_seq FROM clock WHERE singleton = 1 FOR UPDATE")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let cid: i64 = sqlx::query_scalar("SELECT cid FROM collections WHERE id = $1")
+            .bind(collection)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+        let ids = sql::batch_ids(&objects);
+        let existing: sql::Existing = sqlx::query(
+            "SELECT stix_id, version, json FROM objects WHERE collection = $1 AND stix_id = \
+             ANY($2)",
+        )
+        .bind(cid)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<std::result::Result<_, sqlx::Error>>()
+        .map_err(backend)?;
+        let (mut outcomes, new) = sql::plan(&objects, existing);
+        let n = sql::count_new(&objects, &new);
+        if n > 0 {
+            let (last_seq, last_added): (i64, i64) = sqlx::query_as(
+                "UPDATE clock SET last_seq = last_seq + $1, last_added = GREATEST(last_added + \
+                 1, $2) + $1 - 1 WHERE singleton = 1 RETURNING last_seq, last_added",
+            )
+            .bind(n)
+            .bind(Timestamp::now().micros())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let rows = sql::assign(
+                &objects,
+                &mut outcomes,
+                &new,
+                last_seq - n + 1,
+                last_added - n + 1,
+            );
+            let mut cols: (
+                Vec<i64>,
+                Vec<String>,
+                Vec<String>,
+                Vec<String>,
+                Vec<i64>,
+                Vec<i64>,
+                Vec<String>,
+                Vec<String>,
+                Vec<i64>,
+                Vec<i64>,
+                Vec<String>,
+            ) = Default::default();
+            let mut orgs: (Vec<i64>, Vec<String>) = Default::default();
+            let mut users: (Vec<i64>, Vec<String>) = Default::default();
+            let mut values: (Vec<i64>, Vec<String>) = Default::default();
+            for r in rows {
+                for o in r.orgs {
+                    orgs.0.push(r.seq);
+                    orgs.1.push(o);
+                }
+                for u in r.users {
+                    users.0.push(r.seq);
+                    users.1.push(u);
+                }
+                for v in r.values {
+                    values.0.push(r.seq);
+                    values.1.push(v);
+                }
+                cols.0.push(r.seq);
+                cols.1.push(r.stix_id);
+                cols.2.push(r.type_);
+                cols.3.push(r.spec_version);
+                cols.4.push(r.version);
+                cols.5.push(r.date_added);
+                cols.6.push(r.owner_org);
+                cols.7.push(r.author);
+                cols.8.push(r.tlp);
+                cols.9.push(r.narrowed);
+                cols.10.push(r.json);
+            }
+            sqlx::query(
+                "INSERT INTO objects (seq, collection, stix_id, type, spec_version, version, \
+                 date_added, owner_org, author, tlp, narrowed, json) SELECT u.seq, $1, u.stix_id, \
+                 u.type, u.spec_version, u.version, u.date_added, u.owner_org, u.author, u.tlp, \
+                 u.narrowed, u.json FROM UNNEST($2::bigint[], $3::text[], $4::text[], \
+                 $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[], \
+                 $11::bigint[], $12::text[]) AS u(seq, stix_id, type, spec_version, version, \
+                 date_added, owner_org, author, tlp, narrowed, json)",
+            )
+            .bind(cid)
+            .bind(cols.0)
+            .bind(cols.1)
+            .bind(cols.2)
+            .bind(cols.3)
+            .bind(cols.4)
+            .bind(cols.5)
+            .bind(cols.6)
+            .bind(cols.7)
+            .bind(cols.8)
+            .bind(cols.9)
+            .bind(cols.10)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("an object version is already stored: {e}"))
+                } else {
+                    backend(e)
+                }
+            })?;
+            for (table, col, (seqs, vals)) in [
+                ("object_orgs", "org_id", orgs),
+                ("object_users", "user_id", users),
+                ("object_values", "value", values),
+            ] {
+                if seqs.is_empty() {
+                    continue;
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO {table} (seq, {col}) SELECT * FROM UNNEST($1::bigint[], \
+                     $2::text[])"
+                ))
+                .bind(seqs)
+                .bind(vals)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.ok_or_else(|| StoreError::Backend("an object of the batch has no outcome".into()))
+            })
+            .collect()
+    }
+
+    async fn objects(
+        &self,
+        who: &Audience,
+        collection: &str,
+        filter: &ObjectFilter,
+    ) -> Result<Page> {
+        let (cid, readable) = self
+            .collection_key(collection, &who.org)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+        if !readable {
+            return Ok(Page {
+                objects: Vec::new(),
+                more: false,
+            });
+        }
+        let q = sql::objects_query(Dialect::Postgres, who, cid, filter);
+        Ok(sql::page(self.fetch_objects(&q).await?, filter.limit))
+    }
+
+    async fn delete_object(
+        &self,
+        who: &Audience,
+        collection: &str,
+        id: &str,
+        versions: &VersionMatch,
+        spec_versions: &[String],
+    ) -> Result<u64> {
+        let (cid, _) = self
+            .collection_key(collection, &who.org)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+        let q = sql::delete_query(Dialect::Postgres, who, cid, id, versions, spec_versions);
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Not concurrently with a batch that may be writing versions of the same object.
+        sqlx::query("SELECT last_seq FROM clock WHERE singleton = 1 FOR UPDATE")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let n = bind_all(sqlx::query(&q.text), &q.args)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        tx.commit().await.map_err(backend)?;
+        Ok(n)
+    }
+
+    async fn search(&self, who: &Audience, value: &str, limit: usize) -> Result<Vec<StoredObject>> {
+        let q = sql::search_query(Dialect::Postgres, who, value, limit);
+        self.fetch_objects(&q).await
+    }
+
+    async fn put_status(&self, status: &StatusRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO statuses (id, owner, request_timestamp, json) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET json = excluded.json",
+        )
+        .bind(&status.id)
+        .bind(&status.owner.0)
+        .bind(status.request_timestamp.micros())
+        .bind(&status.json)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn status(&self, id: &str) -> Result<StatusRecord> {
+        let r =
+            sqlx::query("SELECT id, owner, request_timestamp, json FROM statuses WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("status {id}")))?;
+        Ok(StatusRecord {
+            id: r.try_get(0).map_err(backend)?,
+            owner: UserId(r.try_get(1).map_err(backend)?),
+            request_timestamp: Timestamp::from_micros(r.try_get(2).map_err(backend)?),
+            json: r.try_get(3).map_err(backend)?,
+        })
+    }
+
+    async fn purge_statuses(&self, before: Timestamp) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM statuses WHERE request_timestamp < $1")
+                .bind(before.micros())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        )
+    }
+
+    async fn audit(&self, e: NewAuditEntry) -> Result<AuditEntry> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Self-conflicting lock: one appender at a time; readers are not blocked.
+        sqlx::query("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let (seq, prev_hash) = match last {
+            Some((s, h)) => (s + 1, h),
+            None => (1, GENESIS.to_string()),
+        };
+        let at = Timestamp::now().to_taxii();
+        let hash = entry_hash(&prev_hash, seq, &at, &e);
+        sqlx::query(
+            "INSERT INTO audit (seq, at, actor, action, target, origin, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(seq)
+        .bind(&at)
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.target)
+        .bind(&e.origin)
+        .bind(&e.detail)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(AuditEntry {
+            seq,
+            at,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            origin: e.origin,
+            detail: e.detail,
+            prev_hash,
+            hash,
+        })
+    }
+
+    async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, target, origin, detail, prev_hash, hash FROM audit \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    seq: r.try_get(0).map_err(backend)?,
+                    at: r.try_get(1).map_err(backend)?,
+                    actor: r.try_get(2).map_err(backend)?,
+                    action: r.try_get(3).map_err(backend)?,
+                    target: r.try_get(4).map_err(backend)?,
+                    origin: r.try_get(5).map_err(backend)?,
+                    detail: r.try_get(6).map_err(backend)?,
+                    prev_hash: r.try_get(7).map_err(backend)?,
+                    hash: r.try_get(8).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+}

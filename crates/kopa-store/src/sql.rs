@@ -1,0 +1,522 @@
+//! SQL shared by both backends: the visibility rule as a `WHERE` fragment, the object filters, and the
+//! planning of a batch write (which objects are new, duplicates or conflicts).
+//!
+//! Both backends run the same query text; only placeholders (`?N` / `$N`) and list parameters (a JSON
+//! array read with `json_each` in SQLite, an array with `= ANY` in PostgreSQL) differ.
+
+use crate::{NewObject, ObjectFilter, PutOutcome, StoredObject, VersionMatch};
+use kopa_core::Audience;
+use kopa_stix::Timestamp;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// One bound parameter.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Int(i64),
+    Text(String),
+    /// PostgreSQL only (SQLite gets a JSON array in a `Text`).
+    Texts(Vec<String>),
+    /// PostgreSQL only.
+    Ints(Vec<i64>),
+}
+
+/// A query under construction: its text and its parameters, numbered in order.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub dialect: Dialect,
+    pub text: String,
+    pub args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(dialect: Dialect) -> Self {
+        Sql {
+            dialect,
+            text: String::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Bind a parameter and return its placeholder (which may be used several times).
+    pub fn bind(&mut self, a: Arg) -> String {
+        self.args.push(a);
+        let n = self.args.len();
+        match self.dialect {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// `col IN (values)` with the list as one parameter.
+    pub fn in_texts(&mut self, col: &str, vals: &[String]) -> String {
+        match self.dialect {
+            Dialect::Sqlite => {
+                let json = serde_json::to_string(vals).unwrap_or_else(|_| "[]".into());
+                let p = self.bind(Arg::Text(json));
+                format!("{col} IN (SELECT value FROM json_each({p}))")
+            }
+            Dialect::Postgres => {
+                let p = self.bind(Arg::Texts(vals.to_vec()));
+                format!("{col} = ANY({p})")
+            }
+        }
+    }
+
+    pub fn in_ints(&mut self, col: &str, vals: &[i64]) -> String {
+        match self.dialect {
+            Dialect::Sqlite => {
+                let json = serde_json::to_string(vals).unwrap_or_else(|_| "[]".into());
+                let p = self.bind(Arg::Text(json));
+                format!("{col} IN (SELECT value FROM json_each({p}))")
+            }
+            Dialect::Postgres => {
+                let p = self.bind(Arg::Ints(vals.to_vec()));
+                format!("{col} = ANY({p})")
+            }
+        }
+    }
+}
+
+/// Placeholders of the reader's organisation and user.
+pub(crate) struct Who {
+    org: String,
+    user: String,
+}
+
+pub(crate) fn who(sql: &mut Sql, a: &Audience) -> Who {
+    Who {
+        org: sql.bind(Arg::Text(a.org.0.clone())),
+        user: sql.bind(Arg::Text(a.user.0.clone())),
+    }
+}
+
+/// The collection of the row `o` is readable by the reader's organisation.
+pub(crate) fn readable(w: &Who, o: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM collections c WHERE c.cid = {o}.collection AND (c.read_all = 1 OR \
+         EXISTS (SELECT 1 FROM collection_readers r WHERE r.cid = c.cid AND r.org_id = {org})))",
+        org = w.org
+    )
+}
+
+/// The TLP rule for the row `o` (see `Audience::reference_visible`): below RED, not narrowed or the
+/// owner organisation or an addressed organisation; RED, the author or a named user.
+pub(crate) fn visible(w: &Who, o: &str) -> String {
+    format!(
+        "(({o}.tlp < 4 AND ({o}.narrowed = 0 OR {o}.owner_org = {org} OR EXISTS (SELECT 1 FROM \
+         object_orgs g WHERE g.seq = {o}.seq AND g.org_id = {org}))) OR ({o}.tlp = 4 AND \
+         ({o}.author = {user} OR EXISTS (SELECT 1 FROM object_users n WHERE n.seq = {o}.seq AND \
+         n.user_id = {user}))))",
+        org = w.org,
+        user = w.user
+    )
+}
+
+/// `match[version]` for the row `o`; `None` when every version matches. First and last are taken
+/// among the versions the reader can see (and that match `spec_versions`). An empty match means
+/// `last`, the TAXII default.
+pub(crate) fn version_cond(
+    sql: &mut Sql,
+    w: &Who,
+    o: &str,
+    vm: &VersionMatch,
+    spec_versions: &[String],
+) -> Option<String> {
+    if vm.all {
+        return None;
+    }
+    let last = vm.last || (!vm.first && vm.at.is_empty());
+    let mut parts = Vec::new();
+    let mut extreme = |sql: &mut Sql, agg: &str| {
+        let mut inner = format!(
+            "{o}.version = (SELECT {agg}(v.version) FROM objects v WHERE v.collection = \
+             {o}.collection AND v.stix_id = {o}.stix_id AND {vis}",
+            vis = visible(w, "v")
+        );
+        if !spec_versions.is_empty() {
+            inner.push_str(" AND ");
+            inner.push_str(&sql.in_texts("v.spec_version", spec_versions));
+        }
+        inner.push(')');
+        parts.push(inner);
+    };
+    if last {
+        extreme(sql, "max");
+    }
+    if vm.first {
+        extreme(sql, "min");
+    }
+    if !vm.at.is_empty() {
+        let at: Vec<i64> = vm.at.iter().map(|t| t.micros()).collect();
+        parts.push(sql.in_ints(&format!("{o}.version"), &at));
+    }
+    Some(format!("({})", parts.join(" OR ")))
+}
+
+pub(crate) const OBJECT_COLUMNS: &str =
+    "o.seq, o.stix_id, o.type, o.spec_version, o.version, o.date_added, o.json";
+
+/// Build a stored object from the seven `OBJECT_COLUMNS`.
+pub(crate) fn stored_object(
+    seq: i64,
+    id: String,
+    type_: String,
+    spec_version: String,
+    version: i64,
+    date_added: i64,
+    json: String,
+) -> StoredObject {
+    StoredObject {
+        seq,
+        id,
+        type_,
+        spec_version,
+        version: Timestamp::from_micros(version),
+        date_added: Timestamp::from_micros(date_added),
+        json,
+    }
+}
+
+/// The page query of `Store::objects` for collection key `cid` (fetches `limit + 1` rows).
+pub(crate) fn objects_query(dialect: Dialect, who_: &Audience, cid: i64, f: &ObjectFilter) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let w = who(&mut sql, who_);
+    let c = sql.bind(Arg::Int(cid));
+    let mut conds = vec![
+        format!("o.collection = {c}"),
+        readable(&w, "o"),
+        visible(&w, "o"),
+    ];
+    if let Some(after) = f.after_seq {
+        let p = sql.bind(Arg::Int(after));
+        conds.push(format!("o.seq > {p}"));
+    }
+    if let Some(t) = f.added_after {
+        // `date_added` grows with `seq`: turn the time bound into a sequence bound so that the
+        // (collection, seq) index drives the scan.
+        let p = sql.bind(Arg::Int(t.micros()));
+        conds.push(format!(
+            "o.seq > COALESCE((SELECT d.seq FROM objects d WHERE d.date_added <= {p} ORDER BY \
+             d.date_added DESC LIMIT 1), 0)"
+        ));
+        conds.push(format!("o.date_added > {p}"));
+    }
+    if !f.ids.is_empty() {
+        conds.push(sql.in_texts("o.stix_id", &f.ids));
+    }
+    if !f.types.is_empty() {
+        conds.push(sql.in_texts("o.type", &f.types));
+    }
+    if !f.spec_versions.is_empty() {
+        conds.push(sql.in_texts("o.spec_version", &f.spec_versions));
+    }
+    if let Some(v) = version_cond(&mut sql, &w, "o", &f.versions, &f.spec_versions) {
+        conds.push(v);
+    }
+    let limit = i64::try_from(f.limit.max(1)).unwrap_or(i64::MAX - 1) + 1;
+    let l = sql.bind(Arg::Int(limit));
+    sql.text = format!(
+        "SELECT {OBJECT_COLUMNS} FROM objects o WHERE {} ORDER BY o.seq LIMIT {l}",
+        conds.join(" AND ")
+    );
+    sql
+}
+
+/// Turn `limit + 1` fetched rows into a page.
+pub(crate) fn page(mut rows: Vec<StoredObject>, limit: usize) -> crate::Page {
+    let limit = limit.max(1);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    crate::Page {
+        objects: rows,
+        more,
+    }
+}
+
+/// The selection of `Store::delete_object`: sequence numbers to delete.
+pub(crate) fn delete_query(
+    dialect: Dialect,
+    who_: &Audience,
+    cid: i64,
+    id: &str,
+    versions: &VersionMatch,
+    spec_versions: &[String],
+) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let w = who(&mut sql, who_);
+    let c = sql.bind(Arg::Int(cid));
+    let i = sql.bind(Arg::Text(id.to_string()));
+    let mut conds = vec![
+        format!("o.collection = {c}"),
+        format!("o.stix_id = {i}"),
+        readable(&w, "o"),
+        visible(&w, "o"),
+    ];
+    if !spec_versions.is_empty() {
+        conds.push(sql.in_texts("o.spec_version", spec_versions));
+    }
+    if let Some(v) = version_cond(&mut sql, &w, "o", versions, spec_versions) {
+        conds.push(v);
+    }
+    sql.text = format!(
+        "DELETE FROM objects WHERE seq IN (SELECT o.seq FROM objects o WHERE {})",
+        conds.join(" AND ")
+    );
+    sql
+}
+
+/// The query of `Store::search`: the latest visible version of each object that mentions `value`.
+pub(crate) fn search_query(dialect: Dialect, who_: &Audience, value: &str, limit: usize) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let w = who(&mut sql, who_);
+    let v = sql.bind(Arg::Text(normalize_value(value)));
+    let last = version_cond(&mut sql, &w, "o", &VersionMatch::last(), &[]).unwrap_or_default();
+    let l = sql.bind(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+    sql.text = format!(
+        "SELECT {OBJECT_COLUMNS} FROM object_values x JOIN objects o ON o.seq = x.seq WHERE \
+         x.value = {v} AND {} AND {} AND {last} ORDER BY o.seq LIMIT {l}",
+        readable(&w, "o"),
+        visible(&w, "o")
+    );
+    sql
+}
+
+/// Search values are matched case-insensitively and without surrounding blanks.
+pub(crate) fn normalize_value(v: &str) -> String {
+    v.trim().to_lowercase()
+}
+
+/// One object version to insert, with everything assigned.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub seq: i64,
+    pub stix_id: String,
+    pub type_: String,
+    pub spec_version: String,
+    pub version: i64,
+    pub date_added: i64,
+    pub owner_org: String,
+    pub author: String,
+    pub tlp: i64,
+    pub narrowed: i64,
+    pub json: String,
+    pub orgs: Vec<String>,
+    pub users: Vec<String>,
+    pub values: Vec<String>,
+}
+
+/// The versions already stored for the ids of a batch: (stix_id, version, json).
+pub(crate) type Existing = Vec<(String, i64, String)>;
+
+/// Decide the outcome of each object of a batch, given what is stored. Returns the outcomes of the
+/// objects that are not new, and the indexes of the new ones (in input order).
+pub(crate) fn plan(
+    objects: &[NewObject],
+    existing: Existing,
+) -> (Vec<Option<PutOutcome>>, Vec<usize>) {
+    // (id, version) -> json, and id -> [(version, json)] for unversioned objects.
+    let mut by_key: HashMap<(String, i64), String> = HashMap::new();
+    let mut by_id: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+    for (id, version, json) in existing {
+        by_id
+            .entry(id.clone())
+            .or_default()
+            .push((version, json.clone()));
+        by_key.insert((id, version), json);
+    }
+    // Unversioned objects new in this batch: id -> jsons (their version is assigned later).
+    let mut new_unversioned: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(objects.len());
+    let mut new = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        match o.version {
+            Some(v) => {
+                let key = (o.id.clone(), v.micros());
+                match by_key.get(&key) {
+                    Some(json) if *json == o.json => {
+                        outcomes.push(Some(PutOutcome::Duplicate { version: v }))
+                    }
+                    Some(_) => outcomes.push(Some(PutOutcome::Failed {
+                        message: format!(
+                            "a different object with id {} and version {} is already stored",
+                            o.id,
+                            v.to_taxii()
+                        ),
+                    })),
+                    None => {
+                        by_key.insert(key, o.json.clone());
+                        outcomes.push(None);
+                        new.push(i);
+                    }
+                }
+            }
+            None => {
+                let stored = by_id
+                    .get(&o.id)
+                    .and_then(|vs| vs.iter().find(|(_, j)| *j == o.json));
+                if let Some((v, _)) = stored {
+                    outcomes.push(Some(PutOutcome::Duplicate {
+                        version: Timestamp::from_micros(*v),
+                    }));
+                } else if new_unversioned
+                    .get(o.id.as_str())
+                    .is_some_and(|js| js.contains(&o.json.as_str()))
+                {
+                    // The same object twice in one batch: the first is stored, this one is a
+                    // duplicate of it (its version is filled in once assigned).
+                    outcomes.push(None);
+                    new.push(i);
+                } else {
+                    new_unversioned
+                        .entry(o.id.as_str())
+                        .or_default()
+                        .push(o.json.as_str());
+                    outcomes.push(None);
+                    new.push(i);
+                }
+            }
+        }
+    }
+    (outcomes, new)
+}
+
+/// Assign sequence numbers and `date_added` to the new objects (from `first_seq` and `first_added`,
+/// consecutive) and fill in their outcomes. Unversioned repeats within the batch become duplicates
+/// of their first occurrence.
+pub(crate) fn assign(
+    objects: &[NewObject],
+    outcomes: &mut [Option<PutOutcome>],
+    new: &[usize],
+    first_seq: i64,
+    first_added: i64,
+) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::with_capacity(new.len());
+    let mut first_of: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut k = 0i64;
+    for &i in new {
+        let o = &objects[i];
+        if o.version.is_none() {
+            if let Some(&v) = first_of.get(&(o.id.as_str(), o.json.as_str())) {
+                outcomes[i] = Some(PutOutcome::Duplicate {
+                    version: Timestamp::from_micros(v),
+                });
+                continue;
+            }
+        }
+        let seq = first_seq + k;
+        let date_added = first_added + k;
+        k += 1;
+        let version = o.version.map_or(date_added, |v| v.micros());
+        if o.version.is_none() {
+            first_of.insert((o.id.as_str(), o.json.as_str()), version);
+        }
+        outcomes[i] = Some(PutOutcome::Stored {
+            version: Timestamp::from_micros(version),
+        });
+        let mut values: Vec<String> = o
+            .values
+            .iter()
+            .map(|v| normalize_value(v))
+            .filter(|v| !v.is_empty())
+            .collect();
+        values.sort();
+        values.dedup();
+        let mut orgs: Vec<String> = o.steward.orgs.iter().map(|x| x.0.clone()).collect();
+        orgs.sort();
+        orgs.dedup();
+        let mut users: Vec<String> = o.steward.users.iter().map(|x| x.0.clone()).collect();
+        users.sort();
+        users.dedup();
+        rows.push(Row {
+            seq,
+            stix_id: o.id.clone(),
+            type_: o.type_.clone(),
+            spec_version: o.spec_version.clone(),
+            version,
+            date_added,
+            owner_org: o.steward.owner_org.0.clone(),
+            author: o.steward.author.0.clone(),
+            tlp: o.steward.tlp.rank(),
+            narrowed: i64::from(o.steward.narrowed()),
+            json: o.json.clone(),
+            orgs,
+            users,
+            values,
+        });
+    }
+    rows
+}
+
+/// How many rows `assign` will produce for `new` (unversioned repeats excluded).
+pub(crate) fn count_new(objects: &[NewObject], new: &[usize]) -> i64 {
+    let mut seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let mut n = 0;
+    for &i in new {
+        let o = &objects[i];
+        if o.version.is_none() && !seen.insert((o.id.as_str(), o.json.as_str())) {
+            continue;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// The ids of a batch, deduplicated.
+pub(crate) fn batch_ids(objects: &[NewObject]) -> Vec<String> {
+    let mut ids: Vec<String> = objects.iter().map(|o| o.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Encode a collection's read or write list for storage.
+pub(crate) fn access_all(a: &crate::Access) -> i64 {
+    i64::from(matches!(a, crate::Access::All))
+}
+
+pub(crate) fn access_orgs(a: &crate::Access) -> Vec<String> {
+    match a {
+        crate::Access::All => Vec::new(),
+        crate::Access::Orgs(v) => {
+            let mut v: Vec<String> = v.iter().map(|o| o.0.clone()).collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+    }
+}
+
+pub(crate) fn access_from(all: bool, orgs: Vec<String>) -> crate::Access {
+    if all {
+        crate::Access::All
+    } else {
+        crate::Access::Orgs(orgs.into_iter().map(kopa_core::OrgId).collect())
+    }
+}
+
+/// Can the organisation `org` read / write under `a`?
+pub(crate) fn allows(a: &crate::Access, org: &kopa_core::OrgId) -> bool {
+    match a {
+        crate::Access::All => true,
+        crate::Access::Orgs(v) => v.contains(org),
+    }
+}
+
+/// Hide the password of a database URL in messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((cred, host)) = rest.rsplit_once('@') {
+            let user = cred.split(':').next().unwrap_or("");
+            if cred.contains(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    url.to_string()
+}

@@ -1,0 +1,1039 @@
+//! The SQLite backend: one file `kopa.db` in the data directory, in WAL mode.
+//!
+//! One writer connection behind a mutex (SQLite allows one writer at a time anyway) and a small pool
+//! of reader connections, all used from `spawn_blocking`. Statements are prepared once per
+//! connection (`prepare_cached`). `busy_timeout` lets another process (the CLI) write while the
+//! server runs. WAL with `synchronous=NORMAL`: a committed transaction survives a crash of the
+//! process (kill -9); only a power loss may lose the last commits.
+
+use crate::migrations::{self, Migration};
+use crate::sql::{self, Arg, Dialect};
+use crate::{
+    Access, Collection, CollectionView, NewCollection, NewObject, NodeInfo, ObjectFilter, Org,
+    Page, PutOutcome, Result, StatusRecord, Store, StoreError, StoredObject, TokenRecord, User,
+    VersionMatch,
+};
+use async_trait::async_trait;
+use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
+use kopa_core::{Audience, OrgId, Role, UserId};
+use kopa_stix::Timestamp;
+use rusqlite::{
+    params, params_from_iter, Connection, OpenFlags, OptionalExtension, TransactionBehavior,
+};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "kopa.db";
+
+/// Reader connections kept open when idle.
+const MAX_IDLE_READERS: usize = 8;
+
+pub(crate) struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+impl rusqlite::ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match self {
+            Arg::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Arg::Texts(_) | Arg::Ints(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "list parameters are PostgreSQL-only".into(),
+                ))
+            }
+        })
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "cache_size", -32_000)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn open_conn(path: &Path, create: bool) -> rusqlite::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    if !table_exists(conn, migrations::TABLE)? {
+        return Ok(0);
+    }
+    conn.query_row(
+        &format!(
+            "SELECT COALESCE(MAX(version), 0) FROM {}",
+            migrations::TABLE
+        ),
+        [],
+        |r| r.get(0),
+    )
+}
+
+fn migrate(conn: &mut Connection, list: &[Migration]) -> Result<()> {
+    for m in list {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at INTEGER NOT NULL)",
+            migrations::TABLE
+        ))
+        .map_err(backend)?;
+        let current = schema_version(&tx).map_err(backend)?;
+        migrations::check_not_newer(current, list)?;
+        if m.version <= current {
+            continue;
+        }
+        tx.execute_batch(m.sql)
+            .map_err(|e| StoreError::Backend(format!("migration {} failed: {e}", m.name)))?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                migrations::TABLE
+            ),
+            params![m.version, m.name, Timestamp::now().micros()],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Open (or with `create`, create) the database in directory `dir`. Blocking.
+    pub(crate) fn open(dir: &Path, create: bool) -> Result<SqliteStore> {
+        let shown = dir.display();
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::Invalid(format!(
+                "data directory {shown} is not a directory"
+            )));
+        }
+        let path = dir.join(DB_FILE);
+        let missing = || {
+            StoreError::Invalid(format!(
+                "no Kopa database at {}; run `kopa serve` first or check --data",
+                path.display()
+            ))
+        };
+        if !path.exists() {
+            if !create {
+                return Err(missing());
+            }
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Invalid(format!("cannot create data directory {shown}: {e}"))
+            })?;
+        }
+        let mut writer = open_conn(&path, create).map_err(|e| {
+            StoreError::Invalid(format!(
+                "cannot open database {} (is the data directory writable?): {e}",
+                path.display()
+            ))
+        })?;
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| {
+                StoreError::Invalid(format!(
+                    "cannot use database {} (is it a Kopa database in a writable directory?): {e}",
+                    path.display()
+                ))
+            })?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Invalid(format!(
+                "cannot put database {} in WAL mode (got {mode})",
+                path.display()
+            )));
+        }
+        let current = schema_version(&writer).map_err(|e| {
+            StoreError::Invalid(format!(
+                "{} is not a usable Kopa database: {e}",
+                path.display()
+            ))
+        })?;
+        if current == 0 && !create {
+            return Err(missing());
+        }
+        migrations::check_not_newer(current, migrations::SQLITE)?;
+        migrate(&mut writer, migrations::SQLITE)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = {
+                let mut pool = inner
+                    .readers
+                    .lock()
+                    .map_err(|_| StoreError::Backend("reader pool poisoned".into()))?;
+                pool.pop()
+            };
+            let conn = match conn {
+                Some(c) => c,
+                None => open_conn(&inner.path, false).map_err(backend)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut pool) = inner.readers.lock() {
+                if pool.len() < MAX_IDLE_READERS {
+                    pool.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Backend("writer connection poisoned".into()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)
+}
+
+const USER_COLUMNS: &str = "u.id, u.name, u.org_id, g.name, u.role";
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn to_user(row: (String, String, String, String, String)) -> Result<User> {
+    let role = Role::parse(&row.4)
+        .ok_or_else(|| StoreError::Backend(format!("unknown role {:?} stored", row.4)))?;
+    Ok(User {
+        id: UserId(row.0),
+        name: row.1,
+        org: OrgId(row.2),
+        org_name: row.3,
+        role,
+    })
+}
+
+fn object_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredObject> {
+    Ok(sql::stored_object(
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn query_objects(conn: &Connection, q: &sql::Sql) -> Result<Vec<StoredObject>> {
+    let mut stmt = conn.prepare_cached(&q.text).map_err(backend)?;
+    let rows = stmt
+        .query_map(params_from_iter(q.args.iter()), object_row)
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+/// The internal key of a collection and whether `org` may read it; `None` if unknown.
+fn collection_key(conn: &Connection, id: &str, org: &OrgId) -> Result<Option<(i64, bool)>> {
+    conn.prepare_cached(
+        "SELECT c.cid, (c.read_all = 1 OR EXISTS (SELECT 1 FROM collection_readers r WHERE \
+         r.cid = c.cid AND r.org_id = ?2)) FROM collections c WHERE c.id = ?1",
+    )
+    .map_err(backend)?
+    .query_row(params![id, org.0], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
+    .map_err(backend)
+}
+
+fn load_collections(conn: &Connection, only: Option<&str>) -> Result<Vec<Collection>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT cid, id, title, description, alias, read_all, write_all FROM collections \
+             WHERE ?1 IS NULL OR id = ?1 OR alias = ?1 ORDER BY cid",
+        )
+        .map_err(backend)?;
+    type CRow = (
+        i64,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        i64,
+        i64,
+    );
+    let rows: Vec<CRow> = stmt
+        .query_map([only], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .map_err(backend)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(backend)?;
+    let lists = |table: &str, cid: i64| -> Result<Vec<String>> {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT org_id FROM {table} WHERE cid = ?1 ORDER BY org_id"
+            ))
+            .map_err(backend)?;
+        let v = stmt
+            .query_map([cid], |r| r.get(0))
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(backend)?;
+        Ok(v)
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for (cid, id, title, description, alias, read_all, write_all) in rows {
+        let read = sql::access_from(read_all == 1, lists("collection_readers", cid)?);
+        let write = sql::access_from(write_all == 1, lists("collection_writers", cid)?);
+        out.push(Collection {
+            id,
+            title,
+            description,
+            alias,
+            read,
+            write,
+        });
+    }
+    Ok(out)
+}
+
+fn view(c: Collection, who: &Audience) -> CollectionView {
+    let can_read = sql::allows(&c.read, &who.org);
+    let can_write = sql::allows(&c.write, &who.org);
+    CollectionView {
+        collection: c,
+        can_read,
+        can_write,
+    }
+}
+
+fn put_batch(
+    conn: &mut Connection,
+    collection: &str,
+    objects: &[NewObject],
+) -> Result<Vec<PutOutcome>> {
+    let tx = immediate(conn)?;
+    let cid: i64 = tx
+        .prepare_cached("SELECT cid FROM collections WHERE id = ?1")
+        .map_err(backend)?
+        .query_row([collection], |r| r.get(0))
+        .optional()
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+    let ids = sql::batch_ids(objects);
+    let ids_json = serde_json::to_string(&ids).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let existing: sql::Existing = tx
+        .prepare_cached(
+            "SELECT stix_id, version, json FROM objects WHERE collection = ?1 AND stix_id IN \
+             (SELECT value FROM json_each(?2))",
+        )
+        .map_err(backend)?
+        .query_map(params![cid, ids_json], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(backend)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(backend)?;
+    let (mut outcomes, new) = sql::plan(objects, existing);
+    let n = sql::count_new(objects, &new);
+    if n > 0 {
+        let (last_seq, last_added): (i64, i64) = tx
+            .prepare_cached(
+                "UPDATE clock SET last_seq = last_seq + ?1, last_added = max(last_added + 1, ?2) \
+                 + ?1 - 1 WHERE singleton = 1 RETURNING last_seq, last_added",
+            )
+            .map_err(backend)?
+            .query_row(params![n, Timestamp::now().micros()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(backend)?;
+        let rows = sql::assign(
+            objects,
+            &mut outcomes,
+            &new,
+            last_seq - n + 1,
+            last_added - n + 1,
+        );
+        let mut ins = tx
+            .prepare_cached(
+                "INSERT INTO objects (seq, collection, stix_id, type, spec_version, version, \
+                 date_added, owner_org, author, tlp, narrowed, json) VALUES (?1, ?2, ?3, ?4, ?5, \
+                 ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .map_err(backend)?;
+        let mut ins_org = tx
+            .prepare_cached("INSERT INTO object_orgs (seq, org_id) VALUES (?1, ?2)")
+            .map_err(backend)?;
+        let mut ins_user = tx
+            .prepare_cached("INSERT INTO object_users (seq, user_id) VALUES (?1, ?2)")
+            .map_err(backend)?;
+        let mut ins_value = tx
+            .prepare_cached("INSERT INTO object_values (value, seq) VALUES (?1, ?2)")
+            .map_err(backend)?;
+        for r in &rows {
+            ins.execute(params![
+                r.seq,
+                cid,
+                r.stix_id,
+                r.type_,
+                r.spec_version,
+                r.version,
+                r.date_added,
+                r.owner_org,
+                r.author,
+                r.tlp,
+                r.narrowed,
+                r.json
+            ])
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!(
+                        "object {} version {} is already stored",
+                        r.stix_id,
+                        Timestamp::from_micros(r.version).to_taxii()
+                    ))
+                } else {
+                    backend(e)
+                }
+            })?;
+            for o in &r.orgs {
+                ins_org.execute(params![r.seq, o]).map_err(backend)?;
+            }
+            for u in &r.users {
+                ins_user.execute(params![r.seq, u]).map_err(backend)?;
+            }
+            for v in &r.values {
+                ins_value.execute(params![v, r.seq]).map_err(backend)?;
+            }
+        }
+        drop((ins, ins_org, ins_user, ins_value));
+    }
+    tx.commit().map_err(backend)?;
+    outcomes
+        .into_iter()
+        .map(|o| {
+            o.ok_or_else(|| StoreError::Backend("an object of the batch has no outcome".into()))
+        })
+        .collect()
+}
+
+fn append_audit(conn: &mut Connection, e: NewAuditEntry) -> Result<AuditEntry> {
+    let tx = immediate(conn)?;
+    let last: Option<(i64, String)> = tx
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        .map_err(backend)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(backend)?;
+    let (seq, prev_hash) = match last {
+        Some((s, h)) => (s + 1, h),
+        None => (1, GENESIS.to_string()),
+    };
+    let at = Timestamp::now().to_taxii();
+    let hash = entry_hash(&prev_hash, seq, &at, &e);
+    tx.prepare_cached(
+        "INSERT INTO audit (seq, at, actor, action, target, origin, detail, prev_hash, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .map_err(backend)?
+    .execute(params![
+        seq, at, e.actor, e.action, e.target, e.origin, e.detail, prev_hash, hash
+    ])
+    .map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    Ok(AuditEntry {
+        seq,
+        at,
+        actor: e.actor,
+        action: e.action,
+        target: e.target,
+        origin: e.origin,
+        detail: e.detail,
+        prev_hash,
+        hash,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn node(&self) -> Result<Option<NodeInfo>> {
+        self.read(|c| {
+            c.query_row("SELECT id, name FROM node WHERE singleton = 1", [], |r| {
+                Ok(NodeInfo {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                })
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn init_node(&self, node: &NodeInfo) -> Result<()> {
+        let node = node.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO node (singleton, id, name) VALUES (1, ?1, ?2)",
+                params![node.id, node.name],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("the node is already initialised".into())
+                } else {
+                    backend(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_org(&self, name: &str) -> Result<Org> {
+        let org = Org {
+            id: OrgId::new(),
+            name: name.to_string(),
+        };
+        let o = org.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO orgs (id, name) VALUES (?1, ?2)",
+                params![o.id.0, o.name],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("organisation {:?} already exists", o.name))
+                } else {
+                    backend(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await?;
+        Ok(org)
+    }
+
+    async fn org_by_name(&self, name: &str) -> Result<Org> {
+        let name = name.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT id, name FROM orgs WHERE name = ?1")
+                .map_err(backend)?
+                .query_row([&name], |r| {
+                    Ok(Org {
+                        id: OrgId(r.get(0)?),
+                        name: r.get(1)?,
+                    })
+                })
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("organisation {name:?}")))
+        })
+        .await
+    }
+
+    async fn orgs(&self) -> Result<Vec<Org>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT id, name FROM orgs ORDER BY name")
+                .map_err(backend)?;
+            let v = stmt
+                .query_map([], |r| {
+                    Ok(Org {
+                        id: OrgId(r.get(0)?),
+                        name: r.get(1)?,
+                    })
+                })
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn add_user(&self, name: &str, org: &OrgId, role: Role) -> Result<User> {
+        let id = UserId::new();
+        let name = name.to_string();
+        let org = org.clone();
+        self.write(move |c| {
+            let tx = immediate(c)?;
+            let org_name: String = tx
+                .query_row("SELECT name FROM orgs WHERE id = ?1", [&org.0], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("organisation {}", org.0)))?;
+            tx.execute(
+                "INSERT INTO users (id, name, org_id, role) VALUES (?1, ?2, ?3, ?4)",
+                params![id.0, name, org.0, role.as_str()],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("user {name:?} already exists"))
+                } else {
+                    backend(e)
+                }
+            })?;
+            tx.commit().map_err(backend)?;
+            Ok(User {
+                id,
+                name,
+                org,
+                org_name,
+                role,
+            })
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, name: &str) -> Result<User> {
+        let name = name.to_string();
+        self.read(move |c| {
+            let row = c
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users u JOIN orgs g ON g.id = u.org_id WHERE \
+                     u.name = ?1"
+                ))
+                .map_err(backend)?
+                .query_row([&name], user_row)
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("user {name:?}")))?;
+            to_user(row)
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<User> {
+        let id = id.clone();
+        self.read(move |c| {
+            let row = c
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users u JOIN orgs g ON g.id = u.org_id WHERE \
+                     u.id = ?1"
+                ))
+                .map_err(backend)?
+                .query_row([&id.0], user_row)
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("user {}", id.0)))?;
+            to_user(row)
+        })
+        .await
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users u JOIN orgs g ON g.id = u.org_id ORDER BY \
+                     u.name"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], user_row)
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            rows.into_iter().map(to_user).collect()
+        })
+        .await
+    }
+
+    async fn add_token(&self, token: &TokenRecord) -> Result<()> {
+        let t = token.clone();
+        self.write(move |c| {
+            let tx = immediate(c)?;
+            let known: Option<i64> = tx
+                .query_row("SELECT 1 FROM users WHERE id = ?1", [&t.user.0], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            if known.is_none() {
+                return Err(StoreError::NotFound(format!("user {}", t.user.0)));
+            }
+            tx.execute(
+                "INSERT INTO tokens (id, user_id, secret_hash, revoked) VALUES (?1, ?2, ?3, ?4)",
+                params![t.id, t.user.0, t.secret_hash, i64::from(t.revoked)],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("token {} already exists", t.id))
+                } else {
+                    backend(e)
+                }
+            })?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn token(&self, id: &str) -> Result<TokenRecord> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT id, user_id, secret_hash, revoked FROM tokens WHERE id = ?1")
+                .map_err(backend)?
+                .query_row([&id], |r| {
+                    Ok(TokenRecord {
+                        id: r.get(0)?,
+                        user: UserId(r.get(1)?),
+                        secret_hash: r.get(2)?,
+                        revoked: r.get::<_, i64>(3)? != 0,
+                    })
+                })
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("token {id}")))
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [&id])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("token {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_collection(&self, nc: &NewCollection) -> Result<Collection> {
+        let nc = nc.clone();
+        self.write(move |c| {
+            let tx = immediate(c)?;
+            for org in sql::access_orgs(&nc.read)
+                .iter()
+                .chain(sql::access_orgs(&nc.write).iter())
+            {
+                let known: Option<i64> = tx
+                    .query_row("SELECT 1 FROM orgs WHERE id = ?1", [org], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                if known.is_none() {
+                    return Err(StoreError::NotFound(format!("organisation {org}")));
+                }
+            }
+            let id = uuid::Uuid::new_v4().to_string();
+            let cid: i64 = tx
+                .query_row(
+                    "INSERT INTO collections (id, title, description, alias, read_all, \
+                     write_all) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING cid",
+                    params![
+                        id,
+                        nc.title,
+                        nc.description,
+                        nc.alias,
+                        sql::access_all(&nc.read),
+                        sql::access_all(&nc.write)
+                    ],
+                    |r| r.get(0),
+                )
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Conflict(format!(
+                            "a collection with alias {:?} already exists",
+                            nc.alias.clone().unwrap_or_default()
+                        ))
+                    } else {
+                        backend(e)
+                    }
+                })?;
+            for (table, access) in [
+                ("collection_readers", &nc.read),
+                ("collection_writers", &nc.write),
+            ] {
+                for org in sql::access_orgs(access) {
+                    tx.execute(
+                        &format!("INSERT INTO {table} (cid, org_id) VALUES (?1, ?2)"),
+                        params![cid, org],
+                    )
+                    .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)?;
+            Ok(Collection {
+                id,
+                title: nc.title,
+                description: nc.description,
+                alias: nc.alias,
+                read: normalize_access(nc.read),
+                write: normalize_access(nc.write),
+            })
+        })
+        .await
+    }
+
+    async fn collections(&self, who: &Audience) -> Result<Vec<CollectionView>> {
+        let who = who.clone();
+        self.read(move |c| {
+            Ok(load_collections(c, None)?
+                .into_iter()
+                .map(|c| view(c, &who))
+                .filter(|v| v.can_read || v.can_write)
+                .collect())
+        })
+        .await
+    }
+
+    async fn collection(&self, who: &Audience, id: &str) -> Result<CollectionView> {
+        let who = who.clone();
+        let id = id.to_string();
+        self.read(move |c| {
+            load_collections(c, Some(&id))?
+                .into_iter()
+                .map(|c| view(c, &who))
+                .find(|v| v.can_read || v.can_write)
+                .ok_or_else(|| StoreError::NotFound(format!("collection {id}")))
+        })
+        .await
+    }
+
+    async fn put_objects(
+        &self,
+        collection: &str,
+        objects: Vec<NewObject>,
+    ) -> Result<Vec<PutOutcome>> {
+        if objects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let collection = collection.to_string();
+        self.write(move |c| put_batch(c, &collection, &objects))
+            .await
+    }
+
+    async fn objects(
+        &self,
+        who: &Audience,
+        collection: &str,
+        filter: &ObjectFilter,
+    ) -> Result<Page> {
+        let who = who.clone();
+        let collection = collection.to_string();
+        let filter = filter.clone();
+        self.read(move |c| {
+            let (cid, readable) = collection_key(c, &collection, &who.org)?
+                .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+            if !readable {
+                return Ok(Page {
+                    objects: Vec::new(),
+                    more: false,
+                });
+            }
+            let q = sql::objects_query(Dialect::Sqlite, &who, cid, &filter);
+            Ok(sql::page(query_objects(c, &q)?, filter.limit))
+        })
+        .await
+    }
+
+    async fn delete_object(
+        &self,
+        who: &Audience,
+        collection: &str,
+        id: &str,
+        versions: &VersionMatch,
+        spec_versions: &[String],
+    ) -> Result<u64> {
+        let who = who.clone();
+        let collection = collection.to_string();
+        let id = id.to_string();
+        let versions = versions.clone();
+        let spec_versions = spec_versions.to_vec();
+        self.write(move |c| {
+            let tx = immediate(c)?;
+            let (cid, _) = collection_key(&tx, &collection, &who.org)?
+                .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+            let q = sql::delete_query(Dialect::Sqlite, &who, cid, &id, &versions, &spec_versions);
+            let n = tx
+                .prepare_cached(&q.text)
+                .map_err(backend)?
+                .execute(params_from_iter(q.args.iter()))
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn search(&self, who: &Audience, value: &str, limit: usize) -> Result<Vec<StoredObject>> {
+        let q = sql::search_query(Dialect::Sqlite, who, value, limit);
+        self.read(move |c| query_objects(c, &q)).await
+    }
+
+    async fn put_status(&self, status: &StatusRecord) -> Result<()> {
+        let s = status.clone();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO statuses (id, owner, request_timestamp, json) VALUES (?1, ?2, ?3, \
+                 ?4) ON CONFLICT (id) DO UPDATE SET json = excluded.json",
+            )
+            .map_err(backend)?
+            .execute(params![
+                s.id,
+                s.owner.0,
+                s.request_timestamp.micros(),
+                s.json
+            ])
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn status(&self, id: &str) -> Result<StatusRecord> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, owner, request_timestamp, json FROM statuses WHERE id = ?1",
+            )
+            .map_err(backend)?
+            .query_row([&id], |r| {
+                Ok(StatusRecord {
+                    id: r.get(0)?,
+                    owner: UserId(r.get(1)?),
+                    request_timestamp: Timestamp::from_micros(r.get(2)?),
+                    json: r.get(3)?,
+                })
+            })
+            .optional()
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("status {id}")))
+        })
+        .await
+    }
+
+    async fn purge_statuses(&self, before: Timestamp) -> Result<u64> {
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM statuses WHERE request_timestamp < ?1",
+                    [before.micros()],
+                )
+                .map_err(backend)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
+        self.write(move |c| append_audit(c, entry)).await
+    }
+
+    async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT seq, at, actor, action, target, origin, detail, prev_hash, hash FROM \
+                     audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let v = stmt
+                .query_map(params![after, limit], |r| {
+                    Ok(AuditEntry {
+                        seq: r.get(0)?,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        target: r.get(4)?,
+                        origin: r.get(5)?,
+                        detail: r.get(6)?,
+                        prev_hash: r.get(7)?,
+                        hash: r.get(8)?,
+                    })
+                })
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            Ok(v)
+        })
+        .await
+    }
+}
+
+/// Orgs lists as stored (sorted, deduplicated).
+pub(crate) fn normalize_access(a: Access) -> Access {
+    match a {
+        Access::All => Access::All,
+        Access::Orgs(_) => sql::access_from(false, sql::access_orgs(&a)),
+    }
+}

@@ -1,0 +1,1225 @@
+//! The store conformance suite: every test body is generic over `Arc<dyn Store>` and runs against
+//! SQLite and PostgreSQL (see `common`).
+
+mod common;
+
+use common::*;
+use kopa_core::audit::{verify, NewAuditEntry};
+use kopa_core::{Role, Tlp, UserId};
+use kopa_store::{
+    Access, NewCollection, NodeInfo, ObjectFilter, PutOutcome, StatusRecord, StoreError,
+    TokenRecord, VersionMatch,
+};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+on_both_backends!(
+    node_identity,
+    orgs_users_tokens,
+    collections_and_rights,
+    put_outcomes,
+    unversioned_objects,
+    batch_is_atomic,
+    filters,
+    cursor_paging_has_no_gaps,
+    added_after_paging,
+    delete_semantics,
+    search_by_value,
+    statuses,
+    audit_chain,
+    concurrent_writers,
+    reopen_keeps_data,
+    newer_schema_is_refused,
+);
+
+fn all_versions() -> VersionMatch {
+    VersionMatch {
+        all: true,
+        ..Default::default()
+    }
+}
+
+fn filter(limit: usize) -> ObjectFilter {
+    ObjectFilter {
+        added_after: None,
+        after_seq: None,
+        limit,
+        ids: Vec::new(),
+        types: Vec::new(),
+        versions: VersionMatch::last(),
+        spec_versions: Vec::new(),
+    }
+}
+
+fn collection(title: &str, read: Access, write: Access) -> NewCollection {
+    NewCollection {
+        title: title.into(),
+        description: Some(format!("{title} room")),
+        alias: None,
+        read,
+        write,
+    }
+}
+
+/// One organisation with one analyst, and a collection everyone reads and writes.
+struct Simple {
+    org: kopa_core::OrgId,
+    user: UserId,
+    coll: String,
+}
+
+async fn simple(h: &Harness) -> Simple {
+    let org = h.store.add_org("Org").await.unwrap();
+    let user = h
+        .store
+        .add_user("analyst", &org.id, Role::Analyst)
+        .await
+        .unwrap();
+    let c = h
+        .store
+        .add_collection(&collection("Room", Access::All, Access::All))
+        .await
+        .unwrap();
+    Simple {
+        org: org.id,
+        user: user.id,
+        coll: c.id,
+    }
+}
+
+async fn node_identity(h: Arc<Harness>) {
+    assert_eq!(h.store.node().await.unwrap(), None);
+    let n = NodeInfo {
+        id: "node-1".into(),
+        name: "CSIRT node".into(),
+    };
+    h.store.init_node(&n).await.unwrap();
+    assert_eq!(h.store.node().await.unwrap(), Some(n.clone()));
+    let again = h.store.init_node(&n).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+}
+
+async fn orgs_users_tokens(h: Arc<Harness>) {
+    let s = &h.store;
+    let a = s.add_org("Bank A").await.unwrap();
+    let b = s.add_org("CERT B").await.unwrap();
+    assert_ne!(a.id, b.id);
+    assert!(matches!(
+        s.add_org("Bank A").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.org_by_name("CERT B").await.unwrap(), b);
+    assert!(matches!(
+        s.org_by_name("nobody").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let names: Vec<String> = s
+        .orgs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, vec!["Bank A", "CERT B"]);
+
+    let alice = s.add_user("alice", &a.id, Role::OrgAdmin).await.unwrap();
+    assert_eq!(alice.org_name, "Bank A");
+    assert_eq!(alice.role, Role::OrgAdmin);
+    let bob = s.add_user("bob", &b.id, Role::Reader).await.unwrap();
+    assert!(matches!(
+        s.add_user("alice", &b.id, Role::Reader).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.add_user("carol", &kopa_core::OrgId::new(), Role::Reader)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.user_by_name("bob").await.unwrap(), bob);
+    assert_eq!(s.user_by_id(&alice.id).await.unwrap(), alice);
+    assert!(matches!(
+        s.user_by_name("carol").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.user_by_id(&UserId::new()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.users().await.unwrap(), vec![alice.clone(), bob.clone()]);
+
+    let t = TokenRecord {
+        id: "tok1".into(),
+        user: alice.id.clone(),
+        secret_hash: "ab".repeat(32),
+        revoked: false,
+    };
+    s.add_token(&t).await.unwrap();
+    assert_eq!(s.token("tok1").await.unwrap(), t);
+    assert!(matches!(
+        s.add_token(&t).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let orphan = TokenRecord {
+        id: "tok2".into(),
+        user: UserId::new(),
+        ..t.clone()
+    };
+    assert!(matches!(
+        s.add_token(&orphan).await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.revoke_token("tok1").await.unwrap();
+    assert!(s.token("tok1").await.unwrap().revoked);
+    assert!(matches!(
+        s.revoke_token("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.token("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn collections_and_rights(h: Arc<Harness>) {
+    let s = &h.store;
+    let a = s.add_org("A").await.unwrap();
+    let b = s.add_org("B").await.unwrap();
+    let c = s.add_org("C").await.unwrap();
+    let ua = s.add_user("ua", &a.id, Role::Analyst).await.unwrap();
+    let ub = s.add_user("ub", &b.id, Role::Analyst).await.unwrap();
+    let uc = s.add_user("uc", &c.id, Role::Analyst).await.unwrap();
+    let everyone = s
+        .add_collection(&collection("Everyone", Access::All, Access::All))
+        .await
+        .unwrap();
+    let mut nc = collection(
+        "AB",
+        Access::Orgs(vec![b.id.clone(), a.id.clone()]),
+        Access::Orgs(vec![a.id.clone()]),
+    );
+    nc.alias = Some("ab-room".into());
+    let ab = s.add_collection(&nc).await.unwrap();
+    assert_eq!(ab.alias.as_deref(), Some("ab-room"));
+    let write_only = s
+        .add_collection(&collection(
+            "Drop box",
+            Access::Orgs(vec![a.id.clone()]),
+            Access::All,
+        ))
+        .await
+        .unwrap();
+    // Alias unique, orgs must exist.
+    assert!(matches!(
+        s.add_collection(&nc).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.add_collection(&collection(
+            "X",
+            Access::Orgs(vec![kopa_core::OrgId::new()]),
+            Access::All
+        ))
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let rights = |views: Vec<kopa_store::CollectionView>| -> Vec<(String, bool, bool)> {
+        views
+            .into_iter()
+            .map(|v| (v.collection.title, v.can_read, v.can_write))
+            .collect()
+    };
+    let t = |s: &str, r, w| (s.to_string(), r, w);
+    assert_eq!(
+        rights(s.collections(&audience(&a.id, &ua.id)).await.unwrap()),
+        vec![
+            t("Everyone", true, true),
+            t("AB", true, true),
+            t("Drop box", true, true)
+        ]
+    );
+    assert_eq!(
+        rights(s.collections(&audience(&b.id, &ub.id)).await.unwrap()),
+        vec![
+            t("Everyone", true, true),
+            t("AB", true, false),
+            t("Drop box", false, true)
+        ]
+    );
+    assert_eq!(
+        rights(s.collections(&audience(&c.id, &uc.id)).await.unwrap()),
+        vec![t("Everyone", true, true), t("Drop box", false, true)]
+    );
+    // One collection: by id or alias; NotFound when neither right.
+    let v = s
+        .collection(&audience(&b.id, &ub.id), &ab.id)
+        .await
+        .unwrap();
+    assert_eq!((v.can_read, v.can_write), (true, false));
+    assert_eq!(v.collection, ab);
+    let v = s
+        .collection(&audience(&a.id, &ua.id), "ab-room")
+        .await
+        .unwrap();
+    assert_eq!(v.collection.id, ab.id);
+    assert!(matches!(
+        s.collection(&audience(&c.id, &uc.id), &ab.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.collection(&audience(&a.id, &ua.id), "no-such").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.collection(&audience(&c.id, &uc.id), &everyone.id)
+            .await
+            .unwrap()
+            .collection
+            .read,
+        Access::All
+    );
+    // A write-only reader gets an empty page, never objects.
+    let st = steward(&a.id, &ua.id, Tlp::Clear);
+    s.put_objects(
+        &write_only.id,
+        vec![indicator(
+            &sid("indicator", 1),
+            "2021-01-01T00:00:00Z",
+            "x",
+            &st,
+        )],
+    )
+    .await
+    .unwrap();
+    let page = s
+        .objects(&audience(&b.id, &ub.id), &write_only.id, &filter(10))
+        .await
+        .unwrap();
+    assert!(page.objects.is_empty() && !page.more);
+    let page = s
+        .objects(&audience(&a.id, &ua.id), &write_only.id, &filter(10))
+        .await
+        .unwrap();
+    assert_eq!(page.objects.len(), 1);
+    assert!(matches!(
+        s.objects(&audience(&a.id, &ua.id), "no-such", &filter(10))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn put_outcomes(h: Arc<Harness>) {
+    let w = simple(&h).await;
+    let s = &h.store;
+    let st = steward(&w.org, &w.user, Tlp::Green);
+    let id = sid("indicator", 7);
+    let v1 = indicator(&id, "2021-01-01T00:00:00Z", "one", &st);
+    let v2 = indicator(&id, "2021-02-01T00:00:00Z", "two", &st);
+    let out = s
+        .put_objects(&w.coll, vec![v1.clone(), v2.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            PutOutcome::Stored {
+                version: ts("2021-01-01T00:00:00Z")
+            },
+            PutOutcome::Stored {
+                version: ts("2021-02-01T00:00:00Z")
+            }
+        ]
+    );
+    // Re-posting the same bytes is a duplicate; different bytes under the same version fail.
+    let clash = indicator(&id, "2021-01-01T00:00:00Z", "changed", &st);
+    let v3 = indicator(&id, "2021-03-01T00:00:00Z", "three", &st);
+    let out = s
+        .put_objects(
+            &w.coll,
+            vec![v1.clone(), clash.clone(), v3.clone(), v3.clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out[0],
+        PutOutcome::Duplicate {
+            version: ts("2021-01-01T00:00:00Z")
+        }
+    );
+    match &out[1] {
+        PutOutcome::Failed { message } => assert!(
+            message.contains("a different object") && message.contains(&id),
+            "{message}"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(
+        out[2],
+        PutOutcome::Stored {
+            version: ts("2021-03-01T00:00:00Z")
+        }
+    );
+    assert_eq!(
+        out[3],
+        PutOutcome::Duplicate {
+            version: ts("2021-03-01T00:00:00Z")
+        }
+    );
+    let mut f = filter(100);
+    f.versions = all_versions();
+    let page = s
+        .objects(&audience(&w.org, &w.user), &w.coll, &f)
+        .await
+        .unwrap();
+    assert_eq!(page.objects.len(), 3);
+    assert_eq!(page.objects[0].json, v1.json, "stored byte for byte");
+    // The same version in another collection is independent.
+    let other = s
+        .add_collection(&collection("Other", Access::All, Access::All))
+        .await
+        .unwrap();
+    let out = s.put_objects(&other.id, vec![clash]).await.unwrap();
+    assert!(matches!(out[0], PutOutcome::Stored { .. }));
+    // Unknown collection: an error, nothing written.
+    assert!(matches!(
+        s.put_objects("no-such", vec![v1]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.put_objects(&w.coll, Vec::new()).await.unwrap(), vec![]);
+}
+
+async fn unversioned_objects(h: Arc<Harness>) {
+    let w = simple(&h).await;
+    let s = &h.store;
+    let st = steward(&w.org, &w.user, Tlp::Clear);
+    let ip = typed("ipv4-addr", &sid("ipv4-addr", 1), None, "203.0.113.7", &st);
+    let out = s
+        .put_objects(&w.coll, vec![ip.clone(), ip.clone()])
+        .await
+        .unwrap();
+    let PutOutcome::Stored { version } = out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(out[1], PutOutcome::Duplicate { version });
+    let page = s
+        .objects(&audience(&w.org, &w.user), &w.coll, &filter(10))
+        .await
+        .unwrap();
+    assert_eq!(page.objects.len(), 1);
+    // Its version is its date_added.
+    assert_eq!(page.objects[0].version, page.objects[0].date_added);
+    assert_eq!(page.objects[0].version, version);
+    // Posted again later: still a duplicate of the stored one.
+    let out = s.put_objects(&w.coll, vec![ip.clone()]).await.unwrap();
+    assert_eq!(out, vec![PutOutcome::Duplicate { version }]);
+    // Different content under the same id: a new version.
+    let other = typed("ipv4-addr", &sid("ipv4-addr", 1), None, "changed", &st);
+    let out = s.put_objects(&w.coll, vec![other]).await.unwrap();
+    assert!(matches!(out[0], PutOutcome::Stored { version: v } if v > version));
+}
+
+async fn batch_is_atomic(h: Arc<Harness>) {
+    let w = simple(&h).await;
+    let s = &h.store;
+    let st = steward(&w.org, &w.user, Tlp::Clear);
+    let poison = sid("indicator", 666);
+    // A trigger that makes the database refuse one row, in the middle of a batch.
+    if h.is_postgres() {
+        h.exec(&format!(
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.stix_id = '{poison}' \
+             THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse BEFORE INSERT ON objects FOR EACH ROW EXECUTE FUNCTION \
+             refuse();"
+        ))
+        .await;
+    } else {
+        h.exec(&format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON objects WHEN NEW.stix_id = '{poison}' BEGIN \
+             SELECT RAISE(ABORT, 'refused'); END;"
+        ))
+        .await;
+    }
+    let mut batch: Vec<_> = (1..=5)
+        .map(|i| indicator(&sid("indicator", i), "2021-01-01T00:00:00Z", "ok", &st))
+        .collect();
+    batch.insert(3, indicator(&poison, "2021-01-01T00:00:00Z", "poison", &st));
+    batch[0].values = vec!["198.51.100.1".into()];
+    assert!(s.put_objects(&w.coll, batch).await.is_err());
+    let page = s
+        .objects(&audience(&w.org, &w.user), &w.coll, &filter(10))
+        .await
+        .unwrap();
+    assert!(page.objects.is_empty(), "nothing of a failed batch is kept");
+    assert!(s
+        .search(&audience(&w.org, &w.user), "198.51.100.1", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // The store still works, and sequence numbers keep increasing.
+    let out = s
+        .put_objects(
+            &w.coll,
+            vec![indicator(
+                &sid("indicator", 1),
+                "2021-01-01T00:00:00Z",
+                "ok",
+                &st,
+            )],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out[0], PutOutcome::Stored { .. }));
+}
+
+/// Three objects of two types with versions, for the filter tests.
+async fn filters(h: Arc<Harness>) {
+    let w = simple(&h).await;
+    let s = &h.store;
+    let who = audience(&w.org, &w.user);
+    let st = steward(&w.org, &w.user, Tlp::Clear);
+    let ind = sid("indicator", 1);
+    let mal = sid("malware", 2);
+    let old = sid("indicator", 3);
+    // Added in this order: ind v1, mal v1, ind v2, old (2.0), ind v3.
+    for o in [
+        indicator(&ind, "2021-01-01T00:00:00Z", "v1", &st),
+        typed("malware", &mal, Some("2021-01-05T00:00:00Z"), "m", &st),
+        indicator(&ind, "2021-02-01T00:00:00Z", "v2", &st),
+        {
+            let mut o = indicator(&old, "2019-01-01T00:00:00Z", "old", &st);
+            o.spec_version = "2.0".into();
+            o
+        },
+        indicator(&ind, "2021-03-01T00:00:00Z", "v3", &st),
+    ] {
+        s.put_objects(&w.coll, vec![o]).await.unwrap();
+    }
+    let get = |f: ObjectFilter| {
+        let s = s.clone();
+        let who = who.clone();
+        let coll = w.coll.clone();
+        async move {
+            s.objects(&who, &coll, &f)
+                .await
+                .unwrap()
+                .objects
+                .into_iter()
+                .map(|o| (o.id, o.version.to_taxii()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let v = |id: &str, t: &str| (id.to_string(), Timestamp_(t));
+    #[allow(non_snake_case)]
+    fn Timestamp_(t: &str) -> String {
+        ts(t).to_taxii()
+    }
+    // Default: last version of each object, in date_added order.
+    assert_eq!(
+        get(filter(100)).await,
+        vec![
+            v(&mal, "2021-01-05T00:00:00Z"),
+            v(&old, "2019-01-01T00:00:00Z"),
+            v(&ind, "2021-03-01T00:00:00Z")
+        ]
+    );
+    let mut f = filter(100);
+    f.versions = all_versions();
+    assert_eq!(get(f.clone()).await.len(), 5);
+    f.versions = VersionMatch {
+        first: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        get(f.clone()).await,
+        vec![
+            v(&ind, "2021-01-01T00:00:00Z"),
+            v(&mal, "2021-01-05T00:00:00Z"),
+            v(&old, "2019-01-01T00:00:00Z")
+        ]
+    );
+    f.versions = VersionMatch {
+        first: true,
+        last: true,
+        ..Default::default()
+    };
+    assert_eq!(get(f.clone()).await.len(), 4);
+    f.versions = VersionMatch {
+        at: vec![ts("2021-02-01T00:00:00Z"), ts("2021-01-05T00:00:00Z")],
+        ..Default::default()
+    };
+    assert_eq!(
+        get(f.clone()).await,
+        vec![
+            v(&mal, "2021-01-05T00:00:00Z"),
+            v(&ind, "2021-02-01T00:00:00Z")
+        ]
+    );
+    f.versions = VersionMatch {
+        at: vec![ts("2021-02-01T00:00:00Z")],
+        last: true,
+        ..Default::default()
+    };
+    assert_eq!(get(f.clone()).await.len(), 4);
+    // ids, types (OR within a field, AND across fields).
+    let mut f = filter(100);
+    f.ids = vec![ind.clone(), old.clone()];
+    assert_eq!(
+        get(f.clone()).await,
+        vec![
+            v(&old, "2019-01-01T00:00:00Z"),
+            v(&ind, "2021-03-01T00:00:00Z")
+        ]
+    );
+    f.types = vec!["malware".into()];
+    assert!(get(f.clone()).await.is_empty());
+    let mut f = filter(100);
+    f.types = vec!["malware".into(), "indicator".into()];
+    assert_eq!(get(f.clone()).await.len(), 3);
+    f.types = vec!["report".into()];
+    assert!(get(f).await.is_empty());
+    // spec_version.
+    let mut f = filter(100);
+    f.spec_versions = vec!["2.0".into()];
+    assert_eq!(get(f.clone()).await, vec![v(&old, "2019-01-01T00:00:00Z")]);
+    f.spec_versions = vec!["2.1".into()];
+    assert_eq!(get(f).await.len(), 2);
+    // added_after is strict, against date_added.
+    let mut f = filter(100);
+    f.versions = all_versions();
+    let all = s.objects(&who, &w.coll, &f).await.unwrap().objects;
+    for pair in all.windows(2) {
+        assert!(pair[0].seq < pair[1].seq);
+        assert!(pair[0].date_added < pair[1].date_added);
+    }
+    f.added_after = Some(all[1].date_added);
+    let after: Vec<i64> = s
+        .objects(&who, &w.coll, &f)
+        .await
+        .unwrap()
+        .objects
+        .iter()
+        .map(|o| o.seq)
+        .collect();
+    assert_eq!(after, vec![all[2].seq, all[3].seq, all[4].seq]);
+    // Last version is the last of all versions, whatever added_after cuts.
+    let mut f = filter(100);
+    f.added_after = Some(all[1].date_added);
+    f.ids = vec![ind.clone()];
+    assert_eq!(get(f).await, vec![v(&ind, "2021-03-01T00:00:00Z")]);
+    // limit and more.
+    let mut f = filter(2);
+    f.versions = all_versions();
+    let p = s.objects(&who, &w.coll, &f).await.unwrap();
+    assert_eq!(p.objects.len(), 2);
+    assert!(p.more);
+    f.limit = 5;
+    let p = s.objects(&who, &w.coll, &f).await.unwrap();
+    assert_eq!(p.objects.len(), 5);
+    assert!(!p.more, "exactly limit left: no more");
+    f.after_seq = Some(p.objects[4].seq);
+    let p = s.objects(&who, &w.coll, &f).await.unwrap();
+    assert!(p.objects.is_empty() && !p.more);
+}
+
+async fn cursor_paging_has_no_gaps(h: Arc<Harness>) {
+    let w = simple(&h).await;
+    let s = &h.store;
+    let who = audience(&w.org, &w.user);
+    let st = steward(&w.org, &w.user, Tlp::Clear);
+    let mut expected = Vec::new();
+    for batch in 0..5u64 {
+        let objs: Vec<_> = (0..60u64)
+            .map(|i| {
+                let n = batch * 1000 + i;
+                // Some objects get a second version in a later batch.
+                let id = sid("indicator", if batch > 0 && i < 10 { i } else { n });
+                indicator(&id, &format!("2021-01-01T00:00:{:02}Z", batch), "p", &st)
+            })
+            .collect();
+        for o in &objs {
+            expected.push((o.id.clone(), o.version.unwrap()));
+        }
+        s.put_objects(&w.coll, objs).await.unwrap();
+    }
+    for limit in [1usize, 7, 60, 299, 300, 1000] {
+        let mut f = filter(limit);
+        f.versions = all_versions();
+        let mut got = Vec::new();
+        let mut pages = 0;
+        loop {
+            let p = s.objects(&who, &w.coll, &f).await.unwrap();
+            assert!(p.objects.len() <= limit);
+            pages += 1;
+            got.extend(p.objects.iter().map(|o| (o.id.clone(), o.version)));
+            if !p.more {
+                break;
+            }
+            f.after_seq = Some(p.objects.last().unwrap().seq);
+        }
+        assert_eq!(got, expected, "limit {limit}");
+        assert_eq!(
+            pages,
+            expected.len().div_ceil(limit).max(1),
+            "limit {limit}"
+        );
+    }
+    // With the default (last version), the versioned-twice objects appear once.
+    let mut f = filter(13);
+    let mut ids = Vec::new();
+    loop {
+        let p = s.objects(&who, &w.coll, &f).await.unwrap();
+        ids.extend(p.objects.iter().map(|o| o.id.clone()));
+        if !p.more {
+            break;
+        }
+        f.after_seq = Some(p.objects.last().unwrap().seq);
+    }
+    let unique: HashSet<_> = ids.iter().cloned().collect();
+    assert_eq!(unique.len(), ids.len());
+    assert_eq!(ids.len(), 300 - 40);
+}
+
+/// A client without `next` pages with added_after = the last date_added it saw.
+async fn added_after_paging(h: Arc<Harness>) {
+    let w = simple(&h).await;
+    let s = &h.store;
+    let who = audience(&w.org, &w.user);
+    let st = steward(&w.org, &w.user, Tlp::Clear);
+    // One big batch: every object gets its own date_added even though written at once.
+    let objs: Vec<_> = (0..250u64)
+        .map(|i| indicator(&sid("indicator", i), "2021-01-01T00:00:00Z", "a", &st))
+        .collect();
+    s.put_objects(&w.coll, objs).await.unwrap();
+    let mut f = filter(40);
+    let mut seen = Vec::new();
+    loop {
+        let p = s.objects(&who, &w.coll, &f).await.unwrap();
+        if p.objects.is_empty() {
+            break;
+        }
+        seen.extend(p.objects.iter().map(|o| o.id.clone()));
+        f.added_after = Some(p.objects.last().unwrap().date_added);
+    }
+    let want: Vec<String> = (0..250u64).map(|i| sid("indicator", i)).collect();
+    assert_eq!(seen, want);
+}
+
+async fn delete_semantics(h: Arc<Harness>) {
+    let s = &h.store;
+    let a = s.add_org("A").await.unwrap();
+    let b = s.add_org("B").await.unwrap();
+    let ua = s.add_user("ua", &a.id, Role::Analyst).await.unwrap();
+    let ub = s.add_user("ub", &b.id, Role::Analyst).await.unwrap();
+    let c = s
+        .add_collection(&collection("Room", Access::All, Access::All))
+        .await
+        .unwrap();
+    let wa = audience(&a.id, &ua.id);
+    let wb = audience(&b.id, &ub.id);
+    let st = steward(&a.id, &ua.id, Tlp::Green);
+    let id = sid("indicator", 1);
+    let times = [
+        "2021-01-01T00:00:00Z",
+        "2021-02-01T00:00:00Z",
+        "2021-03-01T00:00:00Z",
+        "2021-04-01T00:00:00Z",
+    ];
+    let objs: Vec<_> = times
+        .iter()
+        .map(|t| {
+            let mut o = indicator(&id, t, t, &st);
+            o.values = vec!["evil.example".into()];
+            o
+        })
+        .collect();
+    s.put_objects(&c.id, objs).await.unwrap();
+    // RED object of A: B cannot see it, so cannot delete it.
+    let red_id = sid("indicator", 2);
+    s.put_objects(
+        &c.id,
+        vec![indicator(
+            &red_id,
+            times[0],
+            "red",
+            &steward(&a.id, &ua.id, Tlp::Red),
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.delete_object(&wb, &c.id, &red_id, &all_versions(), &[])
+            .await
+            .unwrap(),
+        0
+    );
+    let versions_of = |who: kopa_core::Audience, id: String| {
+        let s = s.clone();
+        let coll = c.id.clone();
+        async move {
+            let mut f = filter(100);
+            f.versions = all_versions();
+            f.ids = vec![id];
+            s.objects(&who, &coll, &f)
+                .await
+                .unwrap()
+                .objects
+                .into_iter()
+                .map(|o| o.version)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(versions_of(wa.clone(), red_id.clone()).await.len(), 1);
+    // One specific version.
+    let n = s
+        .delete_object(
+            &wb,
+            &c.id,
+            &id,
+            &VersionMatch {
+                at: vec![ts(times[1])],
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        versions_of(wa.clone(), id.clone()).await,
+        vec![ts(times[0]), ts(times[2]), ts(times[3])]
+    );
+    // The last, then the first.
+    assert_eq!(
+        s.delete_object(&wa, &c.id, &id, &VersionMatch::last(), &[])
+            .await
+            .unwrap(),
+        1
+    );
+    let first = VersionMatch {
+        first: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        s.delete_object(&wa, &c.id, &id, &first, &[]).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        versions_of(wa.clone(), id.clone()).await,
+        vec![ts(times[2])]
+    );
+    // A spec_version that does not match deletes nothing.
+    assert_eq!(
+        s.delete_object(&wa, &c.id, &id, &all_versions(), &["2.0".to_string()])
+            .await
+            .unwrap(),
+        0
+    );
+    // All: gone from reads and search.
+    assert_eq!(
+        s.delete_object(&wa, &c.id, &id, &all_versions(), &[])
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(versions_of(wa.clone(), id.clone()).await.is_empty());
+    assert!(s.search(&wa, "evil.example", 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.delete_object(&wa, &c.id, &id, &all_versions(), &[])
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(matches!(
+        s.delete_object(&wa, "no-such", &id, &all_versions(), &[])
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The author can still delete its RED object.
+    assert_eq!(
+        s.delete_object(&wa, &c.id, &red_id, &all_versions(), &[])
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+async fn search_by_value(h: Arc<Harness>) {
+    let s = &h.store;
+    let a = s.add_org("A").await.unwrap();
+    let b = s.add_org("B").await.unwrap();
+    let ua = s.add_user("ua", &a.id, Role::Analyst).await.unwrap();
+    let ub = s.add_user("ub", &b.id, Role::Analyst).await.unwrap();
+    let open = s
+        .add_collection(&collection("Open", Access::All, Access::All))
+        .await
+        .unwrap();
+    let a_only = s
+        .add_collection(&collection(
+            "A only",
+            Access::Orgs(vec![a.id.clone()]),
+            Access::All,
+        ))
+        .await
+        .unwrap();
+    let green = steward(&a.id, &ua.id, Tlp::Green);
+    let mk = |n: u64, t: &str, vals: &[&str], st: &kopa_core::Stewardship| {
+        let mut o = indicator(&sid("indicator", n), t, "s", st);
+        o.values = vals.iter().map(|v| v.to_string()).collect();
+        o
+    };
+    s.put_objects(
+        &open.id,
+        vec![
+            mk(
+                1,
+                "2021-01-01T00:00:00Z",
+                &["203.0.113.7", "Evil.Example"],
+                &green,
+            ),
+            mk(1, "2021-02-01T00:00:00Z", &["203.0.113.7"], &green),
+            mk(
+                2,
+                "2021-01-01T00:00:00Z",
+                &["203.0.113.7"],
+                &steward(&a.id, &ua.id, Tlp::Red),
+            ),
+            mk(3, "2021-01-01T00:00:00Z", &["evil.example"], &green),
+        ],
+    )
+    .await
+    .unwrap();
+    s.put_objects(
+        &a_only.id,
+        vec![mk(4, "2021-01-01T00:00:00Z", &["203.0.113.7"], &green)],
+    )
+    .await
+    .unwrap();
+    let ids = |v: Vec<kopa_store::StoredObject>| -> Vec<(String, String)> {
+        v.into_iter()
+            .map(|o| (o.id, o.version.to_taxii()))
+            .collect()
+    };
+    let wa = audience(&a.id, &ua.id);
+    let wb = audience(&b.id, &ub.id);
+    // Latest version only; RED only for its author; collections by read list.
+    assert_eq!(
+        ids(s.search(&wa, "203.0.113.7", 100).await.unwrap()),
+        vec![
+            (sid("indicator", 1), ts("2021-02-01T00:00:00Z").to_taxii()),
+            (sid("indicator", 2), ts("2021-01-01T00:00:00Z").to_taxii()),
+            (sid("indicator", 4), ts("2021-01-01T00:00:00Z").to_taxii()),
+        ]
+    );
+    assert_eq!(
+        ids(s.search(&wb, "203.0.113.7", 100).await.unwrap()),
+        vec![(sid("indicator", 1), ts("2021-02-01T00:00:00Z").to_taxii())]
+    );
+    // Case-insensitive; an older version mentioning the value does not count.
+    assert_eq!(
+        ids(s.search(&wb, " EVIL.example ", 100).await.unwrap()),
+        vec![(sid("indicator", 3), ts("2021-01-01T00:00:00Z").to_taxii())]
+    );
+    assert_eq!(s.search(&wa, "203.0.113.7", 2).await.unwrap().len(), 2);
+    assert!(s.search(&wa, "nothing", 10).await.unwrap().is_empty());
+}
+
+async fn statuses(h: Arc<Harness>) {
+    let s = &h.store;
+    let owner = UserId::new();
+    let st = StatusRecord {
+        id: "status-1".into(),
+        owner: owner.clone(),
+        request_timestamp: ts("2021-01-01T00:00:00Z"),
+        json: r#"{"status":"pending"}"#.into(),
+    };
+    s.put_status(&st).await.unwrap();
+    assert_eq!(s.status("status-1").await.unwrap(), st);
+    let done = StatusRecord {
+        json: r#"{"status":"complete"}"#.into(),
+        ..st.clone()
+    };
+    s.put_status(&done).await.unwrap();
+    assert_eq!(s.status("status-1").await.unwrap(), done);
+    let newer = StatusRecord {
+        id: "status-2".into(),
+        request_timestamp: ts("2021-01-03T00:00:00Z"),
+        ..st.clone()
+    };
+    s.put_status(&newer).await.unwrap();
+    assert_eq!(
+        s.purge_statuses(ts("2021-01-02T00:00:00Z")).await.unwrap(),
+        1
+    );
+    assert!(matches!(
+        s.status("status-1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.status("status-2").await.unwrap(), newer);
+}
+
+fn entry(n: usize) -> NewAuditEntry {
+    NewAuditEntry {
+        actor: "admin".into(),
+        action: "user.add".into(),
+        target: format!("user{n}"),
+        origin: "127.0.0.1".into(),
+        detail: format!("{{\"n\":{n}}}"),
+    }
+}
+
+async fn audit_chain(h: Arc<Harness>) {
+    let s = &h.store;
+    assert!(s.audit_entries(0, 100).await.unwrap().is_empty());
+    let first = s.audit(entry(1)).await.unwrap();
+    assert_eq!(first.seq, 1);
+    assert_eq!(first.prev_hash, kopa_core::audit::GENESIS);
+    assert!(kopa_stix::Timestamp::parse(&first.at).is_ok());
+    // Concurrent appenders cannot fork the chain.
+    let mut tasks = Vec::new();
+    for n in 2..=20 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(
+            async move { s.audit(entry(n)).await.unwrap() },
+        ));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let all = s.audit_entries(0, 1000).await.unwrap();
+    assert_eq!(all.len(), 20);
+    assert_eq!(all[0], first);
+    assert_eq!(verify(&all), Ok(20));
+    assert_eq!(s.audit_entries(18, 1000).await.unwrap().len(), 2);
+    assert_eq!(s.audit_entries(0, 5).await.unwrap().len(), 5);
+    // Tampering with a stored row is found, and the broken entry named.
+    let original = all[6].target.clone();
+    h.exec("UPDATE audit SET target = 'mallory' WHERE seq = 7")
+        .await;
+    let all = s.audit_entries(0, 1000).await.unwrap();
+    let broken = verify(&all).unwrap_err();
+    assert_eq!(broken.seq, 7);
+    // Removing a row is found too.
+    h.exec(&format!(
+        "UPDATE audit SET target = '{original}' WHERE seq = 7; DELETE FROM audit WHERE seq = 12"
+    ))
+    .await;
+    let all = s.audit_entries(0, 1000).await.unwrap();
+    assert_eq!(verify(&all).unwrap_err().seq, 13);
+}
+
+async fn concurrent_writers(h: Arc<Harness>) {
+    let w = simple(&h).await;
+    let s = &h.store;
+    let st = steward(&w.org, &w.user, Tlp::Clear);
+    let mut tasks = Vec::new();
+    for t in 0..6u64 {
+        let s = s.clone();
+        let coll = w.coll.clone();
+        let st = st.clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..5u64 {
+                let objs: Vec<_> = (0..20u64)
+                    .map(|i| {
+                        indicator(
+                            &sid("indicator", t * 10_000 + b * 100 + i),
+                            "2021-01-01T00:00:00Z",
+                            "c",
+                            &st,
+                        )
+                    })
+                    .collect();
+                let out = s.put_objects(&coll, objs).await.unwrap();
+                assert!(out.iter().all(|o| matches!(o, PutOutcome::Stored { .. })));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut f = filter(10_000);
+    f.versions = all_versions();
+    let all = s
+        .objects(&audience(&w.org, &w.user), &w.coll, &f)
+        .await
+        .unwrap()
+        .objects;
+    assert_eq!(all.len(), 600);
+    for pair in all.windows(2) {
+        assert!(pair[0].seq < pair[1].seq);
+        assert!(pair[0].date_added < pair[1].date_added);
+    }
+}
+
+async fn reopen_keeps_data(h: Arc<Harness>) {
+    let w = simple(&h).await;
+    let st = steward(&w.org, &w.user, Tlp::Clear);
+    h.store
+        .put_objects(
+            &w.coll,
+            vec![indicator(
+                &sid("indicator", 1),
+                "2021-01-01T00:00:00Z",
+                "k",
+                &st,
+            )],
+        )
+        .await
+        .unwrap();
+    // A second handle (as the CLI opens while the server runs) sees and writes the same data.
+    let other = kopa_store::open(&h.location(), false).await.unwrap();
+    let page = other
+        .objects(&audience(&w.org, &w.user), &w.coll, &filter(10))
+        .await
+        .unwrap();
+    assert_eq!(page.objects.len(), 1);
+    other.add_org("From the CLI").await.unwrap();
+    assert!(h.store.org_by_name("From the CLI").await.is_ok());
+    let out = other
+        .put_objects(
+            &w.coll,
+            vec![indicator(
+                &sid("indicator", 2),
+                "2021-01-01T00:00:00Z",
+                "k",
+                &st,
+            )],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out[0], PutOutcome::Stored { .. }));
+    let mut f = filter(10);
+    f.versions = all_versions();
+    let all = h
+        .store
+        .objects(&audience(&w.org, &w.user), &w.coll, &f)
+        .await
+        .unwrap()
+        .objects;
+    assert_eq!(all.len(), 2);
+    assert!(all[0].seq < all[1].seq && all[0].date_added < all[1].date_added);
+}
+
+async fn newer_schema_is_refused(h: Arc<Harness>) {
+    h.exec("INSERT INTO kopa_schema_migrations (version, name, applied_at) VALUES (999, '0999_future', 0)")
+        .await;
+    for create in [false, true] {
+        let err = kopa_store::open(&h.location(), create)
+            .await
+            .err()
+            .expect("a newer database must be refused");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
+
+// --- opening: backend-specific ---
+
+#[tokio::test]
+async fn sqlite_refuses_to_create_without_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mistyped");
+    let err = kopa_store::open(data.to_str().unwrap(), false)
+        .await
+        .err()
+        .unwrap();
+    let msg = err.to_string();
+    assert!(msg.contains("no Kopa database at"), "{msg}");
+    assert!(msg.contains("mistyped"), "{msg}");
+    assert!(!data.exists(), "nothing created");
+    // An existing empty directory: still no database made.
+    std::fs::create_dir(&data).unwrap();
+    assert!(kopa_store::open(data.to_str().unwrap(), false)
+        .await
+        .is_err());
+    assert!(!data.join(kopa_store::DB_FILE).exists());
+    // Created when asked, then opened without create.
+    kopa_store::open(data.to_str().unwrap(), true)
+        .await
+        .unwrap();
+    kopa_store::open(data.to_str().unwrap(), false)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_rejects_unusable_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let err = kopa_store::open(file.to_str().unwrap(), true)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("not a directory"), "{err}");
+    // A file where the database should be that is not a database.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join(kopa_store::DB_FILE), "garbage that is not SQLite").unwrap();
+    let err = kopa_store::open(data.to_str().unwrap(), true)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("kopa.db"), "{err}");
+}
+
+#[tokio::test]
+async fn postgres_names_a_missing_database() {
+    let Some(admin) = pg_admin_url() else { return };
+    let url = with_database(&admin, "kopa_test_does_not_exist_42");
+    let err = kopa_store::open(&url, true).await.err().unwrap();
+    let msg = err.to_string();
+    assert!(msg.contains("kopa_test_does_not_exist_42"), "{msg}");
+    assert!(msg.contains("does not exist"), "{msg}");
+    // An existing database without Kopa's tables is not silently initialised without leave.
+    let Some((admin, name, url)) = create_pg_database().await else {
+        return;
+    };
+    let res = kopa_store::open(&url, false).await;
+    let second = kopa_store::open(&url, true).await.map(|_| ());
+    drop_pg_database(&admin, &name).await;
+    let msg = res.err().unwrap().to_string();
+    assert!(msg.contains("no Kopa database at"), "{msg}");
+    second.unwrap();
+}
+
+#[tokio::test]
+async fn postgres_url_password_is_not_shown() {
+    let err = kopa_store::open("postgres://kopa:s3cret@127.0.0.1:1/kopa", true)
+        .await
+        .err()
+        .unwrap();
+    let msg = err.to_string();
+    assert!(!msg.contains("s3cret"), "{msg}");
+    assert!(msg.contains("127.0.0.1:1"), "{msg}");
+}
+
+#[test]
+fn migration_trees_have_the_same_names() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let names = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let sqlite = names("sqlite");
+    let postgres = names("postgres");
+    assert!(!sqlite.is_empty());
+    assert_eq!(
+        sqlite, postgres,
+        "migrations/sqlite and migrations/postgres differ"
+    );
+    // And every file is embedded, in order, with consecutive versions.
+    for list in [
+        kopa_store::migrations::SQLITE,
+        kopa_store::migrations::POSTGRES,
+    ] {
+        let embedded: Vec<String> = list.iter().map(|m| format!("{}.sql", m.name)).collect();
+        assert_eq!(embedded, sqlite);
+        for (i, m) in list.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1);
+            assert!(m.name.starts_with(&format!("{:04}_", m.version)));
+        }
+    }
+}
