@@ -12,7 +12,8 @@
 //!
 //! - `id` is `type--UUID` (an RFC 4122 UUID) and its type part equals `type`; `type` is a valid type name;
 //! - `spec_version` is `"2.1"` (required except on SCOs; STIX 2.0 objects are refused with a clear message);
-//! - timestamps have the STIX form `YYYY-MM-DDTHH:MM:SS[.s+]Z` and their order (`modified >= created`,
+//! - timestamps have the STIX form `YYYY-MM-DDTHH:MM:SS[.s+]Z` (`created`/`modified` of SDOs and SROs to the
+//!   millisecond at least) and their order (`modified >= created`,
 //!   `valid_until > valid_from`, `last_seen >= first_seen`, `last_observed >= first_observed`,
 //!   `stop_time > start_time`, network-traffic `end >= start`);
 //! - required properties per type, and the rules that tie properties together (observed-data has exactly one
@@ -27,7 +28,7 @@
 //!   `description`/`url`/`external_id`; CVE and CAPEC ids), kill-chain phases, granular markings (selectors
 //!   must select something in the object), extensions (an `extension-definition--…` key needs
 //!   `extension_type`; predefined SCO extensions are checked property by property), marking definitions
-//!   (statement, TLP 1.0 and TLP 2.0 forms; no self-reference);
+//!   (statement, TLP 1.0 as the specification defines those objects, TLP 2.0 levels; no self-reference);
 //! - custom property names (`^[a-z0-9_]{3,250}$`; the `x_` prefix is only recommended and not required),
 //!   and that no property is `null` or an empty list.
 //!

@@ -111,6 +111,9 @@ pub(crate) const EXTENSION_TYPE_ENUM: &[&str] = &[
     "property-extension",
     "toplevel-property-extension",
 ];
+/// encryption-algorithm-enum (closed).
+pub(crate) const ENCRYPTION_ALGORITHM_ENUM: &[&str] =
+    &["AES-256-GCM", "ChaCha20-Poly1305", "mime-type-indicated"];
 pub(crate) const TLP1_ENUM: &[&str] = &["white", "green", "amber", "red"];
 pub(crate) const TLP2_ENUM: &[&str] = &["clear", "green", "amber", "amber+strict", "red"];
 /// The extension definition of the TLP 2.0 marking definitions published by OASIS.
@@ -247,9 +250,9 @@ static PDF_EXT: Shape = shape!(
 );
 static RASTER_EXT: Shape = shape!(
     [
-        "image_height": K::Int(0, MAX),
-        "image_width": K::Int(0, MAX),
-        "bits_per_pixel": K::Int(0, MAX),
+        "image_height": K::Int(i64::MIN, MAX),
+        "image_width": K::Int(i64::MIN, MAX),
+        "bits_per_pixel": K::Int(i64::MIN, MAX),
         "exif_tags": K::Dict,
     ],
     []
@@ -457,10 +460,10 @@ types! {
     // ---- SCOs ----
     "artifact" => Sco {
         ["mime_type": K::Str, "payload_bin": K::Bin, "url": K::Str, "hashes": K::Hashes,
-         "encryption_algorithm": K::Str, "decryption_key": K::Str],
+         "encryption_algorithm": K::Enum(ENCRYPTION_ALGORITHM_ENUM), "decryption_key": K::Str],
         []
     };
-    "autonomous-system" => Sco { ["number": K::Int(0, MAX), "name": K::Str, "rir": K::Str], ["number"] };
+    "autonomous-system" => Sco { ["number": K::Int(i64::MIN, MAX), "name": K::Str, "rir": K::Str], ["number"] };
     "directory" => Sco {
         ["path": K::Str, "path_enc": K::Str, "ctime": K::Ts, "mtime": K::Ts, "atime": K::Ts,
          "contains_refs": K::Refs(FILE_OR_DIR)],

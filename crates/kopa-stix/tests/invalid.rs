@@ -510,10 +510,16 @@ fn cases() -> Vec<Case> {
             "range",
         ),
         case(
-            "as_number_negative",
-            with("autonomous-system", json!({"number": -1}), &[]),
+            "as_number_not_integer",
+            with("autonomous-system", json!({"number": "AS15139"}), &[]),
             "number",
-            "range",
+            "integer",
+        ),
+        case(
+            "encryption_algorithm_unknown",
+            with("artifact", json!({"encryption_algorithm": "rot13"}), &[]),
+            "encryption_algorithm",
+            "one of",
         ),
         case(
             "pid_not_integer",

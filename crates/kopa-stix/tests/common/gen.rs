@@ -382,7 +382,10 @@ fn sco_props(t: &str) -> (&'static [(&'static str, G)], &'static [&'static str])
                 ("mime_type", S),
                 ("payload_bin", Bin),
                 ("hashes", Hashes),
-                ("encryption_algorithm", S),
+                (
+                    "encryption_algorithm",
+                    E(&["AES-256-GCM", "ChaCha20-Poly1305", "mime-type-indicated"]),
+                ),
                 ("decryption_key", S),
             ],
             &[],
