@@ -1,0 +1,475 @@
+//! Administration from the command line: organisations, users, tokens, collections and the node.
+//!
+//! Each command works against `--data DIR` or `--database URL`, also while the server runs, writes
+//! an audit entry (actor `cli`, origin `local`) for every change, and with `--json` prints exactly
+//! one JSON object on stdout (`{"error": …}` on failure, with a non-zero exit).
+
+use crate::{config, node, StoreArgs};
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use kopa_core::Role;
+use kopa_store::{Access, NewCollection, Store, StoreError};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// Add an organisation.
+    Add {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List organisations.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user to an organisation and print their first token (shown only here).
+    Add {
+        name: String,
+        /// The user's organisation (its name).
+        #[arg(long)]
+        org: String,
+        /// reader (reads), analyst (also writes intelligence) or org-admin (also manages the users of
+        /// its organisation).
+        #[arg(long, default_value = "reader")]
+        role: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make a new API token for a user (shown only here).
+    Add {
+        user: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token by its id (the part between `kopa_` and the next `_`).
+    Revoke {
+        #[arg(value_name = "TOKEN-ID")]
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CollectionCommand {
+    /// Add a collection (a sharing room): who reads it, who writes it.
+    Add {
+        title: String,
+        /// A short unique name for the collection.
+        #[arg(long)]
+        alias: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Organisations that read it: a comma-separated list of names, or `all`.
+        #[arg(long, value_name = "ORG,…|all")]
+        read: String,
+        /// Organisations that write to it: a comma-separated list of names, or `all`.
+        #[arg(long, value_name = "ORG,…|all")]
+        write: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List collections with their read and write lists.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NodeCommand {
+    /// Show the node's identity.
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// The result of one admin command: the JSON object and the human line.
+pub struct Output {
+    pub json: Value,
+    pub human: String,
+    pub ok: bool,
+}
+
+impl Output {
+    fn ok(json: Value, human: impl Into<String>) -> Self {
+        Output {
+            json,
+            human: human.into(),
+            ok: true,
+        }
+    }
+}
+
+/// Load the configuration for an admin command from its flags.
+pub fn admin_config(args: &StoreArgs) -> anyhow::Result<config::Config> {
+    let loaded = config::load(&config::Flags {
+        config: args.config.clone(),
+        data: args.data.clone(),
+        database: args.database.clone(),
+        listen: None,
+    })?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(loaded.config)
+}
+
+/// Run an admin command against the node's store and print its output.
+pub fn run_admin<F, Fut>(args: &StoreArgs, f: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = anyhow::Result<Output>>,
+{
+    let result = (|| {
+        let config = admin_config(args)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        rt.block_on(async {
+            let store = node::open_existing(&config).await?;
+            f(store).await
+        })
+    })();
+    match result {
+        Ok(out) => {
+            if args.json {
+                println!("{}", out.json);
+            } else {
+                println!("{}", out.human);
+            }
+            Ok(if out.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(e) if args.json => {
+            println!("{}", json!({ "error": format!("{e:#}") }));
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn store_err(what: &str, e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::Backend(_) => anyhow::Error::new(e).context(format!("cannot {what}")),
+        other => anyhow::anyhow!("cannot {what}: {other}"),
+    }
+}
+
+pub fn run_org(cmd: OrgCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        OrgCommand::Add { name, store } => run_admin(&store, |s| async move {
+            let name = name.trim().to_string();
+            if name.is_empty() {
+                bail!("an organisation name must not be empty");
+            }
+            let org = s.add_org(&name).await.map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    anyhow::anyhow!("an organisation named {name:?} already exists")
+                }
+                e => store_err("add the organisation", e),
+            })?;
+            node::audit_cli(&*s, "org.add", &org.name, json!({"id": org.id})).await?;
+            Ok(Output::ok(
+                json!({"id": org.id, "name": org.name}),
+                format!("organisation {} added (id {})", org.name, org.id.0),
+            ))
+        }),
+        OrgCommand::List { store } => run_admin(&store, |s| async move {
+            let orgs = s
+                .orgs()
+                .await
+                .map_err(|e| store_err("list organisations", e))?;
+            let human = orgs
+                .iter()
+                .map(|o| format!("{}\t{}", o.id.0, o.name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let list: Vec<Value> = orgs
+                .iter()
+                .map(|o| json!({"id": o.id, "name": o.name}))
+                .collect();
+            Ok(Output::ok(json!({ "organisations": list }), human))
+        }),
+    }
+}
+
+fn parse_role(role: &str) -> anyhow::Result<Role> {
+    match Role::parse(role) {
+        Some(r @ (Role::Reader | Role::Analyst | Role::OrgAdmin)) => Ok(r),
+        Some(Role::Admin) => {
+            bail!("the admin role belongs to the node's administrator only; use reader, analyst or org-admin")
+        }
+        None => bail!("unknown role {role:?}: use reader, analyst or org-admin"),
+    }
+}
+
+async fn find_org(s: &dyn Store, name: &str) -> anyhow::Result<kopa_store::Org> {
+    s.org_by_name(name).await.map_err(|e| match e {
+        StoreError::NotFound(_) => {
+            anyhow::anyhow!("unknown organisation {name:?} (add it with `kopa org add {name:?}`)")
+        }
+        e => store_err("look up the organisation", e),
+    })
+}
+
+async fn find_user(s: &dyn Store, name: &str) -> anyhow::Result<kopa_store::User> {
+    s.user_by_name(name).await.map_err(|e| match e {
+        StoreError::NotFound(_) => anyhow::anyhow!("unknown user {name:?}"),
+        e => store_err("look up the user", e),
+    })
+}
+
+pub fn run_user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        UserCommand::Add {
+            name,
+            org,
+            role,
+            store,
+        } => {
+            run_admin(&store, |s| async move {
+                let role = parse_role(&role)?;
+                let name = name.trim().to_string();
+                if name.is_empty() || name.contains(':') {
+                    bail!("a user name must not be empty nor contain ':' (it is an HTTP Basic user name)");
+                }
+                let org = find_org(&*s, &org).await?;
+                let user = s
+                    .add_user(&name, &org.id, role)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Conflict(_) => {
+                            anyhow::anyhow!("a user named {name:?} already exists")
+                        }
+                        e => store_err("add the user", e),
+                    })?;
+                let (token_id, token) = node::issue_token(&*s, &user).await?;
+                node::audit_cli(
+                    &*s,
+                    "user.add",
+                    &user.name,
+                    json!({"org": org.name, "role": role.as_str(), "token_id": token_id}),
+                )
+                .await?;
+                Ok(Output::ok(
+                    json!({"name": user.name, "org": org.name, "role": role.as_str(), "token": token}),
+                    format!(
+                        "user {} ({}) added to {}; token (shown only now): {token}",
+                        user.name,
+                        role.as_str(),
+                        org.name
+                    ),
+                ))
+            })
+        }
+        UserCommand::List { store } => run_admin(&store, |s| async move {
+            let users = s.users().await.map_err(|e| store_err("list users", e))?;
+            let human = users
+                .iter()
+                .map(|u| format!("{}\t{}\t{}", u.name, u.org_name, u.role.as_str()))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let list: Vec<Value> = users
+                .iter()
+                .map(|u| {
+                    json!({"id": u.id, "name": u.name, "org": u.org_name, "role": u.role.as_str()})
+                })
+                .collect();
+            Ok(Output::ok(json!({ "users": list }), human))
+        }),
+    }
+}
+
+pub fn run_token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TokenCommand::Add { user, store } => run_admin(&store, |s| async move {
+            let user = find_user(&*s, &user).await?;
+            let (id, token) = node::issue_token(&*s, &user).await?;
+            node::audit_cli(&*s, "token.add", &user.name, json!({"token_id": id})).await?;
+            Ok(Output::ok(
+                json!({"id": id, "user": user.name, "token": token}),
+                format!(
+                    "token {id} added for {} (shown only now): {token}",
+                    user.name
+                ),
+            ))
+        }),
+        TokenCommand::Revoke { id, store } => run_admin(&store, |s| async move {
+            s.revoke_token(&id).await.map_err(|e| match e {
+                StoreError::NotFound(_) => anyhow::anyhow!("unknown token id {id:?}"),
+                e => store_err("revoke the token", e),
+            })?;
+            node::audit_cli(&*s, "token.revoke", &id, json!({})).await?;
+            Ok(Output::ok(
+                json!({"id": id, "revoked": true}),
+                format!("token {id} revoked"),
+            ))
+        }),
+    }
+}
+
+async fn parse_access(s: &dyn Store, flag: &str, list: &str) -> anyhow::Result<Access> {
+    if list.trim().eq_ignore_ascii_case("all") {
+        return Ok(Access::All);
+    }
+    let mut ids = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let org = find_org(s, name)
+            .await
+            .with_context(|| format!("in --{flag}"))?;
+        if !ids.contains(&org.id) {
+            ids.push(org.id);
+        }
+    }
+    if ids.is_empty() {
+        bail!("--{flag} names no organisation: give ORG,… or all");
+    }
+    Ok(Access::Orgs(ids))
+}
+
+fn access_names(a: &Access, orgs: &[kopa_store::Org]) -> Value {
+    match a {
+        Access::All => json!("all"),
+        Access::Orgs(ids) => Value::Array(
+            ids.iter()
+                .map(|id| {
+                    let name = orgs
+                        .iter()
+                        .find(|o| &o.id == id)
+                        .map(|o| o.name.clone())
+                        .unwrap_or_else(|| id.0.clone());
+                    json!(name)
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub fn run_collection(cmd: CollectionCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CollectionCommand::Add {
+            title,
+            alias,
+            description,
+            read,
+            write,
+            store,
+        } => run_admin(&store, |s| async move {
+            let title = title.trim().to_string();
+            if title.is_empty() {
+                bail!("a collection title must not be empty");
+            }
+            let new = NewCollection {
+                title: title.clone(),
+                description,
+                alias: alias.filter(|a| !a.trim().is_empty()),
+                read: parse_access(&*s, "read", &read).await?,
+                write: parse_access(&*s, "write", &write).await?,
+            };
+            let c = s.add_collection(&new).await.map_err(|e| match e {
+                StoreError::Conflict(m) => anyhow::anyhow!("cannot add the collection: {m}"),
+                e => store_err("add the collection", e),
+            })?;
+            let orgs = s.orgs().await.unwrap_or_default();
+            node::audit_cli(
+                &*s,
+                "collection.add",
+                &c.id,
+                json!({"title": c.title, "alias": c.alias,
+                       "read": access_names(&c.read, &orgs), "write": access_names(&c.write, &orgs)}),
+            )
+            .await?;
+            Ok(Output::ok(
+                json!({"id": c.id, "title": c.title}),
+                format!("collection {} added (id {})", c.title, c.id),
+            ))
+        }),
+        CollectionCommand::List { store } => run_admin(&store, |s| async move {
+            let orgs = s
+                .orgs()
+                .await
+                .map_err(|e| store_err("list organisations", e))?;
+            // Every collection is read or written by at least one organisation: the union of what
+            // each organisation sees is every collection.
+            let mut cols: Vec<kopa_store::Collection> = Vec::new();
+            for org in &orgs {
+                let who = kopa_core::Audience {
+                    org: org.id.clone(),
+                    user: kopa_core::UserId(String::new()),
+                };
+                let views = s
+                    .collections(&who)
+                    .await
+                    .map_err(|e| store_err("list collections", e))?;
+                for v in views {
+                    if !cols.iter().any(|c| c.id == v.collection.id) {
+                        cols.push(v.collection);
+                    }
+                }
+            }
+            let list: Vec<Value> = cols
+                .iter()
+                .map(|c| {
+                    json!({"id": c.id, "title": c.title, "alias": c.alias,
+                           "description": c.description,
+                           "read": access_names(&c.read, &orgs), "write": access_names(&c.write, &orgs)})
+                })
+                .collect();
+            let human = list
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}\t{}\tread: {}\twrite: {}",
+                        c["id"].as_str().unwrap_or(""),
+                        c["title"].as_str().unwrap_or(""),
+                        c["read"],
+                        c["write"]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output::ok(json!({ "collections": list }), human))
+        }),
+    }
+}
+
+pub fn run_node(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        NodeCommand::Show { store } => run_admin(&store, |s| async move {
+            let n = s
+                .node()
+                .await
+                .map_err(|e| store_err("read the node", e))?
+                .context("the node is not initialised")?;
+            Ok(Output::ok(
+                json!({"id": n.id, "name": n.name}),
+                format!("node {} (id {})", n.name, n.id),
+            ))
+        }),
+    }
+}

@@ -1,0 +1,156 @@
+//! `kopa serve`: open (or on first start create) the node and run its HTTP server until SIGINT or
+//! SIGTERM, then stop gracefully: in-flight requests finish, so no acknowledged write is lost.
+
+use crate::config::{self, Config};
+use crate::node;
+use anyhow::Context;
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Data directory (SQLite database and node files), created on first start [default: ./kopa-data].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7470].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// PostgreSQL URL (postgres://user@host/db) instead of SQLite; the database must exist.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Configuration file [default: DIR/kopa.toml when present].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The administrator token from `KOPA_ADMIN_TOKEN` or the file named by `KOPA_ADMIN_TOKEN_FILE`.
+fn admin_token_from_env() -> anyhow::Result<Option<String>> {
+    match (
+        std::env::var("KOPA_ADMIN_TOKEN").ok(),
+        std::env::var("KOPA_ADMIN_TOKEN_FILE").ok(),
+    ) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("both KOPA_ADMIN_TOKEN and KOPA_ADMIN_TOKEN_FILE are set: keep one")
+        }
+        (Some(t), None) => Ok(Some(t)),
+        (None, Some(path)) => Ok(Some(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("KOPA_ADMIN_TOKEN_FILE: cannot read {path}"))?
+                .trim()
+                .to_string(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+fn init_logging(config: &Config) {
+    // KOPA_LOG is the `log` key's environment form (already in config.log); RUST_LOG is honoured
+    // when KOPA_LOG is not set.
+    let filter = if std::env::var_os("KOPA_LOG").is_none() {
+        std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.clone())
+    } else {
+        config.log.clone()
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        eprintln!("warning: log filter {filter:?} is not valid ({e}); using \"info\"");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(&config::Flags {
+        config: args.config,
+        data: args.data,
+        database: args.database,
+        listen: args.listen,
+    })?;
+    let config = loaded.config;
+    init_logging(&config);
+    if let Some(file) = &loaded.file {
+        tracing::info!(file = %file.display(), "configuration file read");
+    }
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let admin_token = admin_token_from_env()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(config, admin_token))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()> {
+    let store = node::open_for_serve(&config).await?;
+    let init = node::init(&*store, &config, admin_token.as_deref()).await?;
+    if init.created {
+        tracing::info!(node = %init.node.id, name = %init.node.name, "new node created");
+    }
+    if let Some(token) = &init.generated_token {
+        // Printed once, on stdout only: never through the log.
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "administrator token for user {} (shown only now, keep it safe): {token}",
+            node::ADMIN_USER
+        )?;
+        out.flush()?;
+    }
+    tracing::info!(
+        listen = %config.listen,
+        store = %node::describe(&config),
+        node = %init.node.name,
+        "kopa serving"
+    );
+    let server_config = kopa_server::ServerConfig {
+        listen: config.listen,
+        title: init.node.name.clone(),
+        max_content_length: usize::try_from(config.max_content_length).unwrap_or(usize::MAX),
+        default_tlp: config.tlp_default,
+        api_root: "kopa".into(),
+        status_retention_hours: config.status_retention_hours,
+        default_page_size: usize::try_from(config.page_size).unwrap_or(usize::MAX),
+        max_page_size: usize::try_from(config.max_page_size).unwrap_or(usize::MAX),
+    };
+    kopa_server::serve(store.clone(), server_config, shutdown_signal())
+        .await
+        .context("the server stopped with an error")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        () = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

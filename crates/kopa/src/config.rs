@@ -1,0 +1,532 @@
+//! The node's configuration, in layers: built-in defaults → a TOML file (`--config FILE`, else
+//! `DATA/kopa.toml` when present) → `KOPA_` environment variables → command-line flags.
+//!
+//! Environment names are the key in capitals with `__` for each dot (`taxii.page_size` →
+//! `KOPA_TAXII__PAGE_SIZE`); a `_FILE` suffix reads the value from a file (for secrets such as a
+//! database URL with a password: `KOPA_DATABASE_FILE=/run/secrets/db`). Unknown keys in the file are
+//! reported as warnings naming the key, so that a typo does not pass silently.
+
+use anyhow::{bail, Context};
+use kopa_core::Tlp;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Every configuration key, with the kind of value it takes.
+pub const KEYS: &[(&str, Kind)] = &[
+    ("node.name", Kind::Str),
+    ("node.url", Kind::Str),
+    ("listen", Kind::Str),
+    ("data", Kind::Str),
+    ("database", Kind::Str),
+    ("taxii.max_content_length", Kind::Int),
+    ("taxii.page_size", Kind::Int),
+    ("taxii.max_page_size", Kind::Int),
+    ("tlp.default", Kind::Str),
+    ("status_retention_hours", Kind::Int),
+    ("log", Kind::Str),
+];
+
+/// The kind of value a key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Int,
+}
+
+/// One value set by a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Val {
+    Str(String),
+    Int(u64),
+}
+
+/// The documented default configuration file, printed by `kopa config default`.
+pub const DEFAULT_FILE: &str = r#"# Kopa node configuration (TOML).
+# Layers, later ones win: these defaults, this file, KOPA_ environment variables, command-line flags.
+# Environment names: KOPA_ + the key in capitals, "__" for each dot (KOPA_TAXII__PAGE_SIZE=500);
+# add _FILE to read a value from a file (KOPA_DATABASE_FILE=/run/secrets/kopa-db-url).
+# The file is read from --config FILE, else from DATA/kopa.toml when that exists.
+
+# Address the HTTP server (TAXII 2.1, REST API, /healthz, /metrics) listens on.
+listen = "127.0.0.1:7470"
+
+# Data directory: holds the SQLite database (kopa.db) and the node's files. `kopa serve` creates it
+# on first start; the admin commands never do.
+data = "./kopa-data"
+
+# PostgreSQL instead of SQLite: postgres://user:password@host:5432/dbname. The database must exist;
+# Kopa never creates one. Empty = SQLite inside the data directory.
+database = ""
+
+# Log filter (tracing EnvFilter syntax), e.g. "info", "kopa=debug,info". KOPA_LOG or RUST_LOG also work.
+log = "info"
+
+# How long TAXII status resources stay queryable, in hours (at least 24).
+status_retention_hours = 24
+
+[node]
+# The node's name, fixed at first start. Empty = the host name, or "kopa" when it has none.
+name = ""
+# The public base URL of this node (e.g. https://kopa.cert.example), given to peers. Empty = none.
+url = ""
+
+[taxii]
+# Largest request body accepted, in bytes; larger ones get HTTP 413.
+max_content_length = 104857600
+# Objects per page when a client gives no limit.
+page_size = 1000
+# The most objects per page a client may ask for (larger limits are lowered to this).
+max_page_size = 10000
+
+[tlp]
+# The label of objects that carry no TLP marking; they are also narrowed to their owner organisation.
+default = "TLP:AMBER"
+"#;
+
+/// The node's effective configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub node_name: Option<String>,
+    pub node_url: Option<String>,
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    /// A `postgres://` URL, or `None` for SQLite inside `data`.
+    pub database: Option<String>,
+    pub max_content_length: u64,
+    pub page_size: u64,
+    pub max_page_size: u64,
+    pub tlp_default: Tlp,
+    pub status_retention_hours: u64,
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_name: None,
+            node_url: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 7470)),
+            data: PathBuf::from("./kopa-data"),
+            database: None,
+            max_content_length: 100 * 1024 * 1024,
+            page_size: 1000,
+            max_page_size: 10_000,
+            tlp_default: Tlp::Amber,
+            status_retention_hours: 24,
+            log: "info".into(),
+        }
+    }
+}
+
+/// Values given on the command line (highest layer).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub database: Option<String>,
+    pub listen: Option<String>,
+}
+
+/// The configuration and the warnings met while reading it (to be logged once logging is up).
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+fn kind_of(key: &str) -> Option<Kind> {
+    KEYS.iter().find(|(k, _)| *k == key).map(|&(_, kind)| kind)
+}
+
+/// The environment variable of a key: `taxii.page_size` → `KOPA_TAXII__PAGE_SIZE`.
+pub fn env_name(key: &str) -> String {
+    format!("KOPA_{}", key.to_ascii_uppercase().replace('.', "__"))
+}
+
+/// Load the configuration from the process environment and `flags`.
+pub fn load(flags: &Flags) -> anyhow::Result<Loaded> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    load_from(flags, &env)
+}
+
+/// Load the configuration from the given environment and `flags` (testable form of [`load`]).
+pub fn load_from(flags: &Flags, env: &BTreeMap<String, String>) -> anyhow::Result<Loaded> {
+    let mut warnings = Vec::new();
+    let env_values = env_layer(env)?;
+
+    // Where the file is: --config, else DATA/kopa.toml with DATA from the layers above the file.
+    let file = match &flags.config {
+        Some(path) => {
+            if !path.is_file() {
+                bail!("configuration file {} does not exist", path.display());
+            }
+            Some(path.clone())
+        }
+        None => {
+            let data = flags
+                .data
+                .clone()
+                .or_else(|| match env_values.get("data") {
+                    Some(Val::Str(s)) => Some(PathBuf::from(s)),
+                    _ => None,
+                })
+                .unwrap_or_else(|| Config::default().data);
+            let candidate = data.join("kopa.toml");
+            candidate.is_file().then_some(candidate)
+        }
+    };
+
+    let mut config = Config::default();
+    if let Some(path) = &file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+        for (key, val) in file_layer(&text, path, &mut warnings)? {
+            apply(&mut config, &key, val)
+                .with_context(|| format!("in {}: key {key}", path.display()))?;
+        }
+    }
+    for (key, val) in env_values {
+        apply(&mut config, key, val).with_context(|| format!("in {}", env_name(key)))?;
+    }
+    if let Some(data) = &flags.data {
+        config.data = data.clone();
+    }
+    if let Some(db) = &flags.database {
+        apply(&mut config, "database", Val::Str(db.clone())).context("in --database")?;
+    }
+    if let Some(listen) = &flags.listen {
+        apply(&mut config, "listen", Val::Str(listen.clone())).context("in --listen")?;
+    }
+    check(&config)?;
+    Ok(Loaded {
+        config,
+        warnings,
+        file,
+    })
+}
+
+/// Values from `KOPA_` variables (and their `_FILE` forms), for known keys only.
+fn env_layer(env: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<&'static str, Val>> {
+    let mut out = BTreeMap::new();
+    for &(key, kind) in KEYS {
+        let name = env_name(key);
+        let file_name = format!("{name}_FILE");
+        let raw = match (env.get(&name), env.get(&file_name)) {
+            (Some(_), Some(_)) => bail!("both {name} and {file_name} are set: keep one"),
+            (Some(v), None) => v.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("{file_name}: cannot read {path}"))?
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+            (None, None) => continue,
+        };
+        let val = match kind {
+            Kind::Str => Val::Str(raw),
+            Kind::Int => Val::Int(raw.trim().parse().map_err(|_| {
+                anyhow::anyhow!("{name} must be a whole number ≥ 0, found {raw:?}")
+            })?),
+        };
+        out.insert(key, val);
+    }
+    Ok(out)
+}
+
+/// Flatten a TOML file into (dotted key, value), checking each value's kind. Unknown keys are
+/// warnings.
+fn file_layer(
+    text: &str,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Vec<(String, Val)>> {
+    let table: toml::Table =
+        toml::from_str(text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let mut out = Vec::new();
+    flatten("", &table, path, warnings, &mut out)?;
+    Ok(out)
+}
+
+fn flatten(
+    prefix: &str,
+    table: &toml::Table,
+    path: &Path,
+    warnings: &mut Vec<String>,
+    out: &mut Vec<(String, Val)>,
+) -> anyhow::Result<()> {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if let toml::Value::Table(inner) = v {
+            if KEYS
+                .iter()
+                .any(|(known, _)| known.starts_with(&format!("{key}.")))
+            {
+                flatten(&key, inner, path, warnings, out)?;
+            } else {
+                warnings.push(unknown_key(&key, path));
+            }
+            continue;
+        }
+        let Some(kind) = kind_of(&key) else {
+            warnings.push(unknown_key(&key, path));
+            continue;
+        };
+        let val = match (kind, v) {
+            (Kind::Str, toml::Value::String(s)) => Val::Str(s.clone()),
+            (Kind::Int, toml::Value::Integer(i)) if *i >= 0 => Val::Int(*i as u64),
+            (Kind::Str, _) => bail!("{}: {key} must be a string", path.display()),
+            (Kind::Int, _) => bail!("{}: {key} must be a whole number ≥ 0", path.display()),
+        };
+        out.push((key, val));
+    }
+    Ok(())
+}
+
+fn unknown_key(key: &str, path: &Path) -> String {
+    let hint = KEYS
+        .iter()
+        .map(|(k, _)| *k)
+        .min_by_key(|k| edit_distance(k, key))
+        .filter(|k| edit_distance(k, key) <= 3)
+        .map(|k| format!(" (did you mean {k}?)"))
+        .unwrap_or_default();
+    format!(
+        "{}: unknown configuration key {key}, ignored{hint}",
+        path.display()
+    )
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Set one key. Empty strings mean "unset" for the optional keys.
+fn apply(config: &mut Config, key: &str, val: Val) -> anyhow::Result<()> {
+    let opt = |s: String| (!s.trim().is_empty()).then_some(s);
+    match (key, val) {
+        ("node.name", Val::Str(s)) => config.node_name = opt(s),
+        ("node.url", Val::Str(s)) => config.node_url = opt(s),
+        ("listen", Val::Str(s)) => {
+            config.listen = s.trim().parse().map_err(|_| {
+                anyhow::anyhow!("listen address {s:?} is not of the form IP:PORT, e.g. 127.0.0.1:7470")
+            })?
+        }
+        ("data", Val::Str(s)) => {
+            if s.trim().is_empty() {
+                bail!("the data directory must not be empty");
+            }
+            config.data = PathBuf::from(s)
+        }
+        ("database", Val::Str(s)) => {
+            let s = opt(s);
+            if let Some(url) = &s {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    bail!(
+                        "database {:?} is not a PostgreSQL URL (postgres://user@host/dbname); \
+                         for SQLite give the data directory with --data DIR instead",
+                        redact(url)
+                    );
+                }
+            }
+            config.database = s
+        }
+        ("taxii.max_content_length", Val::Int(n)) => config.max_content_length = n,
+        ("taxii.page_size", Val::Int(n)) => config.page_size = n,
+        ("taxii.max_page_size", Val::Int(n)) => config.max_page_size = n,
+        ("tlp.default", Val::Str(s)) => {
+            config.tlp_default = Tlp::parse(&s).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown TLP label {s:?}: use TLP:CLEAR, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT or TLP:RED"
+                )
+            })?
+        }
+        ("status_retention_hours", Val::Int(n)) => config.status_retention_hours = n,
+        ("log", Val::Str(s)) => config.log = s,
+        (key, val) => bail!("value {val:?} does not fit key {key}"),
+    }
+    Ok(())
+}
+
+/// Checks across keys.
+fn check(c: &Config) -> anyhow::Result<()> {
+    if c.max_content_length < 1024 {
+        bail!("taxii.max_content_length must be at least 1024 bytes");
+    }
+    if c.page_size == 0 || c.max_page_size == 0 {
+        bail!("taxii.page_size and taxii.max_page_size must be at least 1");
+    }
+    if c.page_size > c.max_page_size {
+        bail!(
+            "taxii.page_size ({}) is larger than taxii.max_page_size ({})",
+            c.page_size,
+            c.max_page_size
+        );
+    }
+    if c.status_retention_hours < 24 {
+        bail!("status_retention_hours must be at least 24 (TAXII keeps status resources a day)");
+    }
+    Ok(())
+}
+
+/// A database URL with its password hidden, for messages.
+pub fn redact(url: &str) -> String {
+    // postgres://user:password@host/db → postgres://user:***@host/db
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((creds, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match creds.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// The host name, for the default node name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "kopa".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn default_file_is_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kopa.toml");
+        std::fs::write(&path, DEFAULT_FILE).unwrap();
+        let mut warnings = Vec::new();
+        let values = file_layer(DEFAULT_FILE, &path, &mut warnings).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // Every key is documented in the default file.
+        for (key, _) in KEYS {
+            assert!(values.iter().any(|(k, _)| k == key), "{key} missing");
+        }
+        let mut c = Config::default();
+        for (k, v) in values {
+            apply(&mut c, &k, v).unwrap();
+        }
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn layers_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1000\"\nlog = \"debug\"\n[taxii]\npage_size = 50\nmax_page_size = 60\n[node]\nname = \"file\"\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(path.clone()),
+            listen: Some("127.0.0.1:3000".into()),
+            ..Default::default()
+        };
+        let e = env(&[
+            ("KOPA_LISTEN", "127.0.0.1:2000"),
+            ("KOPA_TAXII__PAGE_SIZE", "55"),
+            ("KOPA_UNRELATED", "x"),
+        ]);
+        let c = load_from(&flags, &e).unwrap().config;
+        assert_eq!(c.listen.port(), 3000); // flag beats env beats file
+        assert_eq!(c.page_size, 55); // env beats file
+        assert_eq!(c.max_page_size, 60); // file beats default
+        assert_eq!(c.log, "debug");
+        assert_eq!(c.node_name.as_deref(), Some("file"));
+        assert_eq!(c.status_retention_hours, 24); // default
+    }
+
+    #[test]
+    fn file_suffix_reads_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("db");
+        std::fs::write(&secret, "postgres://u:pw@h/db\n").unwrap();
+        let e = env(&[("KOPA_DATABASE_FILE", secret.to_str().unwrap())]);
+        let c = load_from(&Flags::default(), &e).unwrap().config;
+        assert_eq!(c.database.as_deref(), Some("postgres://u:pw@h/db"));
+        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+    }
+
+    #[test]
+    fn data_dir_file_is_found_and_typos_warned() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("kopa.toml"),
+            "lsiten = \"x\"\n[taxii]\npage_sise = 3\n[nodes]\nname = \"x\"\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            data: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let loaded = load_from(&flags, &BTreeMap::new()).unwrap();
+        assert!(loaded.file.is_some());
+        let w = loaded.warnings.join("\n");
+        assert!(
+            w.contains("lsiten") && w.contains("did you mean listen"),
+            "{w}"
+        );
+        assert!(
+            w.contains("taxii.page_sise") && w.contains("taxii.page_size"),
+            "{w}"
+        );
+        assert!(w.contains("nodes"), "{w}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("KOPA_TAXII__PAGE_SIZE", "many", "KOPA_TAXII__PAGE_SIZE"),
+            ("KOPA_LISTEN", "localhost", "IP:PORT"),
+            ("KOPA_TLP__DEFAULT", "TLP:PURPLE", "TLP:PURPLE"),
+            ("KOPA_DATABASE", "mysql://x/y", "not a PostgreSQL URL"),
+            ("KOPA_STATUS_RETENTION_HOURS", "1", "at least 24"),
+        ];
+        for (name, value, want) in cases {
+            let err = load_from(&Flags::default(), &env(&[(name, value)])).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains(want), "{name}={value}: {msg}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, "[taxii]\npage_size = \"ten\"\n").unwrap();
+        let flags = Flags {
+            config: Some(path),
+            ..Default::default()
+        };
+        let msg = format!("{:#}", load_from(&flags, &BTreeMap::new()).unwrap_err());
+        assert!(msg.contains("taxii.page_size"), "{msg}");
+    }
+}

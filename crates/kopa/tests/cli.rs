@@ -1,0 +1,492 @@
+//! The `kopa` binary's command-line forms, run for real against a node in a temporary directory:
+//! first start of `kopa serve`, the admin commands with `--json` (while the server runs), refusals of
+//! bad databases, configuration layering and `kopa audit verify` on a tampered log.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const KOPA: &str = env!("CARGO_BIN_EXE_kopa");
+
+fn kopa(args: &[&str]) -> Command {
+    let mut c = Command::new(KOPA);
+    c.args(args);
+    // The tests choose their own configuration: none leaks in from the environment.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KOPA_") || k == "RUST_LOG" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Run an admin command with `--json`; returns (success, the one JSON object on stdout).
+fn json_cmd(data: &Path, args: &[&str]) -> (bool, Value) {
+    let out: Output = kopa(args)
+        .args(["--data", data.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: exactly one line expected, got {stdout:?}"
+    );
+    let v: Value = serde_json::from_str(lines[0]).unwrap();
+    assert!(v.is_object(), "{args:?}: {v}");
+    (out.status.success(), v)
+}
+
+fn ok(data: &Path, args: &[&str]) -> Value {
+    let (success, v) = json_cmd(data, args);
+    assert!(success, "{args:?} failed: {v}");
+    v
+}
+
+fn fails(data: &Path, args: &[&str], needle: &str) {
+    let (success, v) = json_cmd(data, args);
+    assert!(!success, "{args:?} should fail: {v}");
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(needle),
+        "{args:?}: {msg:?} should mention {needle:?}"
+    );
+}
+
+/// A running `kopa serve` on an ephemeral port; SIGTERM on drop.
+struct Server {
+    child: Child,
+    /// The administrator token printed at first start.
+    token: String,
+}
+
+impl Server {
+    fn start(data: &Path, envs: &[(&str, &str)]) -> Server {
+        Server::start_with(data, &[], envs)
+    }
+
+    fn start_with(data: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let mut child = kopa(&["serve", "--data", data.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .env("KOPA_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The token line is printed once the node is initialised.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let token = line
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        Server { child, token }
+    }
+
+    /// SIGTERM, then wait; returns whether the server exited successfully.
+    fn stop(mut self) -> bool {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let ok = self.child.wait().unwrap().success();
+        std::mem::forget(self);
+        ok
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn admin_forms_with_json_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let server = Server::start(&data, &[("KOPA_NODE__NAME", "test-node")]);
+    assert!(
+        server.token.starts_with("kopa_"),
+        "generated admin token printed: {:?}",
+        server.token
+    );
+
+    let node = ok(&data, &["node", "show"]);
+    assert_eq!(node["name"], "test-node");
+    assert_eq!(node["id"].as_str().unwrap().len(), 36);
+
+    let a = ok(&data, &["org", "add", "Bank A"]);
+    assert_eq!(a["name"], "Bank A");
+    assert!(a["id"].as_str().is_some_and(|s| !s.is_empty()));
+    ok(&data, &["org", "add", "CSIRT B"]);
+    fails(&data, &["org", "add", "Bank A"], "already exists");
+
+    let alice = ok(
+        &data,
+        &[
+            "user", "add", "alice", "--org", "Bank A", "--role", "analyst",
+        ],
+    );
+    assert_eq!(alice["name"], "alice");
+    assert_eq!(alice["org"], "Bank A");
+    assert_eq!(alice["role"], "analyst");
+    assert!(alice["token"].as_str().unwrap().starts_with("kopa_"));
+    let bob = ok(&data, &["user", "add", "bob", "--org", "CSIRT B"]);
+    assert_eq!(bob["role"], "reader", "the default role is reader");
+    let carol = ok(
+        &data,
+        &[
+            "user",
+            "add",
+            "carol",
+            "--org",
+            "CSIRT B",
+            "--role",
+            "org-admin",
+        ],
+    );
+    assert_eq!(carol["role"], "org-admin");
+    fails(&data, &["user", "add", "dave", "--org", "Nobody"], "Nobody");
+    fails(
+        &data,
+        &["user", "add", "alice", "--org", "Bank A"],
+        "already exists",
+    );
+    fails(
+        &data,
+        &["user", "add", "eve", "--org", "Bank A", "--role", "boss"],
+        "unknown role",
+    );
+
+    let t = ok(&data, &["token", "add", "alice"]);
+    assert_eq!(t["user"], "alice");
+    let token = t["token"].as_str().unwrap();
+    let id = t["id"].as_str().unwrap();
+    assert!(
+        token.starts_with(&format!("kopa_{id}_")),
+        "{token} has id {id}"
+    );
+    assert_ne!(token, alice["token"].as_str().unwrap());
+    let r = ok(&data, &["token", "revoke", id]);
+    assert_eq!(r, serde_json::json!({"id": id, "revoked": true}));
+    fails(
+        &data,
+        &["token", "revoke", "0000nosuchtoken"],
+        "unknown token",
+    );
+    fails(&data, &["token", "add", "nobody"], "unknown user");
+
+    let c = ok(
+        &data,
+        &[
+            "collection",
+            "add",
+            "Shared",
+            "--alias",
+            "shared",
+            "--description",
+            "A and B",
+            "--read",
+            "Bank A,CSIRT B",
+            "--write",
+            "Bank A",
+        ],
+    );
+    assert_eq!(c["title"], "Shared");
+    assert!(c["id"].as_str().is_some_and(|s| s.len() == 36));
+    let open = ok(
+        &data,
+        &[
+            "collection",
+            "add",
+            "Open",
+            "--read",
+            "all",
+            "--write",
+            "all",
+        ],
+    );
+    assert_eq!(open["title"], "Open");
+    fails(
+        &data,
+        &[
+            "collection",
+            "add",
+            "X",
+            "--read",
+            "Nowhere",
+            "--write",
+            "all",
+        ],
+        "Nowhere",
+    );
+
+    let orgs = ok(&data, &["org", "list"]);
+    let names: Vec<&str> = orgs["organisations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"Bank A") && names.contains(&"CSIRT B"),
+        "{names:?}"
+    );
+    let users = ok(&data, &["user", "list"]);
+    let users: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["name"].as_str())
+        .collect();
+    for u in ["admin", "alice", "bob", "carol"] {
+        assert!(users.contains(&u), "{u} in {users:?}");
+    }
+    let cols = ok(&data, &["collection", "list"]);
+    let shared = cols["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == c["id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(shared["read"], serde_json::json!(["Bank A", "CSIRT B"]));
+    assert_eq!(shared["write"], serde_json::json!(["Bank A"]));
+
+    // node.init + 2 orgs + 3 users + token add + revoke + 2 collections.
+    let v = ok(&data, &["audit", "verify"]);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["entries"], 10, "{v}");
+
+    // Human output: one short line, no JSON.
+    let out = kopa(&["org", "add", "Ministry C", "--data", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Ministry C") && !text.trim_start().starts_with('{'),
+        "{text}"
+    );
+
+    assert!(server.stop(), "serve exits cleanly on SIGTERM");
+}
+
+#[test]
+fn too_short_admin_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut child = kopa(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .env("KOPA_ADMIN_TOKEN", "short")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let out = child.wait().unwrap();
+    assert!(!out.success(), "a too short KOPA_ADMIN_TOKEN is refused");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("KOPA_ADMIN_TOKEN"), "{err}");
+}
+
+#[test]
+fn admin_commands_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    fails(&missing, &["org", "add", "A"], "no Kopa database");
+    assert!(
+        !missing.exists(),
+        "no directory created by an admin command"
+    );
+    // An empty existing directory holds no database either.
+    fails(dir.path(), &["org", "list"], "no Kopa database");
+    assert!(!dir.path().join("kopa.db").exists());
+}
+
+#[test]
+fn serve_refuses_unusable_database_or_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    // A data "directory" that is a file.
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let out = kopa(&[
+        "serve",
+        "--data",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a directory"), "{err}");
+
+    // Not a PostgreSQL URL.
+    let out = kopa(&["serve", "--database", "postgress://localhost/kopa"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a PostgreSQL URL"), "{err}");
+
+    // A PostgreSQL database that does not exist: named in the error, never created.
+    let base = std::env::var("KOPA_TEST_PG_URL").unwrap_or_default();
+    let url = if base.is_empty() {
+        // No server needed to check the refusal: a closed port fails to connect the same way.
+        "postgres://postgres@127.0.0.1:1/kopa_no_such_db".to_string()
+    } else {
+        let (prefix, _) = base.rsplit_once('/').unwrap();
+        format!("{prefix}/kopa_no_such_db")
+    };
+    let out = kopa(&["serve", "--database", &url, "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kopa_no_such_db"), "{err}");
+}
+
+#[test]
+fn config_default_is_valid_toml_with_every_key() {
+    let out = kopa(&["config", "default"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let t: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(t["listen"].as_str(), Some("127.0.0.1:7470"));
+    assert_eq!(t["data"].as_str(), Some("./kopa-data"));
+    assert_eq!(t["taxii"]["page_size"].as_integer(), Some(1000));
+    assert_eq!(t["tlp"]["default"].as_str(), Some("TLP:AMBER"));
+    for key in ["node", "database", "log", "status_retention_hours"] {
+        assert!(t.contains_key(key), "{key}");
+    }
+    // Written into a data directory as kopa.toml, it is read back without warnings.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kopa.toml"), &text).unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let node = ok(dir.path(), &["node", "show"]);
+    assert!(node["name"].as_str().is_some_and(|n| !n.is_empty()));
+    assert!(server.stop());
+}
+
+#[test]
+fn configuration_layers_file_then_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let conf = dir.path().join("kopa.toml");
+    std::fs::write(&conf, "[node]\nname = \"from-file\"\n").unwrap();
+    let conf_s = conf.to_str().unwrap();
+
+    // File over defaults.
+    let server = Server::start_with(&data, &["--config", conf_s], &[]);
+    assert_eq!(ok(&data, &["node", "show"])["name"], "from-file");
+    assert!(server.stop());
+
+    // Environment over file.
+    std::fs::remove_dir_all(&data).unwrap();
+    let server = Server::start_with(
+        &data,
+        &["--config", conf_s],
+        &[("KOPA_NODE__NAME", "from-env")],
+    );
+    assert_eq!(ok(&data, &["node", "show"])["name"], "from-env");
+    assert!(server.stop());
+
+    // A flag over environment: --data wins over KOPA_DATA.
+    let out = kopa(&["node", "show", "--json", "--data", data.to_str().unwrap()])
+        .env("KOPA_DATA", dir.path().join("elsewhere"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And KOPA_DATA alone is used when no flag is given.
+    let out = kopa(&["node", "show", "--json"])
+        .env("KOPA_DATA", &data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An unknown key in the file is named in a warning.
+    std::fs::write(&conf, "[node]\nnmae = \"x\"\n").unwrap();
+    let out = kopa(&[
+        "node",
+        "show",
+        "--config",
+        conf_s,
+        "--data",
+        data.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("node.nmae") && err.contains("node.name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn audit_verify_names_the_tampered_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let server = Server::start(&data, &[]);
+    for name in ["A", "B", "C", "D"] {
+        ok(&data, &["org", "add", name]);
+    }
+    assert!(server.stop());
+    assert_eq!(ok(&data, &["audit", "verify"])["entries"], 5);
+
+    // Change entry 3 behind Kopa's back.
+    let db = rusqlite::Connection::open(data.join("kopa.db")).unwrap();
+    let triggers: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for t in triggers {
+        db.execute_batch(&format!("DROP TRIGGER \"{t}\"")).unwrap();
+    }
+    let n = db
+        .execute("UPDATE audit SET target = 'Z' WHERE seq = 3", [])
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(db);
+
+    let (success, v) = json_cmd(&data, &["audit", "verify"]);
+    assert!(!success, "a broken log exits non-zero");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["broken_at"], 3, "{v}");
+    assert_eq!(v["entries"], 2, "{v}");
+    let out = kopa(&["audit", "verify", "--data", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("entry 3"));
+}
