@@ -48,13 +48,21 @@ use serde_json::{Map, Value};
 /// One validation problem: which object, which property (a JSON path such as `external_references[0].url`),
 /// and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{object_id}: {path}: {message}")]
+#[error("{object_id}: {}{message}", path_prefix(.path))]
 pub struct StixError {
     /// The object's `id`, or `<unknown>` when it has none.
     pub object_id: String,
     /// JSON path of the offending property, empty for the object itself.
     pub path: String,
     pub message: String,
+}
+
+fn path_prefix(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
 }
 
 /// A validated STIX object. The properties the node uses are typed; the whole object is kept in `raw`
