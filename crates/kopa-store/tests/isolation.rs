@@ -325,7 +325,7 @@ async fn fixed_world(h: Arc<Harness>) {
                     });
                     // Every third object gets a later version marked RED for its author only, so
                     // that "last" differs between audiences.
-                    if n % 3 == 0 {
+                    if n.is_multiple_of(3) {
                         w.objects.push(Obj {
                             coll,
                             id,
