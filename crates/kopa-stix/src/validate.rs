@@ -542,6 +542,7 @@ fn check_kind(cx: &mut Ctx<'_>, path: &Path<'_>, v: &Value, kind: K, type_: &str
                             Some(_) => cx.err(&p.key("type"), "must be a string"),
                             None => cx.err(&p.key("type"), "required property is missing"),
                         }
+                        check_local_refs(cx, &p, om, m);
                     }
                 }
             }
@@ -554,6 +555,39 @@ fn check_kind(cx: &mut Ctx<'_>, path: &Path<'_>, v: &Value, kind: K, type_: &str
                 for (k, o) in m {
                     check_object(cx, &path.key(k), o);
                 }
+            }
+        }
+    }
+}
+
+/// In the deprecated observed-data `objects`, references between embedded observables name their keys
+/// (`"src_ref": "0"`); each must resolve.
+fn check_local_refs(
+    cx: &mut Ctx<'_>,
+    path: &Path<'_>,
+    obj: &Map<String, Value>,
+    all: &Map<String, Value>,
+) {
+    for (k, v) in obj {
+        let refs: &[Value] = if k.ends_with("_ref") {
+            std::slice::from_ref(v)
+        } else if k.ends_with("_refs") {
+            match v.as_array() {
+                Some(a) => a,
+                None => continue,
+            }
+        } else {
+            continue;
+        };
+        for (i, r) in refs.iter().enumerate() {
+            let resolved = r.as_str().is_some_and(|key| all.contains_key(key));
+            if !resolved {
+                let p = path.key(k);
+                let p = if k.ends_with("_refs") { p.idx(i) } else { p };
+                cx.err(
+                    &p,
+                    format!("{r} does not name another object in this observed-data's objects"),
+                );
             }
         }
     }

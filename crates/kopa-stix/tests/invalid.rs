@@ -1127,6 +1127,16 @@ fn cases() -> Vec<Case> {
             "extension_types[1]",
             "one of",
         ),
+        case(
+            "observed_data_object_ref_unresolved",
+            with(
+                "observed-data",
+                json!({"objects": {"0": {"type": "domain-name", "value": "example.com", "resolves_to_refs": ["1"]}}}),
+                &["object_refs"],
+            ),
+            "objects.0.resolves_to_refs[0]",
+            "does not name",
+        ),
     ]
 }
 
