@@ -257,7 +257,7 @@ impl<'a> Parser<'a> {
 
     fn timestamp(&self, t: Token) -> PResult<Timestamp> {
         let text = self.text(t);
-        Timestamp::parse(&text[2..text.len() - 1])
+        Timestamp::parse_lenient(&text[2..text.len() - 1])
             .ok_or_else(|| PatternError::new(t.column, format!("invalid date in {text}")))
     }
 

@@ -33,6 +33,17 @@ impl Timestamp {
     /// Fractions beyond nanoseconds are truncated. A leap second (`:60`) is accepted and counts as
     /// the first second of the next minute.
     pub fn parse(s: &str) -> Option<Timestamp> {
+        Self::parse_inner(s, false)
+    }
+
+    /// Like [`Timestamp::parse`], but a day of month past the month's end (`02-30`) rolls over
+    /// into the next month, as pattern literals allow: the grammar (and the reference validator)
+    /// only bound the day by 31.
+    pub fn parse_lenient(s: &str) -> Option<Timestamp> {
+        Self::parse_inner(s, true)
+    }
+
+    fn parse_inner(s: &str, lenient: bool) -> Option<Timestamp> {
         let b = s.as_bytes();
         if b.len() < 20 {
             return None;
@@ -53,7 +64,12 @@ impl Timestamp {
         }
         if !(1..=12).contains(&month)
             || day == 0
-            || day > days_in_month(year, month)
+            || day
+                > if lenient {
+                    31
+                } else {
+                    days_in_month(year, month)
+                }
             || hour > 23
             || minute > 59
             || second > 60
