@@ -41,3 +41,6 @@ pub use eval::{Outcome, DEFAULT_BUDGET};
 pub use observation::Observation;
 pub use parser::{parse, validate, MAX_DEPTH};
 pub use timestamp::Timestamp;
+
+pub mod input;
+pub mod matcher;

@@ -14,8 +14,8 @@ const MAX_DEPTH: usize = 64;
 /// Scans JSON lines for the fields of a mapping.
 #[derive(Debug, Clone)]
 pub struct JsonScanner {
-    keys: HashMap<Box<[u8]>, u16>,
-    time_keys: HashMap<Box<[u8]>, u8>,
+    /// Dotted key → (mapping target, timestamp rank).
+    keys: HashMap<Box<[u8]>, Want>,
     prefixes: HashSet<Box<[u8]>>,
 }
 
@@ -29,7 +29,7 @@ pub struct JsonError {
 
 impl JsonScanner {
     pub fn new(mapping: &Mapping) -> Self {
-        let mut keys = HashMap::new();
+        let mut keys: HashMap<Box<[u8]>, Want> = HashMap::new();
         let mut prefixes = HashSet::new();
         let mut add_prefixes = |k: &str| {
             for (i, b) in k.bytes().enumerate() {
@@ -39,19 +39,27 @@ impl JsonScanner {
             }
         };
         for (i, t) in mapping.targets.iter().enumerate() {
-            keys.insert(t.field.as_bytes().to_vec().into_boxed_slice(), i as u16);
+            keys.entry(t.field.as_bytes().to_vec().into_boxed_slice())
+                .or_insert(Want {
+                    target: None,
+                    time: None,
+                })
+                .target = Some(i as u16);
             add_prefixes(&t.field);
         }
-        let mut time_keys = HashMap::new();
         for (i, k) in mapping.timestamp.iter().enumerate() {
-            time_keys.insert(k.as_bytes().to_vec().into_boxed_slice(), i.min(250) as u8);
+            let w = keys
+                .entry(k.as_bytes().to_vec().into_boxed_slice())
+                .or_insert(Want {
+                    target: None,
+                    time: None,
+                });
+            if w.time.is_none() {
+                w.time = Some(i.min(250) as u8);
+            }
             add_prefixes(k);
         }
-        JsonScanner {
-            keys,
-            time_keys,
-            prefixes,
-        }
+        JsonScanner { keys, prefixes }
     }
 
     /// Scans one line into `out` (cleared first). Returns `Ok(false)` for a blank line.
@@ -101,7 +109,7 @@ struct Cursor<'a, 'b> {
     out: &'b mut LineFields,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Want {
     target: Option<u16>,
     time: Option<u8>,
@@ -260,10 +268,10 @@ impl Cursor<'_, '_> {
             }
             self.i += 1;
             self.ws();
-            let want = Want {
-                target: self.sc.keys.get(&self.path[..]).copied(),
-                time: self.sc.time_keys.get(&self.path[..]).copied(),
-            };
+            let want = self.sc.keys.get(&self.path[..]).copied().unwrap_or(Want {
+                target: None,
+                time: None,
+            });
             self.value(depth, want)?;
             self.path.truncate(base);
             self.ws();

@@ -192,6 +192,66 @@ pub fn read_indicators(bytes: &[u8], mut out: impl FnMut(IndicatorInput)) -> Ind
     read
 }
 
+/// Reads indicators from a reader: JSON lines are streamed one line at a time (only the compiled form of
+/// each indicator is kept); a document spanning several lines (a pretty-printed bundle) is read whole.
+pub fn read_indicators_from<R: std::io::BufRead>(
+    mut r: R,
+    mut out: impl FnMut(IndicatorInput),
+) -> std::io::Result<IndicatorRead> {
+    let mut read = IndicatorRead::default();
+    let mut line = Vec::new();
+    let mut n = 0usize;
+    // The first non-blank line decides.
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(read);
+        }
+        n += 1;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            break;
+        }
+    }
+    match serde_json::from_slice::<Lite>(&line) {
+        Ok(l) => visit(l, &|| format!("line {n}"), &mut out, &mut read),
+        Err(_) => {
+            let mut all = std::mem::take(&mut line);
+            r.read_to_end(&mut all)?;
+            let mut inner = read_indicators(&all, out);
+            // Line numbers are relative to the first non-blank line.
+            if n > 1 {
+                for e in &mut inner.errors {
+                    if let Some(k) = e
+                        .location
+                        .strip_prefix("line ")
+                        .and_then(|k| k.parse::<usize>().ok())
+                    {
+                        e.location = format!("line {}", k + n - 1);
+                    }
+                }
+            }
+            return Ok(inner);
+        }
+    }
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(read);
+        }
+        n += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Lite>(&line) {
+            Ok(l) => visit(l, &|| format!("line {n}"), &mut out, &mut read),
+            Err(e) => read.errors.push(IndicatorError {
+                location: format!("line {n}"),
+                message: format!("not JSON: {e}"),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +276,18 @@ mod tests {
         assert!(got[0].revoked);
         let locs: Vec<&str> = r.errors.iter().map(|e| e.location.as_str()).collect();
         assert_eq!(locs, vec!["line 2", "indicator--4"]);
+
+        let mut streamed = vec![];
+        let r2 = read_indicators_from(lines.as_bytes(), |i| streamed.push(i)).unwrap();
+        assert_eq!(streamed, got);
+        assert_eq!(r2.errors, r.errors);
+        let pretty = format!(
+            "\n{}",
+            serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(b).unwrap())
+                .unwrap()
+        );
+        let mut from_pretty = vec![];
+        read_indicators_from(pretty.as_bytes(), |i| from_pretty.push(i)).unwrap();
+        assert_eq!(from_pretty.len(), 1);
     }
 }

@@ -17,7 +17,9 @@
 pub(crate) mod index;
 pub mod indicators;
 
-pub use indicators::{read_indicators, IndicatorError, IndicatorInput, IndicatorRead};
+pub use indicators::{
+    read_indicators, read_indicators_from, IndicatorError, IndicatorInput, IndicatorRead,
+};
 
 use crate::ast::{
     ComparisonExpr, Literal, ObjectPath, ObservationExpr, Operand, Operator, PathStep,
@@ -515,6 +517,9 @@ pub struct MatchResult {
     pub observations: Vec<String>,
     /// Sum of `number_observed` of those observations.
     pub count: u64,
+    /// Earliest first time and latest last time of those observations (ms since the epoch).
+    pub first_seen: i64,
+    pub last_seen: i64,
 }
 
 /// What a session found besides matches.
@@ -536,7 +541,7 @@ pub struct Session {
     cand: Vec<u32>,
     types: Vec<u32>,
     scratch: Vec<u32>,
-    labels: Vec<(String, u64)>,
+    labels: Vec<(String, u64, Span)>,
     hits: Vec<(u32, u32)>,
     patterns: HashMap<u32, Option<Pattern>>,
     multi_obs: Vec<(Observation, u32)>,
@@ -716,7 +721,7 @@ impl Session {
         let mut label_idx: Option<u32> = None;
         let mut hit = |s: &mut Self, i: u32| {
             let l = *label_idx.get_or_insert_with(|| {
-                s.labels.push((label.to_string(), number));
+                s.labels.push((label.to_string(), number, span));
                 s.labels.len() as u32 - 1
             });
             s.hits.push((i, l));
@@ -826,6 +831,16 @@ impl Session {
                 MatchResult {
                     indicator: m.indicator_id(i).to_string(),
                     count: ls.iter().map(|&l| self.labels[l as usize].1).sum(),
+                    first_seen: ls
+                        .iter()
+                        .map(|&l| self.labels[l as usize].2 .0)
+                        .min()
+                        .unwrap_or(0),
+                    last_seen: ls
+                        .iter()
+                        .map(|&l| self.labels[l as usize].2 .1)
+                        .max()
+                        .unwrap_or(0),
                     observations: ls
                         .iter()
                         .map(|&l| self.labels[l as usize].0.clone())
