@@ -1,10 +1,11 @@
-"""Crash safety: kill -9 a node in the middle of a long ingest, restart it, and check that every object
+"""Crash safety: kill -9 (or SIGTERM) a node in the middle of a long ingest, restart it, and check that every object
 acknowledged as a success (a 202 status listing it in `successes`) is there, that the node starts
 cleanly, that the audit log still verifies and (SQLite) that `PRAGMA integrity_check` is ok.
 """
 
 import json
 import random
+import signal
 import sqlite3
 import threading
 import time
@@ -61,8 +62,10 @@ class Poster(threading.Thread):
                 self.envelopes_acked += 1
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill9", "sigterm"])
 @pytest.mark.parametrize("backend", backend_params())
-def test_kill9_during_ingest_loses_nothing_acknowledged(backend, tmp_path):
+def test_stop_during_ingest_loses_nothing_acknowledged(backend, sig, tmp_path):
+    """kill -9 (a crash) or SIGTERM (graceful: in-flight requests finish, exit 0) mid-ingest."""
     node = make_node(tmp_path, backend)
     node.start()
     try:
@@ -78,7 +81,9 @@ def test_kill9_during_ingest_loses_nothing_acknowledged(backend, tmp_path):
         while sum(p.envelopes_acked for p in posters) < ACKED_BEFORE_KILL:
             assert any(p.is_alive() for p in posters), node.read_log()
             time.sleep(0.01)
-        node.kill9()  # mid-ingest: the posters have requests in flight
+        code = node.stop(sig)  # mid-ingest: the posters have requests in flight
+        if sig == signal.SIGTERM:
+            assert code == 0, node.read_log()
         for p in posters:
             p.join(timeout=60)
         acked = set().union(*(p.acked for p in posters))

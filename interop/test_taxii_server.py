@@ -17,7 +17,7 @@ from stix2 import Filter, TAXIICollectionSink, TAXIICollectionSource
 from stix2validator import ValidationOptions, validate_instance
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
-from conftest import TAXII
+from conftest import ADMIN_TOKEN, TAXII
 
 SEED = 20261123
 TLP2 = {
@@ -315,6 +315,12 @@ def test_headers_and_errors(world, loaded, corpus):
     r = requests.get(world.node.url + "/taxii2/", headers={
         "Accept": "application/taxii+json", "Authorization": f"Bearer {world.alice['token']}"})
     assert r.status_code == 200 and r.headers["Content-Type"] == TAXII
+
+    # KOPA_ADMIN_TOKEN (a free-form string) became the administrator's token at first start.
+    r = requests.get(world.node.url + "/taxii2/", headers={**acc, "Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert r.status_code == 200, r.text
+    r = requests.get(world.node.url + "/taxii2/", headers=acc, auth=("admin", ADMIN_TOKEN))
+    assert r.status_code == 200, r.text
 
     r = requests.get(world.node.url + "/taxii2/", headers=acc)
     assert r.status_code == 401 and "WWW-Authenticate" in r.headers

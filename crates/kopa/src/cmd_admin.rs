@@ -355,18 +355,19 @@ async fn parse_access(s: &dyn Store, flag: &str, list: &str) -> anyhow::Result<A
 fn access_names(a: &Access, orgs: &[kopa_store::Org]) -> Value {
     match a {
         Access::All => json!("all"),
-        Access::Orgs(ids) => Value::Array(
-            ids.iter()
+        Access::Orgs(ids) => {
+            let mut names: Vec<String> = ids
+                .iter()
                 .map(|id| {
-                    let name = orgs
-                        .iter()
+                    orgs.iter()
                         .find(|o| &o.id == id)
                         .map(|o| o.name.clone())
-                        .unwrap_or_else(|| id.0.clone());
-                    json!(name)
+                        .unwrap_or_else(|| id.0.clone())
                 })
-                .collect(),
-        ),
+                .collect();
+            names.sort();
+            json!(names)
+        }
     }
 }
 
@@ -460,16 +461,39 @@ pub fn run_collection(cmd: CollectionCommand) -> anyhow::Result<ExitCode> {
 
 pub fn run_node(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        NodeCommand::Show { store } => run_admin(&store, |s| async move {
-            let n = s
-                .node()
-                .await
-                .map_err(|e| store_err("read the node", e))?
-                .context("the node is not initialised")?;
-            Ok(Output::ok(
-                json!({"id": n.id, "name": n.name}),
-                format!("node {} (id {})", n.name, n.id),
-            ))
-        }),
+        NodeCommand::Show { store } => {
+            // run_admin reads the configuration again and reports its errors; here it only gives
+            // the data directory (where the key is) and node.url.
+            let cfg = admin_config(&store).ok();
+            run_admin(&store, |s| async move {
+                let n = s
+                    .node()
+                    .await
+                    .map_err(|e| store_err("read the node", e))?
+                    .context("the node is not initialised")?;
+                let cfg = cfg.context("cannot read the configuration")?;
+                let key = kopa_federation::NodeKey::load(&cfg.data)?;
+                let public_key = key.as_ref().map(|k| k.public_key().encode());
+                let human = match &public_key {
+                    Some(pk) => format!(
+                        "node {} (id {}) public key {pk} url {}",
+                        n.name,
+                        n.id,
+                        cfg.node_url.as_deref().unwrap_or("(none: set node.url)")
+                    ),
+                    None => format!(
+                        "node {} (id {}) has no key yet in {}: `kopa serve` makes it",
+                        n.name,
+                        n.id,
+                        cfg.data.display()
+                    ),
+                };
+                Ok(Output::ok(
+                    json!({"id": n.id, "name": n.name, "public_key": public_key,
+                           "url": cfg.node_url}),
+                    human,
+                ))
+            })
+        }
     }
 }

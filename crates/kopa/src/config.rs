@@ -73,7 +73,7 @@ url = ""
 
 [taxii]
 # Largest request body accepted, in bytes; larger ones get HTTP 413.
-max_content_length = 104857600
+max_content_length = 10485760
 # Objects per page when a client gives no limit.
 page_size = 1000
 # The most objects per page a client may ask for (larger limits are lowered to this).
@@ -109,7 +109,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7470)),
             data: PathBuf::from("./kopa-data"),
             database: None,
-            max_content_length: 100 * 1024 * 1024,
+            max_content_length: 10 * 1024 * 1024,
             page_size: 1000,
             max_page_size: 10_000,
             tlp_default: Tlp::Amber,
