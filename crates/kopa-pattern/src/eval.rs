@@ -50,7 +50,8 @@ impl Outcome {
 pub(crate) enum Compiled {
     None,
     Like(LikePattern),
-    Regex(Result<regex::Regex, String>),
+    /// The regex for text, and (when every pattern character is below 256) one for octets.
+    Regex(Result<regex::Regex, String>, Option<regex::bytes::Regex>),
     Net(Option<IpNet>),
 }
 
@@ -61,13 +62,14 @@ impl Compiled {
         };
         match op {
             Operator::Like => Compiled::Like(LikePattern::new(&nfc(s))),
-            Operator::Matches => Compiled::Regex(
-                regex::RegexBuilder::new(&nfc(s))
+            Operator::Matches => {
+                let text = regex::RegexBuilder::new(&nfc(s))
                     .dot_matches_new_line(true)
                     .size_limit(1 << 22)
                     .build()
-                    .map_err(|e| e.to_string()),
-            ),
+                    .map_err(|e| e.to_string());
+                Compiled::Regex(text, bytes_regex(s))
+            }
             Operator::IsSubset | Operator::IsSuperset => Compiled::Net(IpNet::parse(s)),
             _ => Compiled::None,
         }
@@ -75,10 +77,32 @@ impl Compiled {
 
     pub(crate) fn regex_error(&self) -> Option<&str> {
         match self {
-            Compiled::Regex(Err(e)) => Some(e),
+            Compiled::Regex(Err(e), _) => Some(e),
             _ => None,
         }
     }
+}
+
+/// A regex over octets for binary values: each pattern character below 256 stands for that
+/// octet (so `\\xd4` and a literal `Ô` both match the byte 0xD4).
+fn bytes_regex(s: &str) -> Option<regex::bytes::Regex> {
+    if s.chars().any(|c| (c as u32) >= 256) {
+        return None;
+    }
+    let mut pat = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() {
+            pat.push(c);
+        } else {
+            pat.push_str(&format!("\\x{:02X}", c as u32));
+        }
+    }
+    regex::bytes::RegexBuilder::new(&pat)
+        .unicode(false)
+        .dot_matches_new_line(true)
+        .size_limit(1 << 22)
+        .build()
+        .ok()
 }
 
 fn nfc(s: &str) -> Cow<'_, str> {
@@ -367,8 +391,9 @@ fn test_value(c: &Comparison, node: &Node<'_>) -> bool {
             (Compiled::Like(p), Some(t)) => p.is_match(&t),
             _ => false,
         },
-        (Operator::Matches, _) => match (&c.compiled, text_of(node)) {
-            (Compiled::Regex(Ok(re)), Some(t)) => re.is_match(&t),
+        (Operator::Matches, _) => match (&c.compiled, node) {
+            (Compiled::Regex(_, Some(re)), Node::Bytes(b)) => re.is_match(b),
+            (Compiled::Regex(Ok(re), _), Node::Json(Value::String(s))) => re.is_match(&nfc(s)),
             _ => false,
         },
         (Operator::IsSubset | Operator::IsSuperset, _) => match (&c.compiled, node) {
@@ -433,7 +458,12 @@ struct Search<'a> {
     used_count: Vec<u64>,
     steps: u64,
     budget: u64,
+    depth: usize,
 }
+
+/// Deepest recursion of the binding search (e.g. `REPEATS n` nests n levels); deeper searches are
+/// reported as too complex rather than risking the stack.
+const MAX_SEARCH_DEPTH: usize = 1000;
 
 /// Index of the next leaf when walking the expression in order.
 fn collect_leaves(e: &ObservationExpr, obs: &[Observation], out: &mut Vec<Vec<usize>>) {
@@ -487,9 +517,22 @@ impl Search<'_> {
         bound: &mut Vec<usize>,
         k: &mut Cont<'_>,
     ) -> Flow {
-        if self.tick() {
+        if self.tick() || self.depth >= MAX_SEARCH_DEPTH {
             return Flow::Exhausted;
         }
+        self.depth += 1;
+        let r = self.search_inner(e, leaf, bound, k);
+        self.depth -= 1;
+        r
+    }
+
+    fn search_inner(
+        &mut self,
+        e: &ObservationExpr,
+        leaf: usize,
+        bound: &mut Vec<usize>,
+        k: &mut Cont<'_>,
+    ) -> Flow {
         match e {
             ObservationExpr::Observation(_) => {
                 let n = self.leaves[leaf].len();
@@ -663,6 +706,7 @@ impl Pattern {
             used_count: vec![0; observations.len()],
             steps: work,
             budget: budget.max(work),
+            depth: 0,
         };
         let mut found: Option<Vec<usize>> = None;
         let r = s.search(&self.root, 0, &mut Vec::new(), &mut |_, b| {
