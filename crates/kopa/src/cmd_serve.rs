@@ -80,6 +80,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("{w}");
     }
     let admin_token = admin_token_from_env()?;
+    if let Some(t) = &admin_token {
+        // Checked before anything is opened or created.
+        if t.chars().count() < node::ADMIN_TOKEN_MIN_LEN {
+            anyhow::bail!(
+                "KOPA_ADMIN_TOKEN must be at least {} characters long",
+                node::ADMIN_TOKEN_MIN_LEN
+            );
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,10 +98,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let store = node::open_for_serve(&config).await?;
     let init = node::init(&*store, &config, admin_token.as_deref()).await?;
     if init.created {
         tracing::info!(node = %init.node.id, name = %init.node.name, "new node created");
+    } else if let Some(t) = &admin_token {
+        warn_if_not_admin_token(&*store, t).await;
     }
     if let Some(token) = &init.generated_token {
         // Printed once, on stdout only: never through the log.
@@ -120,37 +132,48 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
         default_page_size: usize::try_from(config.page_size).unwrap_or(usize::MAX),
         max_page_size: usize::try_from(config.max_page_size).unwrap_or(usize::MAX),
     };
-    kopa_server::serve(store.clone(), server_config, shutdown_signal())
+    kopa_server::serve(store.clone(), server_config, shutdown)
         .await
         .context("the server stopped with an error")?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!("cannot listen for Ctrl-C: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        () = term => tracing::info!("SIGTERM received, shutting down"),
+/// `KOPA_ADMIN_TOKEN` is used at first start only: say so when a later start is given another one.
+async fn warn_if_not_admin_token(store: &dyn kopa_store::Store, token: &str) {
+    if kopa_server::authenticate(store, token, Some(node::ADMIN_USER))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "KOPA_ADMIN_TOKEN is not a valid token of user {}: it is used only at the node's first \
+             start (make new tokens with `kopa token add {}`)",
+            node::ADMIN_USER,
+            node::ADMIN_USER
+        );
     }
+}
+
+/// Registers for SIGINT (Ctrl-C) and SIGTERM at once, so that a signal arriving while the node is
+/// still starting is not lost; the returned future resolves on either.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("Ctrl-C received, shutting down");
+        }
+    })
 }

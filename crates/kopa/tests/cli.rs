@@ -304,6 +304,10 @@ fn too_short_admin_token_is_refused() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("KOPA_ADMIN_TOKEN"), "{err}");
+    assert!(
+        !data.exists(),
+        "nothing created before the token is checked"
+    );
 }
 
 #[test]
