@@ -187,6 +187,12 @@ pub fn run_org(cmd: OrgCommand) -> anyhow::Result<ExitCode> {
             if name.is_empty() {
                 bail!("an organisation name must not be empty");
             }
+            if name.contains(',') || name.eq_ignore_ascii_case("all") {
+                bail!(
+                    "organisation name {name:?} cannot be used in --read/--write lists: \
+                     it must not contain ',' nor be \"all\""
+                );
+            }
             let org = s.add_org(&name).await.map_err(|e| match e {
                 StoreError::Conflict(_) => {
                     anyhow::anyhow!("an organisation named {name:?} already exists")

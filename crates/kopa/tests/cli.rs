@@ -131,6 +131,8 @@ fn admin_forms_with_json_while_the_server_runs() {
     assert!(a["id"].as_str().is_some_and(|s| !s.is_empty()));
     ok(&data, &["org", "add", "CSIRT B"]);
     fails(&data, &["org", "add", "Bank A"], "already exists");
+    fails(&data, &["org", "add", "A, B and C"], "must not contain ','");
+    fails(&data, &["org", "add", "All"], "must not contain ','");
 
     let alice = ok(
         &data,
