@@ -154,7 +154,7 @@ pub fn load(flags: &Flags) -> anyhow::Result<Loaded> {
 
 /// Load the configuration from the given environment and `flags` (testable form of [`load`]).
 pub fn load_from(flags: &Flags, env: &BTreeMap<String, String>) -> anyhow::Result<Loaded> {
-    let mut warnings = Vec::new();
+    let mut warnings = env_typos(env);
     let env_values = env_layer(env)?;
 
     // Where the file is: --config, else DATA/kopa.toml with DATA from the layers above the file.
@@ -206,6 +206,27 @@ pub fn load_from(flags: &Flags, env: &BTreeMap<String, String>) -> anyhow::Resul
         warnings,
         file,
     })
+}
+
+/// Warnings for `KOPA_` variables that are no key's name but nearly one (`KOPA_NODE_NAME` for
+/// `KOPA_NODE__NAME`). Other `KOPA_` variables (`KOPA_ADMIN_TOKEN`, …) are not configuration keys.
+fn env_typos(env: &BTreeMap<String, String>) -> Vec<String> {
+    let known: Vec<String> = KEYS
+        .iter()
+        .flat_map(|(k, _)| [env_name(k), format!("{}_FILE", env_name(k))])
+        .collect();
+    env.keys()
+        .filter(|name| name.starts_with("KOPA_") && !known.contains(name))
+        .filter_map(|name| {
+            let near = known
+                .iter()
+                .filter(|k| !k.ends_with("_FILE") || name.ends_with("_FILE"))
+                .min_by_key(|k| edit_distance(k, name))?;
+            (edit_distance(near, name) <= 2).then(|| {
+                format!("environment variable {name} is not a configuration key, ignored (did you mean {near}?)")
+            })
+        })
+        .collect()
 }
 
 /// Values from `KOPA_` variables (and their `_FILE` forms), for known keys only.
@@ -459,7 +480,9 @@ mod tests {
             ("KOPA_TAXII__PAGE_SIZE", "55"),
             ("KOPA_UNRELATED", "x"),
         ]);
-        let c = load_from(&flags, &e).unwrap().config;
+        let loaded = load_from(&flags, &e).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let c = loaded.config;
         assert_eq!(c.listen.port(), 3000); // flag beats env beats file
         assert_eq!(c.page_size, 55); // env beats file
         assert_eq!(c.max_page_size, 60); // file beats default
@@ -503,6 +526,19 @@ mod tests {
             "{w}"
         );
         assert!(w.contains("nodes"), "{w}");
+    }
+
+    #[test]
+    fn near_miss_environment_names_are_warned() {
+        let e = env(&[
+            ("KOPA_NODE_NAME", "x"),
+            ("KOPA_ADMIN_TOKEN", "not a key, no warning"),
+            ("KOPA_TEST_PG_URL", "not a key, no warning"),
+        ]);
+        let loaded = load_from(&Flags::default(), &e).unwrap();
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("did you mean KOPA_NODE__NAME"));
+        assert_eq!(loaded.config.node_name, None);
     }
 
     #[test]
