@@ -235,6 +235,31 @@ def test_filters(world, loaded, corpus):
         assert r.json()["http_status"] == "400" and r.json()["title"]
 
 
+def test_paging_by_added_after_and_date_headers(world, loaded):
+    """Clients without `next` page with added_after = the last X-TAXII-Date-Added-Last; the headers
+    equal the first and last date_added of the page."""
+    url = loaded["col"].objects_url
+    auth = ("alice", world.alice["token"])
+    man_url = url.replace("/objects/", "/manifest/")
+    seen, after = [], None
+    while True:
+        params = {"limit": 53, **({"added_after": after} if after else {})}
+        r = requests.get(man_url, params=params, auth=auth, headers={"Accept": TAXII})
+        assert r.status_code == 200, r.text
+        records = r.json().get("objects", [])
+        if not records:
+            assert r.json() == {} or r.json() == {"more": False}
+            break
+        dates = [rec["date_added"] for rec in records]
+        assert dates == sorted(dates, key=ts), "ascending by date_added"
+        assert ts(r.headers["X-TAXII-Date-Added-First"]) == ts(dates[0])
+        assert ts(r.headers["X-TAXII-Date-Added-Last"]) == ts(dates[-1])
+        seen += [rec["id"] for rec in records]
+        after = r.headers["X-TAXII-Date-Added-Last"]
+    assert len(seen) == len(set(seen)), "no record twice"
+    assert set(loaded["by_id"]) <= set(seen)
+
+
 def test_versions(world, loaded):
     col = loaded["col"]
     rng = random.Random(SEED + 1)
