@@ -99,6 +99,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
+    // Bind first: a port in use must stop a first start before it makes (and prints) the
+    // administrator's token.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let store = node::open_for_serve(&config).await?;
     let init = node::init(&*store, &config, admin_token.as_deref()).await?;
     if init.created {
@@ -132,7 +137,7 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
         default_page_size: usize::try_from(config.page_size).unwrap_or(usize::MAX),
         max_page_size: usize::try_from(config.max_page_size).unwrap_or(usize::MAX),
     };
-    kopa_server::serve(store.clone(), server_config, shutdown)
+    kopa_server::serve_listener(listener, store.clone(), server_config, shutdown)
         .await
         .context("the server stopped with an error")?;
     tracing::info!("stopped cleanly");

@@ -313,6 +313,22 @@ fn too_short_admin_token_is_refused() {
 }
 
 #[test]
+fn port_in_use_stops_first_start_before_the_node_is_made() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let out = kopa(&["serve", "--data", data.to_str().unwrap(), "--listen", &addr])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no token printed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(!data.join("kopa.db").exists(), "no node made");
+}
+
+#[test]
 fn admin_commands_never_create_a_database() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("typo");
