@@ -3,6 +3,9 @@ PostgreSQL (`--database URL`), checked end to end over HTTP: a new user's token 
 token gets 401, and collection lists decide `can_read`/`can_write`.
 """
 
+import sqlite3
+import subprocess
+
 import pytest
 import requests
 
@@ -65,3 +68,22 @@ def test_admin_forms_end_to_end(node):
     verified = node.cli("audit", "verify")
     # node.init, org.add, user.add, token.add, token.revoke, collection.add
     assert verified == {"ok": True, "entries": 6}
+
+
+def test_audit_verify_names_a_tampered_entry(node):
+    for name in ["Org 1", "Org 2", "Org 3"]:
+        node.cli("org", "add", name)
+    assert node.cli("audit", "verify") == {"ok": True, "entries": 4}
+    # Change entry 3 behind Kopa's back, directly in the database.
+    sql = "UPDATE audit SET target = 'Org X' WHERE seq = 3"
+    if node.pg:
+        subprocess.run(["psql", node.pg.url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True,
+                       capture_output=True)
+    else:
+        db = sqlite3.connect(f"{node.data}/kopa.db")
+        with db:
+            db.execute(sql)
+        db.close()
+    broken = node.cli("audit", "verify", check=False)
+    assert broken["ok"] is False and broken["broken_at"] == 3 and broken["entries"] == 2
+    assert broken["action"] == "org.add" and "hash" in broken["reason"]
