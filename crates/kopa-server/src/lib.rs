@@ -166,11 +166,28 @@ pub fn app(state: AppState) -> Router {
         .merge(rest::routes())
         .route("/healthz", axum::routing::get(rest::healthz))
         .route("/metrics", axum::routing::get(metrics::render))
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// Unknown paths: a TAXII error under TAXII prefixes, `{"error": …}` elsewhere.
+async fn not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    let root = format!("/{}", state.config().api_root);
+    let message = format!("no such path: {path} (TAXII paths end in '/')");
+    if path.starts_with("/taxii2") || path == root || path.starts_with(&format!("{root}/")) {
+        TaxiiError::not_found(message).into_response()
+    } else {
+        ApiError::not_found(message).into_response()
+    }
 }
 
 /// Bind `config.listen` and serve until `shutdown` completes. In-flight requests finish before this
