@@ -87,3 +87,22 @@ def test_audit_verify_names_a_tampered_entry(node):
     broken = node.cli("audit", "verify", check=False)
     assert broken["ok"] is False and broken["broken_at"] == 3 and broken["entries"] == 2
     assert broken["action"] == "org.add" and "hash" in broken["reason"]
+
+
+def test_admin_token_from_a_file(tmp_path):
+    n = make_node(tmp_path, "sqlite")
+    secret = tmp_path / "admin-token"
+    secret.write_text("a-token-kept-in-a-secret-file\n")
+    del n.env["KOPA_ADMIN_TOKEN"]
+    n.env["KOPA_ADMIN_TOKEN_FILE"] = str(secret)
+    n.start()
+    try:
+        r = requests.get(n.url + "/taxii2/", headers={
+            "Accept": TAXII, "Authorization": "Bearer a-token-kept-in-a-secret-file"})
+        assert r.status_code == 200, r.text
+        r = requests.get(n.url + "/taxii2/", headers={"Accept": TAXII, "Authorization": "Bearer wrong"})
+        assert r.status_code == 401
+    finally:
+        n.close()
+    # Nothing was printed: the token came from the file.
+    assert "administrator token" not in n.read_log()
