@@ -42,3 +42,5 @@ pub use observation::Observation;
 pub use parser::{parse, validate, MAX_DEPTH};
 pub use timestamp::Timestamp;
 
+pub mod input;
+pub mod matcher;
