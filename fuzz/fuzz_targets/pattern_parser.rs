@@ -32,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
     let parsed = parse(&text);
     match validate(&text) {
         Ok(_) => assert!(parsed.is_ok(), "validate accepted what parse rejected"),
-        Err(e) => assert!(e.column() >= 1 && e.column() <= chars + 1, "column {} outside input", e.column()),
+        Err(e) => assert!(
+            e.column() >= 1 && e.column() <= chars + 1,
+            "column {} outside input",
+            e.column()
+        ),
     }
     if let Ok(p) = parsed {
         let _ = p.matches_with_budget(observations(), 20_000);
