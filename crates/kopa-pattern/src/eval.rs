@@ -678,6 +678,44 @@ impl Search<'_> {
     }
 }
 
+/// A necessary condition for a binding, checked before searching: every leaf an operand needs
+/// has candidates (and enough instances for `REPEATS`). Returns the number of leaves in `e`.
+fn possible(
+    e: &ObservationExpr,
+    leaves: &[Vec<usize>],
+    obs: &[Observation],
+    leaf: usize,
+) -> (bool, usize) {
+    match e {
+        ObservationExpr::Observation(_) => (!leaves[leaf].is_empty(), 1),
+        ObservationExpr::And(v) | ObservationExpr::FollowedBy(v) | ObservationExpr::Or(v) => {
+            let any = matches!(e, ObservationExpr::Or(_));
+            let (mut ok, mut n) = (!any, 0);
+            for x in v {
+                let (p, k) = possible(x, leaves, obs, leaf + n);
+                ok = if any { ok || p } else { ok && p };
+                n += k;
+            }
+            (ok, n)
+        }
+        ObservationExpr::Qualified(x, q) => {
+            let (p, n) = possible(x, leaves, obs, leaf);
+            let enough = match q {
+                Qualifier::Repeats(r) => {
+                    let instances: u64 = leaves[leaf..leaf + n]
+                        .iter()
+                        .flatten()
+                        .map(|i| obs[*i].number_observed)
+                        .fold(0u64, u64::saturating_add);
+                    *r >= 1 && instances >= *r
+                }
+                _ => true,
+            };
+            (p && enough, n)
+        }
+    }
+}
+
 impl Pattern {
     /// Match against a set of observations with the default step budget.
     ///
@@ -699,6 +737,9 @@ impl Pattern {
     pub fn matches_with_budget(&self, observations: &[Observation], budget: u64) -> Outcome {
         let mut leaves = Vec::new();
         collect_leaves(&self.root, observations, &mut leaves);
+        if !possible(&self.root, &leaves, observations, 0).0 {
+            return Outcome::NoMatch;
+        }
         let work: u64 = leaves.iter().map(|l| l.len() as u64).sum();
         let mut s = Search {
             obs: observations,

@@ -641,13 +641,20 @@ fn deviation_within_boundary_is_strict() {
 fn deviation_exponential_binding_is_bounded() {
     // The reference matcher's binding enumeration grows exponentially on patterns like this one;
     // Kopa's search has a step budget and reports TooComplex instead of hanging.
-    let obs: Vec<Observation> = (0..40)
-        .map(|i| obs_at(&format!("observed-data--{i}"), i, 1, &[ip("1.1.1.1")]))
-        .collect();
-    let p =
-        parse("([ipv4-addr:value = '1.1.1.1'] REPEATS 20 TIMES) AND [ipv4-addr:value = '2.2.2.2']")
-            .unwrap();
+    // 2.2.2.2 is seen first, then 1.1.1.1 forty times: no binding exists, and proving it means
+    // trying every choice of 20 of the 40 observations.
+    let mut obs = vec![obs_at("observed-data--b", 0, 1, &[ip("2.2.2.2")])];
+    obs.extend((1..=40).map(|i| obs_at(&format!("observed-data--{i}"), i, 1, &[ip("1.1.1.1")])));
+    let p = parse(
+        "([ipv4-addr:value = '1.1.1.1'] REPEATS 20 TIMES) FOLLOWEDBY [ipv4-addr:value = '2.2.2.2']",
+    )
+    .unwrap();
     assert_eq!(p.matches_with_budget(&obs, 100_000), Outcome::TooComplex);
+    // An impossible one that a quick check can rule out is not searched at all.
+    let q =
+        parse("([ipv4-addr:value = '1.1.1.1'] REPEATS 20 TIMES) AND [ipv4-addr:value = '3.3.3.3']")
+            .unwrap();
+    assert_eq!(q.matches_with_budget(&obs, 100), Outcome::NoMatch);
     // A satisfiable one finds its binding quickly.
     let q = parse("[ipv4-addr:value = '1.1.1.1'] REPEATS 20 TIMES").unwrap();
     assert!(q.matches_with_budget(&obs, 100_000).is_match());
