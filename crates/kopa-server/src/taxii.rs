@@ -257,7 +257,15 @@ fn api_root_url(state: &AppState, headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
     {
-        Some(host) => format!("http://{host}/{root}/"),
+        Some(host) => {
+            // Behind a TLS-terminating proxy, the proxy says which scheme the client used.
+            let https = headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+            let scheme = if https { "https" } else { "http" };
+            format!("{scheme}://{host}/{root}/")
+        }
         None => format!("/{root}/"),
     }
 }

@@ -96,6 +96,20 @@ async fn discovery_api_root_and_collections() {
     assert_eq!(d["api_roots"], json!(["http://kopa.example:7470/kopa/"]));
     assert!(d["title"].is_string());
 
+    let r = w
+        .node
+        .call(
+            "GET",
+            "/taxii2/",
+            Auth::Basic("alice", &w.alice),
+            &[("host", "cti.example"), ("x-forwarded-proto", "https")],
+            None,
+        )
+        .await;
+    assert_eq!(r.json()["default"], "https://cti.example/kopa/");
+    let r = w.node.call("GET", "/taxii2/", Auth::None, &[], None).await;
+    assert_eq!(r.status, 401);
+
     let r = w.node.get("/kopa/", &w.alice).await;
     assert_eq!(r.status, 200);
     let root = r.json();
