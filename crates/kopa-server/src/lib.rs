@@ -167,6 +167,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(rest::healthz))
         .route("/metrics", axum::routing::get(metrics::render))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -174,20 +175,54 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Unknown paths: a TAXII error under TAXII prefixes, `{"error": …}` elsewhere.
+/// An error in the format of the route: a TAXII error under TAXII prefixes, `{"error": …}` elsewhere.
+fn route_error(
+    state: &AppState,
+    path: &str,
+    status: axum::http::StatusCode,
+    title: &str,
+    message: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let root = format!("/{}", state.config().api_root);
+    if path.starts_with("/taxii2") || path == root || path.starts_with(&format!("{root}/")) {
+        TaxiiError::new(status, title, message).into_response()
+    } else {
+        ApiError::new(status, message).into_response()
+    }
+}
+
+/// Unknown paths.
 async fn not_found(
     axum::extract::State(state): axum::extract::State<AppState>,
     uri: axum::http::Uri,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
     let path = uri.path();
-    let root = format!("/{}", state.config().api_root);
     let message = format!("no such path: {path} (TAXII paths end in '/')");
-    if path.starts_with("/taxii2") || path == root || path.starts_with(&format!("{root}/")) {
-        TaxiiError::not_found(message).into_response()
-    } else {
-        ApiError::not_found(message).into_response()
-    }
+    route_error(
+        &state,
+        path,
+        axum::http::StatusCode::NOT_FOUND,
+        "Not found",
+        message,
+    )
+}
+
+/// A known path with a method it does not serve.
+async fn method_not_allowed(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    let path = uri.path();
+    let message = format!("{method} is not served at {path}");
+    route_error(
+        &state,
+        path,
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        message,
+    )
 }
 
 /// Bind `config.listen` and serve until `shutdown` completes. In-flight requests finish before this

@@ -780,6 +780,36 @@ async fn unknown_collection_and_permissions() {
         .post_envelope(unknown, &w.alice, &[indicator(1, json!({}))])
         .await;
     assert_eq!(r.status, 404);
+    // Unknown paths, including a TAXII path without its trailing slash, are TAXII 404s; REST paths
+    // answer in the REST format; a method a path does not serve is 405 in the route's format.
+    let r = w
+        .node
+        .get(&format!("/kopa/collections/{}", w.shared), &w.alice)
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), Some(TAXII));
+    assert!(r.json()["description"]
+        .as_str()
+        .unwrap()
+        .contains("end in '/'"));
+    let r = w
+        .node
+        .call(
+            "PUT",
+            &objects_path(&w.shared),
+            Auth::Bearer(&w.alice),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["http_status"], "405");
+    let r = w.node.api("GET", "/api/nothing", &w.alice, None).await;
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"].as_str().unwrap().contains("/api/nothing"));
+    let r = w.node.api("DELETE", "/api/orgs", &w.alice, None).await;
+    assert_eq!(r.status, 405);
+    assert!(r.json()["error"].is_string());
     // Carol cannot see A's collection at all: 404 everywhere, including POST.
     assert_eq!(
         w.node.get(&objects_path(&w.a_only), &w.carol).await.status,
