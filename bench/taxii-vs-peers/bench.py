@@ -499,9 +499,12 @@ def step_post(ep: Endpoint, bodies: list[tuple[bytes, int]], deadline: Deadline,
     headers = {"Content-Type": TAXII}
     pending: list[str] = []
     sent = failed = 0
+    recent: list[float] = []
     t0 = time.perf_counter()
     for body, count in bodies:
+        t = time.perf_counter()
         r = request(s, "POST", ep.objects_url, deadline, data=body, headers=headers)
+        recent = (recent + [time.perf_counter() - t])[-5:]
         check(r, 202, "POST envelope")
         status = loads(r.content)
         failed += int(status.get("failure_count", 0))
@@ -509,13 +512,13 @@ def step_post(ep: Endpoint, bodies: list[tuple[bytes, int]], deadline: Deadline,
             pending.append(status["id"])
         sent += count
         elapsed = time.perf_counter() - t0
-        # The rate of every peer measured only falls as its collection grows, so a projection at
-        # the current rate is a lower bound: stop early when even that overshoots the limit.
+        # An envelope only gets slower to store as a peer's collection grows, so the remaining
+        # envelopes at the recent pace give a lower bound: stop early when even that overshoots.
         if elapsed > 20 and sent < size:
-            projected = elapsed * size / sent
-            if projected > 1.5 * deadline.limit:
-                raise StepTimeout(f"projected {projected:.0f} s at the current rate "
-                                  f"(limit {deadline.limit:.0f} s)")
+            projected = elapsed + (size - sent) / count * statistics.median(recent)
+            if projected > 1.2 * deadline.limit:
+                raise StepTimeout(f"projected to take at least {projected:.0f} s "
+                                  f"(limit {deadline.limit:.0f} s) after {sent:,} objects")
     for sid in pending:  # an asynchronous server: wait until it says complete
         while True:
             r = request(s, "GET", ep.status_url.format(id=sid), deadline)
@@ -605,11 +608,13 @@ def step_readers(ep: Endpoint, starts: list[str | None], deadline: Deadline, siz
             env = loads(r.content) if r.content.strip() else {}
             got += len(env.get("objects", ()))
             last = r.headers.get("X-TAXII-Date-Added-Last")
-            if env.get("more") and env.get("next"):
-                query = {"limit": str(limit), "next": env["next"]}
+            if env.get("more") and env.get("next"):  # `next` is resent with the same filters
+                query = {**first, "limit": str(limit), "next": env["next"]}
             elif env.get("more") and last:
-                query = {"limit": str(limit), "added_after": last}
+                first = {"added_after": last}
+                query = {**first, "limit": str(limit)}
             else:  # end of the collection: start again from the beginning
+                first = {}
                 query = {"limit": str(limit)}
         return lat, got
 
@@ -716,7 +721,7 @@ def run_server(make: Callable[[str], Server], name: str, sizes: list[int], bodie
                     f"{fig.seconds:.2f} s{extra}){' ' + fig.note if fig.note else ''}")
             if after_all and size == max(sizes) and all(s in res.figures for s in STEPS):
                 after_all(server, ep, res)
-        except BenchError as e:
+        except (BenchError, OSError, requests.RequestException) as e:
             res.notes.append(f"stopped at {size:,}: {e}")
             log(f"   !! {name}: {e}")
             break
@@ -732,6 +737,10 @@ def run_server(make: Callable[[str], Server], name: str, sizes: list[int], bodie
     return res
 
 
+def taxii_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def million_step(args, bodies_done: int):
     """Grow Kopa's collection to args.million objects; first page vs last page; peak memory."""
 
@@ -745,52 +754,54 @@ def million_step(args, bodies_done: int):
             next(gen)
         sent = 0
         post_secs = 0.0
+        before_last = None
         deadline = Deadline(args.million_limit)
         for body, count in envelopes(gen):
+            if sent + count >= total - bodies_done:
+                before_last = taxii_now()  # the last envelope is dated after this (same clock)
             t = time.perf_counter()
             r = request(s, "POST", ep.objects_url, deadline, data=body, headers=headers)
             post_secs += time.perf_counter() - t
             check(r, 202, "POST envelope")
             st = loads(r.content)
-            if st.get("status") != "complete":
-                while st.get("status") != "complete":
-                    time.sleep(0.05)
-                    r = request(s, "GET", ep.status_url.format(id=st["id"]), deadline)
-                    st = loads(r.content)
+            while st.get("status") != "complete":
+                time.sleep(0.05)
+                r = request(s, "GET", ep.status_url.format(id=st["id"]), deadline)
+                check(r, 200, "GET status")
+                st = loads(r.content)
             sent += count
         m = {"objects": total, "post_rate": sent / post_secs if post_secs else None}
-        # First page of the whole collection, repeated.
-        firsts = []
-        for _ in range(7):
-            t = time.perf_counter()
-            r = request(s, "GET", ep.objects_url, deadline, params={"limit": str(PAGE)})
-            firsts.append(time.perf_counter() - t)
-            check(r, 200, "GET first page")
-        # The whole collection through the `next` chain: the read rate at a million, the last page.
-        w = walk(s, ep.objects_url, {}, deadline)
-        m["read_rate"] = w.objects / w.seconds
-        m["read_objects"] = w.objects
-        m["chain_first_ms"] = w.latencies[0] * 1000
-        m["chain_last_ms"] = w.latencies[-1] * 1000
-        # The last page again, reached directly by added_after = the second-to-last page's end.
-        lasts = []
-        if len(w.lasts) >= 2 and w.lasts[-2]:
+
+        def median_ms(params: dict, what: str) -> tuple[float, int]:
+            times, got = [], 0
             for _ in range(7):
                 t = time.perf_counter()
-                r = request(s, "GET", ep.objects_url, deadline,
-                            params={"limit": str(PAGE), "added_after": w.lasts[-2]})
-                lasts.append(time.perf_counter() - t)
-                check(r, 200, "GET last page")
-        m["first_ms"] = statistics.median(firsts) * 1000
-        m["last_ms"] = statistics.median(lasts) * 1000 if lasts else None
+                r = request(s, "GET", ep.objects_url, deadline, params={"limit": str(PAGE), **params})
+                times.append(time.perf_counter() - t)
+                check(r, 200, what)
+                got = len(loads(r.content).get("objects", ()))
+            return statistics.median(times) * 1000, got
+
+        m["first_ms"], _ = median_ms({}, "GET first page")
+        # The last page, reached directly: added_after = a moment before the last envelope's POST.
+        m["last_ms"], m["last_objects"] = median_ms({"added_after": before_last}, "GET last page")
         mem = server.peak_memory_kib()
         if mem:
             m["vmhwm_mib"], m["vmrss_mib"] = mem[0] / 1024, mem[1] / 1024
+        # The whole collection through the `next` chain: the read rate at this size, the last link.
+        try:
+            w = walk(s, ep.objects_url, {}, Deadline(args.step_limit))
+            m["read_rate"] = w.objects / w.seconds
+            m["read_objects"] = w.objects
+            m["chain_first_ms"] = w.latencies[0] * 1000
+            m["chain_last_ms"] = w.latencies[-1] * 1000
+        except StepTimeout as e:
+            res.notes.append(f"full read of {total:,} objects: {e}")
         res.million = m
-        log(f"   million: POST {m['post_rate']:,.0f} objects/s; read {m['read_rate']:,.0f} objects/s "
-            f"({w.objects:,}); first page {m['first_ms']:.1f} ms, last page "
-            f"{m['last_ms'] if m['last_ms'] is None else round(m['last_ms'], 1)} ms "
-            f"(next chain: first {m['chain_first_ms']:.1f} ms, last {m['chain_last_ms']:.1f} ms); "
+        chain = (f"next chain: first {m['chain_first_ms']:.1f} ms, last {m['chain_last_ms']:.1f} ms; "
+                 f"read {m['read_rate']:,.0f} objects/s" if "read_rate" in m else "full read did not finish")
+        log(f"   million: POST {m['post_rate']:,.0f} objects/s; first page {m['first_ms']:.1f} ms, "
+            f"last page {m['last_ms']:.1f} ms ({m['last_objects']} objects); {chain}; "
             f"peak RSS {m.get('vmhwm_mib', float('nan')):.0f} MiB")
 
     return run
@@ -854,7 +865,7 @@ def report(results: list[Result], args, n: int, started: dt.datetime, secs: floa
                 cells.append(fmt_rate(r.figures[step], n))
             else:
                 cells.append("did not finish" + (f" ({r.failed[step]})" if step in r.failed else ""))
-        unit = "objects/s" if step != "readers" else "objects/s (all readers)"
+        unit = "objects/s" if step != "readers" else "objects/s, all readers together"
         lines.append(f"| {STEP_TITLES[step]} ({unit}) | " + " | ".join(cells) + " |")
     cells = []
     for r in results:
@@ -893,10 +904,12 @@ def report(results: list[Result], args, n: int, started: dt.datetime, secs: floa
         m = k.million
         if not m:
             continue
-        last = f"{m['last_ms']:.1f} ms" if m.get("last_ms") is not None else "—"
+        read = f"{m['read_rate']:,.0f}" if "read_rate" in m else "did not finish"
+        chain = (f"{m['chain_first_ms']:.1f} / {m['chain_last_ms']:.1f} ms"
+                 if "chain_first_ms" in m else "—")
         million_lines.append(
-            f"| {k.name} | {m['post_rate']:,.0f} | {m['read_rate']:,.0f} | {m['first_ms']:.1f} ms | "
-            f"{last} | {m['chain_first_ms']:.1f} / {m['chain_last_ms']:.1f} ms | "
+            f"| {k.name} | {m['post_rate']:,.0f} | {read} | {m['first_ms']:.1f} ms | "
+            f"{m['last_ms']:.1f} ms ({m['last_objects']:,} objects) | {chain} | "
             f"{m.get('vmhwm_mib', float('nan')):.0f} MiB |")
 
     targets: list[str] = []
@@ -936,9 +949,10 @@ def report(results: list[Result], args, n: int, started: dt.datetime, secs: floa
         out += ["", "Ratios (Kopa ÷ peer for objects/s; peer ÷ Kopa for latency):", ""] + ratio_lines
     if million_lines:
         out += ["", f"Kopa with a {args.million:,}-object collection:", "",
-                "| server | POST objects/s (to 1M) | read all objects/s | first page (median of 7) "
-                "| last page by added_after (median of 7) | next chain: first / last page | "
-                "peak RSS (VmHWM) |", "|---|---|---|---|---|---|---|"] + million_lines
+                f"| server | POST objects/s (growing to {args.million:,}) | read all objects/s "
+                "| first page (median of 7) | last page by added_after (median of 7) "
+                "| next chain: first / last page | peak RSS (VmHWM) |",
+                "|---|---|---|---|---|---|---|"] + million_lines
     if targets:
         out += ["", "Targets:", ""] + targets
     notes = []
@@ -951,12 +965,15 @@ def report(results: list[Result], args, n: int, started: dt.datetime, secs: floa
             if fig.note:
                 notes.append(f"  - {step}: {fig.note}")
         for step, why in r.failed.items():
-            notes.append(f"  - {step}: did not finish ({why})")
+            if why == "not reached":
+                notes.append(f"  - {step}: not reached")
         for note in r.notes:
             notes.append(f"  - {note}")
     out += ["", "Servers and notes:", ""] + notes
     out += ["", f"Run {started:%Y-%m-%d %H:%M} UTC, {secs / 60:.1f} minutes; "
-            f"{os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}."]
+            f"{os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}; "
+            f"load average (1 min) {args.load_start:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end (other work on the machine shares its 2 cores)."]
     return "\n".join(out)
 
 
@@ -980,7 +997,10 @@ def main() -> int:
     ap.add_argument("--objects", type=int, help="objects per server (default 100,000; 10,000 with --quick)")
     ap.add_argument("--step-limit", type=float, default=300.0, help="seconds a step may take (300)")
     ap.add_argument("--million", type=int, help="Kopa's large collection (default 1,000,000; 0 = skip)")
-    ap.add_argument("--million-limit", type=float, default=1800.0)
+    ap.add_argument("--million-limit", type=float, default=1200.0,
+                    help="seconds for growing the large collection and its page reads (1200)")
+    ap.add_argument("--million-pg", action="store_true",
+                    help="also grow Kopa/PG to the large size (default: Kopa/SQLite only)")
     ap.add_argument("--readers", type=int, default=16)
     ap.add_argument("--reader-pages", type=int, default=25, help="pages each concurrent reader fetches")
     ap.add_argument("--reader-limit", type=int, default=100, help="page size of the concurrent readers")
@@ -1001,6 +1021,9 @@ def main() -> int:
     args.sizes = sorted({n, *[s for s in (10_000, 2_000, 1_000) if s < n]}, reverse=True)
     only = {s.strip().lower() for s in args.only.split(",") if s.strip()}
     venv_bin = os.path.dirname(sys.executable)
+    args.load_start = os.getloadavg()[0]
+    if args.kopa_bin:
+        args.kopa_bin = os.path.abspath(args.kopa_bin)
     started = dt.datetime.now(dt.timezone.utc)
     t_start = time.monotonic()
 
@@ -1050,7 +1073,7 @@ def main() -> int:
                         url = with_database(args.pg_url, db)
                         results.append(run_server(lambda d: Kopa(venv_bin, d, args.kopa_bin, url),
                                                   "Kopa/PG", [n], bodies_for, args, workroot,
-                                                  million))
+                                                  million if args.million_pg else None))
                     finally:
                         ok, msg = pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
                         if not ok:
