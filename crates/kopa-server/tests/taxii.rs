@@ -879,3 +879,45 @@ async fn unknown_collection_and_permissions() {
     assert_eq!(r.status, 403);
     assert!(r.json()["description"].as_str().unwrap().contains("reader"));
 }
+
+#[tokio::test]
+async fn limit_is_capped_at_the_server_maximum_and_defaults_apply() {
+    let node = Node::sqlite_with(kopa_server::ServerConfig {
+        default_page_size: 3,
+        max_page_size: 5,
+        ..common::config()
+    })
+    .await;
+    let a = node.org("Org A").await;
+    let alice = node.user("alice", &a, Role::Analyst).await;
+    let coll = node.collection("Shared", Access::All, Access::All).await;
+    let objs: Vec<Value> = (0..8).map(|n| indicator(n, json!({}))).collect();
+    assert_eq!(node.post_envelope(&coll, &alice, &objs).await.status, 202);
+    let base = objects_path(&coll);
+    let env = node.get(&base, &alice).await.json();
+    assert_eq!(ids(&env).len(), 3, "default page size");
+    assert_eq!(env["more"], true);
+    let env = node.get(&format!("{base}?limit=100"), &alice).await.json();
+    assert_eq!(ids(&env).len(), 5, "limit capped at max_page_size");
+    assert_eq!(env["more"], true);
+    let next = env["next"].as_str().unwrap();
+    let env = node
+        .get(&format!("{base}?limit=100&next={next}"), &alice)
+        .await
+        .json();
+    assert_eq!(ids(&env).len(), 3);
+    assert_eq!(env["more"], false);
+    let m = node
+        .get(
+            &format!("/kopa/collections/{coll}/manifest/?limit=2"),
+            &alice,
+        )
+        .await
+        .json();
+    assert_eq!(m["objects"].as_array().unwrap().len(), 2);
+    assert_eq!(m["more"], true);
+    assert!(
+        m["next"].is_string(),
+        "next whenever more, on the manifest too"
+    );
+}
