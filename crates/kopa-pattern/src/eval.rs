@@ -410,8 +410,8 @@ fn test_value(c: &Comparison, node: &Node<'_>) -> bool {
 }
 
 /// Whether `c` holds for the root object `root` of `obs`.
-fn eval_comparison(c: &Comparison, obs: &Observation, root: &Value) -> bool {
-    if root.get("type").and_then(Value::as_str) != Some(c.path.object_type.as_str()) {
+fn eval_comparison(c: &Comparison, obs: &Observation, root: &Value, root_type: &str) -> bool {
+    if root_type != c.path.object_type {
         return false;
     }
     if c.op == Operator::Exists {
@@ -423,20 +423,23 @@ fn eval_comparison(c: &Comparison, obs: &Observation, root: &Value) -> bool {
     })
 }
 
-fn eval_expr(e: &ComparisonExpr, obs: &Observation, root: &Value) -> bool {
+fn eval_expr(e: &ComparisonExpr, obs: &Observation, root: &Value, root_type: &str) -> bool {
     match e {
-        ComparisonExpr::Test(c) => eval_comparison(c, obs, root),
-        ComparisonExpr::And(v) => v.iter().all(|x| eval_expr(x, obs, root)),
-        ComparisonExpr::Or(v) => v.iter().any(|x| eval_expr(x, obs, root)),
+        ComparisonExpr::Test(c) => eval_comparison(c, obs, root, root_type),
+        ComparisonExpr::And(v) => v.iter().all(|x| eval_expr(x, obs, root, root_type)),
+        ComparisonExpr::Or(v) => v.iter().any(|x| eval_expr(x, obs, root, root_type)),
     }
 }
 
 impl ComparisonExpr {
     /// Whether some SCO of `obs` satisfies this comparison expression.
     pub fn matches(&self, obs: &Observation) -> bool {
-        obs.objects
-            .iter()
-            .any(|(_, root)| eval_expr(self, obs, root))
+        obs.objects.iter().any(|(_, root)| {
+            let Some(root_type) = root.get("type").and_then(Value::as_str) else {
+                return false;
+            };
+            eval_expr(self, obs, root, root_type)
+        })
     }
 }
 
