@@ -10,10 +10,12 @@
 //! and by `added_after` never skips or repeats an object.
 
 pub mod migrations;
+mod peers;
 mod postgres;
 mod sql;
 mod sqlite;
 
+pub use peers::{NewPeer, PeerRecord, PeerStore};
 pub use sqlite::DB_FILE;
 
 use async_trait::async_trait;
@@ -198,9 +200,10 @@ pub struct StatusRecord {
     pub json: String,
 }
 
-/// Everything Kopa keeps. Implemented by the SQLite and the PostgreSQL backend.
+/// Everything Kopa keeps. Implemented by the SQLite and the PostgreSQL backend. Federation peers
+/// are the [`PeerStore`] capability.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: PeerStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -225,7 +228,8 @@ pub trait Store: Send + Sync + 'static {
     async fn add_collection(&self, c: &NewCollection) -> Result<Collection>;
     /// Collections the audience may read or write, with its rights.
     async fn collections(&self, who: &Audience) -> Result<Vec<CollectionView>>;
-    /// One collection as `who` sees it; `NotFound` when it may neither read nor write it.
+    /// One collection (by id or alias) as `who` sees it; `NotFound` when it may neither read nor
+    /// write it.
     async fn collection(&self, who: &Audience, id: &str) -> Result<CollectionView>;
 
     // --- objects ---
@@ -235,7 +239,10 @@ pub trait Store: Send + Sync + 'static {
         collection: &str,
         objects: Vec<NewObject>,
     ) -> Result<Vec<PutOutcome>>;
-    /// Objects of a collection visible to `who`, filtered and paged.
+    /// Objects of a collection visible to `who`, filtered and paged, ascending by `seq` (and so by
+    /// `date_added`). `match[version]` first/last are taken among the versions `who` can see; an
+    /// empty `VersionMatch` means `last`. `NotFound` for an unknown collection; an empty page when
+    /// `who` may not read it (the caller checks rights with `collection` for 403/404).
     async fn objects(
         &self,
         who: &Audience,
@@ -243,7 +250,8 @@ pub trait Store: Send + Sync + 'static {
         filter: &ObjectFilter,
     ) -> Result<Page>;
     /// Delete the versions of one object that match `versions`/`spec_versions`, among those `who` can
-    /// see. Returns how many were deleted.
+    /// see (an empty `VersionMatch` means `last`; pass `all: true` to delete every version).
+    /// Returns how many were deleted. `NotFound` for an unknown collection.
     async fn delete_object(
         &self,
         who: &Audience,
@@ -252,7 +260,8 @@ pub trait Store: Send + Sync + 'static {
         versions: &VersionMatch,
         spec_versions: &[String],
     ) -> Result<u64>;
-    /// Objects in any collection `who` can read that mention `value` (exact match on extracted values).
+    /// Objects in any collection `who` can read that mention `value` (exact match on extracted
+    /// values, trimmed and case-insensitive): the latest visible version of each, ascending by `seq`.
     async fn search(&self, who: &Audience, value: &str, limit: usize) -> Result<Vec<StoredObject>>;
 
     // --- status ---

@@ -5,6 +5,8 @@
 //! Batches are written with multi-row `INSERT … SELECT FROM UNNEST(arrays)`. Audit appends lock the
 //! audit table against other appenders so that the hash chain cannot fork.
 
+mod peers;
+
 use crate::migrations::{self, Migration};
 use crate::sql::{self, Arg, Dialect};
 use crate::{

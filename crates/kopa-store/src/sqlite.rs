@@ -6,6 +6,8 @@
 //! server runs. WAL with `synchronous=NORMAL`: a committed transaction survives a crash of the
 //! process (kill -9); only a power loss may lose the last commits.
 
+mod peers;
+
 use crate::migrations::{self, Migration};
 use crate::sql::{self, Arg, Dialect};
 use crate::{
@@ -37,6 +39,33 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Wakes the checkpointer after a write (it stops when this is dropped).
+    checkpoint: Mutex<std::sync::mpsc::SyncSender<()>>,
+}
+
+/// Copies committed WAL frames into the database on its own thread and connection, so that
+/// writers do not pay for checkpoints (a PASSIVE checkpoint never blocks readers or writers).
+fn spawn_checkpointer(path: PathBuf) -> std::sync::mpsc::SyncSender<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let spawned = std::thread::Builder::new()
+        .name("kopa-sqlite-checkpoint".into())
+        .spawn(move || {
+            let Ok(conn) = open_conn(&path, false) else {
+                return;
+            };
+            while rx.recv().is_ok() {
+                // Let a burst of writes accumulate, then copy them in one go.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                while rx.try_recv().is_ok() {}
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!("SQLite checkpoint failed: {e}");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no SQLite checkpoint thread ({e}); writers will checkpoint");
+    }
+    tx
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -68,7 +97,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "cache_size", -32_000)?;
+    conn.pragma_update(None, "cache_size", -64_000)?;
+    // Checkpoints run on the checkpointer thread; this is only the safety net if it falls behind.
+    conn.pragma_update(None, "wal_autocheckpoint", 65_536)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
@@ -196,6 +227,7 @@ impl SqliteStore {
         migrate(&mut writer, migrations::SQLITE)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
+                checkpoint: Mutex::new(spawn_checkpointer(path.clone())),
                 path,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
@@ -244,7 +276,13 @@ impl SqliteStore {
                 .writer
                 .lock()
                 .map_err(|_| StoreError::Backend("writer connection poisoned".into()))?;
-            f(&mut conn)
+            let out = f(&mut conn);
+            drop(conn);
+            if let Ok(tx) = inner.checkpoint.lock() {
+                // Full channel: a checkpoint is already due.
+                let _ = tx.try_send(());
+            }
+            out
         })
         .await
         .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?

@@ -1,0 +1,160 @@
+//! Store benchmark (not a test): bulk insert in batches of 1,000, then a full read in pages of
+//! 1,000 (first and last page timed), a filtered read and a search, on SQLite or PostgreSQL.
+//!
+//! `cargo run --release -p kopa-store --example store_bench -- [N] [LOCATION]`
+//! N defaults to 100000; LOCATION to a temporary directory (SQLite); a `postgres://` URL must name
+//! an existing, empty database.
+
+use kopa_core::{Audience, OrgId, Role, Stewardship, Tlp};
+use kopa_stix::Timestamp;
+use kopa_store::{Access, NewCollection, NewObject, ObjectFilter, VersionMatch};
+use std::time::Instant;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().map_or(Ok(100_000), |s| s.parse())?;
+    let tmp = std::env::temp_dir().join(format!("kopa-store-bench-{}", std::process::id()));
+    let location = args.next().unwrap_or_else(|| tmp.display().to_string());
+    let store = kopa_store::open(&location, true).await?;
+    println!("backend {} at {location}, {n} objects", store.backend());
+
+    let org = store
+        .add_org(&format!("Bench org {}", std::process::id()))
+        .await?;
+    let user = store
+        .add_user(
+            &format!("bench {}", std::process::id()),
+            &org.id,
+            Role::Analyst,
+        )
+        .await?;
+    let coll = store
+        .add_collection(&NewCollection {
+            title: "Bench".into(),
+            description: None,
+            alias: None,
+            read: Access::All,
+            write: Access::All,
+        })
+        .await?;
+    let who = Audience {
+        org: org.id.clone(),
+        user: user.id.clone(),
+    };
+    let tlps = [Tlp::Clear, Tlp::Green, Tlp::Amber, Tlp::Red];
+    let make = |i: usize| {
+        let id = format!("indicator--{}", uuid::Uuid::new_v4());
+        let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        let json = serde_json::json!({
+            "type": "indicator", "spec_version": "2.1", "id": id,
+            "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+            "name": format!("Bench indicator {i}"), "indicator_types": ["malicious-activity"],
+            "pattern": format!("[ipv4-addr:value = '{ip}']"), "pattern_type": "stix",
+            "valid_from": "2024-01-01T00:00:00Z"
+        })
+        .to_string();
+        NewObject {
+            id,
+            type_: "indicator".into(),
+            spec_version: "2.1".into(),
+            version: Some(Timestamp::from_micros(1_704_067_200_000_000)),
+            json,
+            steward: Stewardship {
+                owner_org: org.id.clone(),
+                author: user.id.clone(),
+                tlp: tlps[i % tlps.len()],
+                orgs: if i.is_multiple_of(7) {
+                    vec![OrgId::new()]
+                } else {
+                    Vec::new()
+                },
+                users: Vec::new(),
+                defaulted: false,
+            },
+            values: vec![ip],
+        }
+    };
+
+    // Objects are made before the clock starts: only the store is measured.
+    let mut batches: Vec<Vec<NewObject>> = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let batch: Vec<NewObject> = (i..(i + 1000).min(n)).map(make).collect();
+        i += batch.len();
+        batches.push(batch);
+    }
+    let start = Instant::now();
+    let cpu0 = cpu_seconds();
+    for batch in batches {
+        store.put_objects(&coll.id, batch).await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    println!(
+        "insert: {:.0} objects/s ({secs:.2} s wall); {:.0} objects per CPU second ({cpu:.2} s CPU)",
+        n as f64 / secs,
+        n as f64 / cpu.max(1e-9)
+    );
+
+    let mut f = ObjectFilter {
+        added_after: None,
+        after_seq: None,
+        limit: 1000,
+        ids: Vec::new(),
+        types: Vec::new(),
+        versions: VersionMatch::last(),
+        spec_versions: Vec::new(),
+    };
+    let start = Instant::now();
+    let (mut read, mut pages, mut first_ms) = (0usize, 0usize, 0.0);
+    let mut last_ms: f64;
+    loop {
+        let t = Instant::now();
+        let page = store.objects(&who, &coll.id, &f).await?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if pages == 0 {
+            first_ms = ms;
+        }
+        last_ms = ms;
+        pages += 1;
+        read += page.objects.len();
+        if !page.more {
+            break;
+        }
+        f.after_seq = page.objects.last().map(|o| o.seq);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "full read: {read} visible objects in {pages} pages, {:.0} objects/s; first page {first_ms:.1} ms, last page {last_ms:.1} ms",
+        read as f64 / secs
+    );
+    let t = Instant::now();
+    let hits = store.search(&who, "10.0.1.1", 10).await?;
+    println!(
+        "search: {} hit(s) in {:.2} ms",
+        hits.len(),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    if location == tmp.display().to_string() {
+        drop(store);
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(())
+}
+
+/// User + system CPU time of this process so far (Linux `/proc/self/stat`, 100 ticks per second), so
+/// that a figure taken on a busy machine still says what the work costs.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields 14 and 15 of the file (utime, stime) are 12 and 13 after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
