@@ -95,7 +95,7 @@ async fn check(objs: Vec<Obj>) {
             .post_envelope(
                 &collections[o.collection],
                 &tokens[o.author],
-                &[object.clone()],
+                std::slice::from_ref(&object),
             )
             .await;
         assert_eq!(r.json()["success_count"], 1, "{}", r.text());
