@@ -11,6 +11,7 @@ import json
 import os
 import random
 import subprocess
+import sys
 
 import pytest
 
@@ -326,7 +327,7 @@ def build_corpus():
 
 def test_validate_verdicts_equal_stix2_patterns(tmp_path):
     binary = kopa_bin()
-    corpus = build_corpus()
+    corpus = deterministic_corpus()
     assert len(corpus) >= 5000
     with concurrent.futures.ProcessPoolExecutor(max_workers=2) as pool:
         expected = list(pool.map(reference_verdict, corpus, chunksize=100))
@@ -371,3 +372,35 @@ def test_validate_reads_stdin_and_reports_columns():
     assert out[1]["valid"] is False and out[1]["column"] == 20 and "MD5" in out[1]["error"]
     assert out[2]["valid"] is False and out[2]["pattern"] == ""
     assert out[3]["valid"] is False and out[3]["column"] == 19
+
+
+def deterministic_corpus():
+    """The corpus, built in a child Python with a fixed hash seed, a fixed clock and seeded UUIDs:
+    stix2-generator walks sets of property names (whose order follows the hash seed), makes
+    timestamps around the current time and ids from uuid4."""
+    run = subprocess.run([sys.executable, __file__, "corpus"], env={**os.environ, "PYTHONHASHSEED": "0"},
+                         capture_output=True, text=True, encoding="utf-8", check=True, timeout=300)
+    return json.loads(run.stdout)
+
+
+def _freeze_clock_and_ids():
+    import datetime
+    import uuid
+
+    class FixedDatetime(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 1, 12, 0, 0, tzinfo=tz)
+
+        @classmethod
+        def utcnow(cls):
+            return cls(2026, 1, 1, 12, 0, 0)
+
+    datetime.datetime = FixedDatetime
+    ids = random.Random(SEED)
+    uuid.uuid4 = lambda: uuid.UUID(int=ids.getrandbits(128), version=4)
+
+
+if __name__ == "__main__":
+    _freeze_clock_and_ids()
+    print(json.dumps(build_corpus()))
