@@ -71,9 +71,8 @@ pub struct BrokenLink {
 /// Check a whole log, in order. Returns the number of entries checked, or the first broken link.
 pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u64, BrokenLink> {
     let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1;
     let mut n = 0;
-    for e in entries {
+    for (expected_seq, e) in (1i64..).zip(entries) {
         let broken = |reason: String| BrokenLink { seq: e.seq, reason };
         if e.seq != expected_seq {
             return Err(broken(format!(
@@ -95,7 +94,6 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u
             return Err(broken("its contents do not match its hash".into()));
         }
         prev = e.hash.clone();
-        expected_seq += 1;
         n += 1;
     }
     Ok(n)

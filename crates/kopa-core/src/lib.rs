@@ -238,6 +238,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn visibility_table() {
         use Tlp::*;
         // (tlp, narrowed orgs, named users, defaulted, reader org, reader user, collection readable, visible)
