@@ -281,7 +281,7 @@ fn walk<'a>(
             } else if k.ends_with("_bin") {
                 match v
                     .as_str()
-                    .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                    .and_then(|s| crate::parser::BASE64.decode(s).ok())
                 {
                     Some(b) => Node::Bytes(b),
                     None => return false,

@@ -15,6 +15,14 @@ use crate::lexer::{tokenize, Tok, Token};
 use crate::timestamp::Timestamp;
 use base64::Engine;
 
+/// Base64 as the reference tools decode it: padding required, non-zero trailing bits allowed.
+pub(crate) const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
 /// Deepest nesting of parentheses accepted.
 pub const MAX_DEPTH: usize = 100;
 
@@ -491,11 +499,9 @@ impl<'a> Parser<'a> {
             Tok::Bool if allow_bool => Literal::Bool(text == "true"),
             Tok::Binary => {
                 let body = &text[2..text.len() - 1];
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .map_err(|e| {
-                        PatternError::new(t.column, format!("invalid base64 in {text}: {e}"))
-                    })?;
+                let bytes = BASE64.decode(body).map_err(|e| {
+                    PatternError::new(t.column, format!("invalid base64 in {text}: {e}"))
+                })?;
                 Literal::Binary(bytes)
             }
             Tok::Hex => {

@@ -55,6 +55,7 @@ fn validation_table() {
         ("qualifiers", "[a:b = 1] WITHIN 5 SECONDS REPEATS 2 TIMES START t'2020-01-01T00:00:00Z' STOP t'2020-01-02T00:00:00Z'", None),
         ("paths", "[file:extensions.'windows-pebinary-ext'.sections[*].hashes[0] = 1]", None),
         ("comment", "[a:b = 1] /* c */", None),
+        ("base64 with trailing bits", "[a:b = b'AB==']", None),
         ("missing bracket", "a:b = 1", Some(1)),
         ("unclosed", "[a:b = 1", Some(9)),
         ("bad hash", "[file:hashes.MD5 = 'zz']", Some(20)),
