@@ -55,8 +55,9 @@ def ioc_hash(i, bits):
 
 
 def cidr_net(i):
-    # 198.18.0.0/15 split in /24s
-    return f"198.{18 + (i >> 8) % 2}.{i % 256}.0/24", f"198.{18 + (i >> 8) % 2}.{i % 256}."
+    # 240.0.0.0/4 (reserved, never in background traffic) split in distinct /24s
+    a, b, c = 240 + (i >> 16) % 16, (i >> 8) & 255, i & 255
+    return f"{a}.{b}.{c}.0/24", f"{a}.{b}.{c}."
 
 
 def quote(s):
@@ -75,6 +76,7 @@ fin = open(f"{out}/indicators.jsonl", "w")
 fval = open(f"{out}/values.txt", "w")
 feq = open(f"{out}/eq.tsv", "w")
 plant = []  # (field, value) that makes a record match some indicator
+ind_plants = []  # per indicator: its plantable (field, value) pairs
 created = "2026-01-01T00:00:00.000Z"
 
 
@@ -85,6 +87,7 @@ def emit(pattern, values, plants):
         "valid_from": "2026-01-01T00:00:00Z"}) + "\n")
     for v in values:
         fval.write(v + "\n")
+    ind_plants.append(plants)
     if plants and rng.random() < 0.05:
         plant.append(rng.choice(plants))
 
@@ -193,14 +196,15 @@ slice_patterns = []
 with open(f"{out}/indicators.jsonl") as fi:
     lines = fi.readlines()
 step = max(1, len(lines) // k_slice)
-slice_lines = [lines[j] for j in range(0, len(lines), step)][:k_slice]
+slice_idx = list(range(0, len(lines), step))[:k_slice]
+slice_lines = [lines[j] for j in slice_idx]
 with open(f"{out}/slice_indicators.jsonl", "w") as fo:
     fo.writelines(slice_lines)
 with open(f"{out}/slice_patterns.txt", "w") as fo:
     for ln in slice_lines:
         fo.write(json.loads(ln)["pattern"] + "\n")
 objs = []
-slice_plants = [(fl, v) for (fl, v) in plant]
+slice_plants = [pl for j in slice_idx for pl in ind_plants[j]]
 for n in range(k_slice):
     ts = f"2026-03-01T00:{n // 60 % 60:02d}:{n % 60:02d}.000Z"
     od_id = f"observed-data--{uid()}"

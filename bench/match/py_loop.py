@@ -10,6 +10,7 @@ for line in open(sys.argv[1]):
     kind, value = line.rstrip("\n").split("\t", 1)
     {"ip": ips, "domain": domains, "url": urls}.get(kind, set()).add(value)
 t0 = time.perf_counter()
+c0 = time.process_time()
 n = hits = 0
 with open(sys.argv[2], "rb") as f:
     for line in f:
@@ -22,4 +23,6 @@ with open(sys.argv[2], "rb") as f:
         if s in ips or t in ips or q in domains or u in urls:
             hits += 1
 dt = time.perf_counter() - t0
-print(json.dumps({"lines": n, "hits": hits, "seconds": dt, "lines_per_s": n / dt}))
+cpu = time.process_time() - c0
+print(json.dumps({"lines": n, "hits": hits, "seconds": dt, "cpu_seconds": cpu, "lines_per_s": n / dt,
+                  "lines_per_cpu_s": n / cpu}))

@@ -16,12 +16,16 @@ singles = []
 for o in objs:
     if o["type"] == "observed-data":
         singles.append({"type": "bundle", "id": bundle["id"], "objects": [o] + [by_id[r] for r in o["object_refs"]]})
+# As the anchor measured it: one call per pattern over all observations (the pattern is
+# parsed once per call); each call evaluates the pattern against every observation.
 t0 = time.perf_counter()
+c0 = time.process_time()
 hits = 0
 for p in patterns:
-    for s in singles:
-        if match(p, [s], stix_version="2.1"):
-            hits += 1
+    if match(p, singles, stix_version="2.1"):
+        hits += 1
 dt = time.perf_counter() - t0
+cpu = time.process_time() - c0
 n = len(patterns) * len(singles)
-print(json.dumps({"evaluations": n, "hits": hits, "seconds": dt, "evaluations_per_s": n / dt}))
+print(json.dumps({"evaluations": n, "patterns_matched": hits, "seconds": dt, "cpu_seconds": cpu,
+                  "evaluations_per_s": n / dt, "evaluations_per_cpu_s": n / cpu}))
