@@ -83,7 +83,8 @@ class Node:
 
     def store_args(self):
         if self.pg:
-            return ["--database", self.pg.url]
+            # The data directory still holds the node's own files (its key) beside PostgreSQL.
+            return ["--database", self.pg.url, "--data", self.data]
         return ["--data", self.data]
 
     def start(self, timeout=30):
