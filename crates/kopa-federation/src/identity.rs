@@ -105,6 +105,11 @@ impl PublicKey {
         Ok(PublicKey(key))
     }
 
+    /// The 32 bytes of the key.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
     /// base64url without padding.
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0.as_bytes())

@@ -105,7 +105,8 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let store = node::open_for_serve(&config).await?;
-    let init = node::init(&*store, &config, admin_token.as_deref()).await?;
+    let key = node::node_key(&*store, &config).await?;
+    let init = node::init(&*store, &config, admin_token.as_deref(), &key).await?;
     if init.created {
         tracing::info!(node = %init.node.id, name = %init.node.name, "new node created");
     } else if let Some(t) = &admin_token {

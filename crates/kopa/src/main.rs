@@ -4,6 +4,7 @@ mod cmd_admin;
 mod cmd_audit;
 mod cmd_match;
 mod cmd_pattern;
+mod cmd_peer;
 mod cmd_serve;
 mod config;
 mod node;
@@ -44,6 +45,9 @@ enum Command {
     /// The node itself: show its identity.
     #[command(subcommand)]
     Node(cmd_admin::NodeCommand),
+    /// Federation peers: add, list, remove.
+    #[command(subcommand)]
+    Peer(cmd_peer::PeerCommand),
     /// The audit log: verify its hash chain.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
@@ -90,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Command::Token(cmd) => cmd_admin::run_token(cmd),
         Command::Collection(cmd) => cmd_admin::run_collection(cmd),
         Command::Node(cmd) => cmd_admin::run_node(cmd),
+        Command::Peer(cmd) => cmd_peer::run(cmd),
         Command::Audit(cmd) => cmd_audit::run(cmd),
         Command::Pattern(cmd) => cmd_pattern::run(cmd),
         Command::Match(args) => cmd_match::run(args),

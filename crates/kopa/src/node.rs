@@ -5,6 +5,7 @@ use crate::config::{redact, Config};
 use anyhow::{bail, Context};
 use kopa_core::audit::NewAuditEntry;
 use kopa_core::Role;
+use kopa_federation::NodeKey;
 use kopa_store::{NodeInfo, Store, StoreError, User};
 use std::sync::Arc;
 
@@ -91,6 +92,49 @@ pub async fn open_for_serve(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         .with_context(|| format!("cannot open the {}", describe(config)))
 }
 
+/// The node's Ed25519 key, kept in the data directory (also for PostgreSQL deployments): made on
+/// first start. A node whose id was derived from a key refuses to start without that key, or with
+/// another one. Only `serve` makes keys; the admin commands only read them.
+pub async fn node_key(store: &dyn Store, config: &Config) -> anyhow::Result<NodeKey> {
+    let dir = &config.data;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let existing = store.node().await?;
+    let found = NodeKey::load(dir)?;
+    match (existing, found) {
+        (Some(n), Some(k)) if n.id.starts_with("node--") && n.id != k.node_id().as_str() => bail!(
+            "the node key {} belongs to {}, but this database holds node {}: give the data \
+             directory that belongs to this database",
+            NodeKey::path_in(dir).display(),
+            k.node_id(),
+            n.id
+        ),
+        (Some(n), None) if n.id.starts_with("node--") => bail!(
+            "node {} has no key file {}: restore it from a backup (a new key would be a new node)",
+            n.id,
+            NodeKey::path_in(dir).display()
+        ),
+        (_, Some(k)) => Ok(k),
+        (existing, None) => {
+            let (k, _) = NodeKey::load_or_create(dir)?;
+            tracing::info!(
+                node = %k.node_id(),
+                public_key = %k.public_key(),
+                file = %NodeKey::path_in(dir).display(),
+                "node key created"
+            );
+            if let Some(n) = existing {
+                tracing::warn!(
+                    stored_id = %n.id,
+                    key_id = %k.node_id(),
+                    "this node was created before node keys: its stored id is not derived from its key"
+                );
+            }
+            Ok(k)
+        }
+    }
+}
+
 /// What first start made (or found).
 pub struct Init {
     pub node: NodeInfo,
@@ -105,6 +149,7 @@ pub async fn init(
     store: &dyn Store,
     config: &Config,
     admin_token: Option<&str>,
+    key: &NodeKey,
 ) -> anyhow::Result<Init> {
     if let Some(node) = store.node().await? {
         return Ok(Init {
@@ -144,7 +189,7 @@ pub async fn init(
         None => Some(issue_token(store, &admin).await?.1),
     };
     let node = NodeInfo {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: key.node_id().to_string(),
         name: name.clone(),
     };
     store.init_node(&node).await?;

@@ -124,7 +124,9 @@ fn admin_forms_with_json_while_the_server_runs() {
 
     let node = ok(&data, &["node", "show"]);
     assert_eq!(node["name"], "test-node");
-    assert_eq!(node["id"].as_str().unwrap().len(), 36);
+    // The node id is derived from the node's public key (kopa-federation): node-- and 32 hex digits.
+    assert!(node["id"].as_str().unwrap().starts_with("node--"));
+    assert_eq!(node["id"].as_str().unwrap().len(), 38);
 
     let a = ok(&data, &["org", "add", "Bank A"]);
     assert_eq!(a["name"], "Bank A");
