@@ -5,7 +5,9 @@
 //! - [`provenance`]: the Kopa provenance property extension — origin node, origin organisation and an
 //!   Ed25519 signature over the RFC 8785 canonical JSON of the object — with [`sign`] and [`verify`].
 //! - [`policy`]: a peer's export policy (collections, highest TLP, object types, communities).
-//! - [`peer`]: a declared peer (URL, public key, token, policy) as the store keeps it.
+//! - [`peer`]: a declared peer (URL, public key, token, policy), checked at the edge.
+//! - [`sync`]: what a pull does with a received page before storing: verify, skip what came home,
+//!   reject and count the rest.
 //!
 //! This crate does no network or database I/O; the only file it touches is the node key.
 
@@ -13,6 +15,7 @@ pub mod identity;
 pub mod peer;
 pub mod policy;
 pub mod provenance;
+pub mod sync;
 
 pub use identity::{KeyError, NodeId, NodeKey, PublicKey, KEY_FILE_NAME};
 pub use peer::{Peer, PeerError};
