@@ -54,6 +54,8 @@ pub enum SignError {
         "object {id} was originated by {origin}, not by this node: it keeps its origin's signature"
     )]
     ForeignOrigin { id: String, origin: String },
+    #[error("object {id}: {path} is an integer beyond ±(2^53 − 1), which canonical JSON (RFC 8785) cannot represent exactly, so a signature could not protect it")]
+    InexactNumber { id: String, path: String },
 }
 
 /// Why an object's provenance was rejected. Each case is a distinct reason, for counting and logging.
@@ -77,6 +79,45 @@ pub enum VerifyError {
     BadSignature { id: String },
     #[error("object {id}: signature by {node} does not match the content: the object was changed after signing")]
     Tampered { id: String, node: String },
+    #[error("object {id}: {path} is an integer beyond ±(2^53 − 1), which canonical JSON (RFC 8785) cannot represent exactly: its signature cannot protect it")]
+    InexactNumber { id: String, path: String },
+}
+
+/// Largest integer magnitude that RFC 8785 (numbers as IEEE 754 doubles) represents exactly.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// The path of the first integer in `v` that canonical JSON would round to a double, if any. Two
+/// objects differing only in such an integer have the same canonical form, so the signature would not
+/// tell them apart: such objects are neither signed nor accepted.
+fn inexact_number(v: &Value, path: &mut String) -> Option<String> {
+    match v {
+        Value::Number(n) => {
+            let unsafe_int = n
+                .as_i64()
+                .map(|i| i.unsigned_abs() > MAX_SAFE_INTEGER)
+                .or_else(|| n.as_u64().map(|u| u > MAX_SAFE_INTEGER))
+                .unwrap_or(false);
+            unsafe_int.then(|| path.clone())
+        }
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = inexact_number(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Object(m) => m.iter().find_map(|(k, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(k);
+            let found = inexact_number(item, path);
+            path.truncate(len);
+            found
+        }),
+        _ => None,
+    }
 }
 
 /// Public keys of the nodes this node trusts as origins (its own and its peers'), by node id.
@@ -134,6 +175,9 @@ fn object_id(map: &Map<String, Value>) -> String {
 pub fn sign(object: &Value, key: &NodeKey, origin_org: &str) -> Result<Value, SignError> {
     let mut map = object.as_object().ok_or(SignError::NotAnObject)?.clone();
     let id = object_id(&map);
+    if let Some(path) = inexact_number(object, &mut String::new()) {
+        return Err(SignError::InexactNumber { id, path });
+    }
     let node = key.node_id();
     let exts = map
         .entry("extensions")
@@ -232,6 +276,9 @@ pub fn verify(object: &Value, known: &KnownKeys) -> Result<Provenance, VerifyErr
         if let Some(Value::Object(e)) = exts.get_mut(PROVENANCE_EXTENSION_ID) {
             e.remove("signature");
         }
+    }
+    if let Some(path) = inexact_number(object, &mut String::new()) {
+        return Err(VerifyError::InexactNumber { id, path });
     }
     let msg = kopa_stix::canonical_json(&Value::Object(unsigned));
     if key.verify_strict(msg.as_bytes(), &sig) {
@@ -444,6 +491,32 @@ mod tests {
         assert!(matches!(
             sign(&signed, &b, "org-b"),
             Err(SignError::ForeignOrigin { .. })
+        ));
+    }
+
+    #[test]
+    fn integers_that_canonical_json_cannot_hold_are_refused() {
+        let a = node(1);
+        let mut big = indicator();
+        big["x_counts"] = json!([1, {"n": 9_007_199_254_740_993_i64}]);
+        assert_eq!(
+            sign(&big, &a, "org-a"),
+            Err(SignError::InexactNumber {
+                id: "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f".into(),
+                path: "x_counts[1].n".into()
+            })
+        );
+        // 2^53 − 1 is still exact.
+        big["x_counts"] = json!([1, {"n": 9_007_199_254_740_991_i64}]);
+        let signed = sign(&big, &a, "org-a").unwrap();
+        assert!(verify(&signed, &known(&[&a])).is_ok());
+        // A signed object whose integer was pushed beyond the range afterwards is refused, not
+        // accepted because the rounded canonical form happens to match.
+        let mut bad = signed.clone();
+        bad["x_counts"][1]["n"] = json!(9_007_199_254_740_993_i64);
+        assert!(matches!(
+            verify(&bad, &known(&[&a])),
+            Err(VerifyError::InexactNumber { .. })
         ));
     }
 

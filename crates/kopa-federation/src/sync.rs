@@ -33,7 +33,9 @@ impl RejectCounts {
     pub fn add(&mut self, e: &VerifyError) {
         match e {
             VerifyError::Unsigned { .. } => self.unsigned += 1,
-            VerifyError::NotAnObject | VerifyError::Malformed { .. } => self.malformed += 1,
+            VerifyError::NotAnObject
+            | VerifyError::Malformed { .. }
+            | VerifyError::InexactNumber { .. } => self.malformed += 1,
             VerifyError::UnknownNode { .. } => self.unknown_node += 1,
             VerifyError::BadSignature { .. } => self.bad_signature += 1,
             VerifyError::Tampered { .. } => self.tampered += 1,
