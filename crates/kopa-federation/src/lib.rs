@@ -6,6 +6,7 @@
 //!   Ed25519 signature over the RFC 8785 canonical JSON of the object — with [`sign`] and [`verify`].
 //! - [`policy`]: a peer's export policy (collections, highest TLP, object types, communities).
 //! - [`peer`]: a declared peer (URL, public key, token, policy), checked at the edge.
+//! - [`pull`]: the TAXII side of a pull without the HTTP client: page URL, envelope, resumable cursor.
 //! - [`sync`]: what a pull does with a received page before storing: verify, skip what came home,
 //!   reject and count the rest.
 //!
@@ -15,6 +16,7 @@ pub mod identity;
 pub mod peer;
 pub mod policy;
 pub mod provenance;
+pub mod pull;
 pub mod sync;
 
 pub use identity::{KeyError, NodeId, NodeKey, PublicKey, KEY_FILE_NAME};
