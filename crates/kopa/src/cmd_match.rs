@@ -291,9 +291,10 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let secs = scan_time.as_secs_f64().max(1e-9);
     writeln!(
         err,
-        "kopa match: {} indicators ({} active: {} indexed exactly, {} verified, {} multi-observation; {} revoked, {} superseded, {} invalid, {} not STIX patterns) compiled in {:.2} s",
+        "kopa match: {} indicators ({} active: {} indexed exactly, {} verified, {} multi-observation; {} revoked, {} superseded, {} invalid, {} not STIX patterns) compiled in {:.2} s (indexes about {} MB)",
         st.indicators, st.active, st.exact, st.verified, st.multi, st.revoked, st.superseded, st.invalid, skipped,
-        compile_time.as_secs_f64()
+        compile_time.as_secs_f64(),
+        st.heap_bytes / 1_000_000
     )?;
     for e in ind_errors.iter().take(5) {
         writeln!(err, "  indicator error: {e}")?;

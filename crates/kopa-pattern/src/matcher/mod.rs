@@ -47,11 +47,46 @@ enum Mode {
 
 #[derive(Debug)]
 struct Meta {
-    id: (u32, u32),
-    source: (u32, u32),
     valid_from: i64,
     valid_until: i64,
     mode: Mode,
+}
+
+/// `indicator--<lowercase uuid>` as 128 bits, when the id has exactly that form.
+fn uuid_of(id: &str) -> Option<u128> {
+    let u = id.strip_prefix("indicator--")?;
+    let b = u.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u128::from(d);
+    }
+    Some(v)
+}
+
+fn format_uuid_id(v: u128) -> String {
+    let h = format!("{v:032x}");
+    format!(
+        "indicator--{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 #[derive(Debug, Default)]
@@ -93,6 +128,11 @@ pub struct Matcher {
     arena: Arena,
     postings: Postings,
     meta: Vec<Meta>,
+    /// Indicator ids as 128 bits (`indicator--<uuid>`); other forms are in `other_ids`.
+    ids: Vec<u128>,
+    other_ids: HashMap<u32, (u32, u32)>,
+    /// Pattern text of the indicators the evaluator may need (not the exact ones).
+    sources: HashMap<u32, (u32, u32)>,
     stats: CompileStats,
 }
 
@@ -100,7 +140,7 @@ pub struct Matcher {
 #[derive(Debug)]
 pub struct MatcherBuilder {
     m: Matcher,
-    by_id: HashTable<u32>,
+    by_id: HashTable<(u64, u32)>,
     modified: Vec<i64>,
     hasher: DefaultHashBuilder,
     errors: Vec<IndicatorError>,
@@ -230,6 +270,9 @@ impl MatcherBuilder {
                 arena: Arena::default(),
                 postings: Postings::default(),
                 meta: Vec::new(),
+                ids: Vec::new(),
+                other_ids: HashMap::new(),
+                sources: HashMap::new(),
                 stats: CompileStats::default(),
             },
             by_id: HashTable::new(),
@@ -309,10 +352,10 @@ impl MatcherBuilder {
         };
         // Versions: the latest `modified` wins.
         let h = self.hasher.hash_one(ind.id.as_bytes());
-        let (arena, meta) = (&self.m.arena, &self.m.meta);
-        if let Some(&prev) = self
+        let m = &self.m;
+        if let Some(&(_, prev)) = self
             .by_id
-            .find(h, |&i| arena.get(meta[i as usize].id) == ind.id.as_bytes())
+            .find(h, |&(hh, i)| hh == h && m.id_is(i, &ind.id))
         {
             if self.modified[prev as usize] >= ind.modified {
                 self.m.stats.superseded += 1;
@@ -321,27 +364,22 @@ impl MatcherBuilder {
             self.m.stats.superseded += 1;
             self.m.meta[prev as usize].mode = Mode::Dead;
             self.by_id
-                .find_entry(h, |&i| i == prev)
+                .find_entry(h, |&(_, i)| i == prev)
                 .map(|e| e.remove())
                 .ok();
         }
         let n = self.m.meta.len() as u32;
-        let id = self.m.arena.push(ind.id.as_bytes());
-        {
-            let (arena, meta) = (&self.m.arena, &self.m.meta);
-            let hasher = &self.hasher;
-            self.by_id.insert_unique(h, n, |&i| {
-                if i == n {
-                    hasher.hash_one(arena.get(id))
-                } else {
-                    hasher.hash_one(arena.get(meta[i as usize].id))
-                }
-            });
+        match uuid_of(&ind.id) {
+            Some(u) => self.m.ids.push(u),
+            None => {
+                self.m.ids.push(0);
+                let span = self.m.arena.push(ind.id.as_bytes());
+                self.m.other_ids.insert(n, span);
+            }
         }
+        self.by_id.insert_unique(h, (h, n), |&(hh, _)| hh);
         self.modified.push(ind.modified);
         let mut meta = Meta {
-            id,
-            source: (0, 0),
             valid_from: ind.valid_from.unwrap_or(i64::MIN),
             valid_until: ind.valid_until.unwrap_or(i64::MAX),
             mode: Mode::Dead,
@@ -367,7 +405,8 @@ impl MatcherBuilder {
             probes = ls.into_iter().flat_map(filter_expr).collect();
         }
         if meta.mode != Mode::Exact {
-            meta.source = self.m.arena.push(ind.pattern.as_bytes());
+            let span = self.m.arena.push(ind.pattern.as_bytes());
+            self.m.sources.insert(n, span);
         }
         self.m.meta.push(meta);
         for p in probes {
@@ -396,6 +435,7 @@ impl MatcherBuilder {
         }
         self.m.arena.bytes.shrink_to_fit();
         self.m.meta.shrink_to_fit();
+        self.m.ids.shrink_to_fit();
         let st = &mut self.m.stats;
         for meta in &self.m.meta {
             match meta.mode {
@@ -410,6 +450,8 @@ impl MatcherBuilder {
         let heap = m.arena.bytes.capacity()
             + m.postings.heap_bytes()
             + m.meta.capacity() * std::mem::size_of::<Meta>()
+            + m.ids.capacity() * 16
+            + (m.other_ids.capacity() + m.sources.capacity()) * 13
             + m.slots
                 .iter()
                 .map(|s| s.eq.heap_bytes() + s.net.heap_bytes() + s.text.heap_bytes())
@@ -457,8 +499,18 @@ impl Matcher {
     }
 
     /// The id of indicator number `i`.
-    pub fn indicator_id(&self, i: u32) -> &str {
-        self.arena.str(self.meta[i as usize].id)
+    pub fn indicator_id(&self, i: u32) -> String {
+        match self.other_ids.get(&i) {
+            Some(&span) => self.arena.str(span).to_string(),
+            None => format_uuid_id(self.ids[i as usize]),
+        }
+    }
+
+    fn id_is(&self, i: u32, id: &str) -> bool {
+        match self.other_ids.get(&i) {
+            Some(&span) => self.arena.get(span) == id.as_bytes(),
+            None => uuid_of(id) == Some(self.ids[i as usize]),
+        }
     }
 
     /// Prepares the lookups of a mapping's fields.
@@ -754,10 +806,11 @@ impl Session {
                 break;
             };
             let meta = &m.meta[i as usize];
-            let pat = self
-                .patterns
-                .entry(i)
-                .or_insert_with(|| crate::parse(m.arena.str(meta.source)).ok());
+            let pat = self.patterns.entry(i).or_insert_with(|| {
+                m.sources
+                    .get(&i)
+                    .and_then(|&src| crate::parse(m.arena.str(src)).ok())
+            });
             let Some(pat) = pat.as_ref() else { continue };
             self.stats.evaluated += 1;
             let ok = match meta.mode {
@@ -819,7 +872,7 @@ impl Session {
                         .or_default()
                         .extend(bound.iter().map(|&b| self.multi_obs[cands[b] as usize].1));
                 }
-                Outcome::TooComplex => self.stats.too_complex.push(m.indicator_id(i).to_string()),
+                Outcome::TooComplex => self.stats.too_complex.push(m.indicator_id(i)),
                 Outcome::NoMatch => {}
             }
         }
@@ -829,7 +882,7 @@ impl Session {
                 ls.sort_unstable();
                 ls.dedup();
                 MatchResult {
-                    indicator: m.indicator_id(i).to_string(),
+                    indicator: m.indicator_id(i),
                     count: ls.iter().map(|&l| self.labels[l as usize].1).sum(),
                     first_seen: ls
                         .iter()
