@@ -19,6 +19,14 @@ use serde::{Deserialize, Serialize};
 pub const AUDIENCE_EXTENSION_ID: &str =
     "extension-definition--5c2b9a4e-7d1f-4a63-9e0b-8f3c1d2a6b75";
 
+/// The extension-definition object of the Kopa audience extension, as Kopa ships it (STIX JSON).
+pub const AUDIENCE_EXTENSION_DEFINITION: &str =
+    include_str!("../data/audience-extension-definition.json");
+
+/// The five TLP 2.0 marking-definition objects as OASIS publishes them (a STIX bundle), shipped with
+/// every node so that objects referencing them can be resolved.
+pub const TLP2_MARKING_DEFINITIONS: &str = include_str!("../data/tlp-2.0-marking-definitions.json");
+
 /// Organisation id (a UUID string).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -265,6 +273,23 @@ mod tests {
             let got = reader(org, user)
                 .reference_visible(readable, &steward(tlp, orgs, users, defaulted));
             assert_eq!(got, want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn shipped_definitions_are_valid_stix() {
+        let ext: serde_json::Value = serde_json::from_str(AUDIENCE_EXTENSION_DEFINITION).unwrap();
+        let parsed =
+            kopa_stix::parse_object(&ext).expect("the audience extension-definition is valid");
+        assert_eq!(parsed.id, AUDIENCE_EXTENSION_ID);
+
+        let bundle: serde_json::Value = serde_json::from_str(TLP2_MARKING_DEFINITIONS).unwrap();
+        let objects = bundle["objects"].as_array().unwrap();
+        assert_eq!(objects.len(), 5);
+        for (obj, (id, tlp)) in objects.iter().zip(tlp::TLP2_MARKINGS) {
+            let parsed = kopa_stix::parse_object(obj).expect("OASIS TLP marking is valid");
+            assert_eq!(parsed.id, id);
+            assert_eq!(obj["name"], tlp.as_str());
         }
     }
 
