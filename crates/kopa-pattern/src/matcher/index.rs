@@ -52,61 +52,26 @@ impl Postings {
     }
 }
 
-/// Values stored once in a byte arena of fixed-size chunks (no reallocation copies while it grows,
-/// so building a large matcher does not need twice its memory). A span's offset holds the chunk number
-/// in its top 12 bits and the offset in the chunk in the low 20.
+/// Values stored once in a byte arena.
 #[derive(Debug, Default)]
 pub(crate) struct Arena {
-    chunks: Vec<Vec<u8>>,
+    pub(crate) bytes: Vec<u8>,
 }
-
-const CHUNK_BITS: u32 = 20;
-const CHUNK: usize = 1 << CHUNK_BITS;
 
 impl Arena {
     pub(crate) fn push(&mut self, s: &[u8]) -> (u32, u32) {
-        let fits = self
-            .chunks
-            .last()
-            .is_some_and(|c| c.len() + s.len() <= c.capacity() && c.capacity() == CHUNK);
-        if !fits {
-            if s.len() > CHUNK {
-                // A value larger than a chunk gets a chunk of its own (the offset is 0).
-                self.chunks.push(s.to_vec());
-                return (
-                    ((self.chunks.len() as u32 - 1) << CHUNK_BITS),
-                    s.len() as u32,
-                );
-            }
-            self.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        let n = self.chunks.len() as u32 - 1;
-        let c = self.chunks.last_mut().expect("a chunk");
-        let off = c.len() as u32;
-        c.extend_from_slice(s);
-        ((n << CHUNK_BITS) | off, s.len() as u32)
+        let off = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(s);
+        (off, s.len() as u32)
     }
 
     #[inline]
     pub(crate) fn get(&self, (off, len): (u32, u32)) -> &[u8] {
-        let c = &self.chunks[(off >> CHUNK_BITS) as usize];
-        let o = (off & (CHUNK as u32 - 1)) as usize;
-        &c[o..o + len as usize]
+        &self.bytes[off as usize..(off + len) as usize]
     }
 
     pub(crate) fn str(&self, span: (u32, u32)) -> &str {
         std::str::from_utf8(self.get(span)).unwrap_or("")
-    }
-
-    pub(crate) fn shrink_to_fit(&mut self) {
-        if let Some(c) = self.chunks.last_mut() {
-            c.shrink_to_fit();
-        }
-        self.chunks.shrink_to_fit();
-    }
-
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.chunks.iter().map(Vec::capacity).sum()
     }
 }
 
@@ -556,30 +521,6 @@ mod tests {
         assert_eq!(probe("11.0.0.0/8"), Vec::<u32>::new());
         assert_eq!(probe("2001:db8::1"), vec![3]);
         assert_eq!(probe("nonsense"), Vec::<u32>::new());
-    }
-
-    #[test]
-    fn arena_chunks() {
-        let mut a = Arena::default();
-        let big = vec![b'x'; CHUNK + 5];
-        let mut spans = vec![];
-        for i in 0..3000u32 {
-            spans.push((
-                a.push(format!("value-{i}-{}", "y".repeat(i as usize)).as_bytes()),
-                i,
-            ));
-        }
-        let b = a.push(&big);
-        let after = a.push(b"after");
-        for (span, i) in &spans {
-            assert_eq!(
-                a.str(*span),
-                format!("value-{i}-{}", "y".repeat(*i as usize))
-            );
-        }
-        assert_eq!(a.get(b), &big[..]);
-        assert_eq!(a.str(after), "after");
-        assert!(a.chunks.len() > 3);
     }
 
     #[test]

@@ -433,7 +433,7 @@ impl MatcherBuilder {
         for v in &mut self.m.type_present {
             v.shrink_to_fit();
         }
-        self.m.arena.shrink_to_fit();
+        self.m.arena.bytes.shrink_to_fit();
         self.m.meta.shrink_to_fit();
         self.m.ids.shrink_to_fit();
         let st = &mut self.m.stats;
@@ -447,7 +447,7 @@ impl MatcherBuilder {
         }
         st.active = st.exact + st.verified + st.multi;
         let m = &self.m;
-        let heap = m.arena.heap_bytes()
+        let heap = m.arena.bytes.capacity()
             + m.postings.heap_bytes()
             + m.meta.capacity() * std::mem::size_of::<Meta>()
             + m.ids.capacity() * 16
