@@ -14,6 +14,10 @@ use kopa_store::{Access, NewCollection};
 use serde_json::json;
 use tower::ServiceExt;
 
+// The same allocator as the `kopa` binary, so the figures match what a node does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::args()

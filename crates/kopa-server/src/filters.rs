@@ -63,7 +63,9 @@ pub fn parse(
         versions: VersionMatch::last(),
         spec_versions: Vec::new(),
     };
-    if endpoint == Endpoint::Versions {
+    // The versions endpoint lists every version; a DELETE without match[version] removes every
+    // version of the object (TAXII 2.1 §5.7: "all versions ... are deleted" by default).
+    if matches!(endpoint, Endpoint::Versions | Endpoint::Delete) {
         filter.versions = VersionMatch {
             all: true,
             ..Default::default()
@@ -308,5 +310,14 @@ mod tests {
         )
         .unwrap();
         assert!(q.filter.types.is_empty() && q.filter.versions.all);
+        // DELETE without match[version] removes every version.
+        let q = parse(&p(&[]), Endpoint::Delete, "c", 10, 10).unwrap();
+        assert_eq!(
+            q.filter.versions,
+            VersionMatch {
+                all: true,
+                ..Default::default()
+            }
+        );
     }
 }

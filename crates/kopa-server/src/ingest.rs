@@ -110,7 +110,7 @@ fn prepare(body: &[u8]) -> Result<Vec<Item>, TaxiiError> {
 
 fn prepare_raw(raw: &RawValue) -> Item {
     match serde_json::from_str::<Value>(raw.get()) {
-        Ok(v) => prepare_one(v),
+        Ok(v) => prepare_one(v, raw.get()),
         Err(e) => Item::Invalid {
             id: String::new(),
             version: String::new(),
@@ -123,15 +123,25 @@ fn str_field(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-fn prepare_one(v: Value) -> Item {
-    let invalid = |v: &Value, message: String| Item::Invalid {
-        id: str_field(v, "id").unwrap_or_default(),
-        version: str_field(v, "modified")
-            .or_else(|| str_field(v, "created"))
-            .unwrap_or_default(),
-        message,
+fn map_str(m: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
+    m.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// Validate one object. The value is consumed by the parser (no copy of its properties); on the
+/// (rare) error paths the id and version for the status are read again from `text`, the object's
+/// JSON as sent.
+fn prepare_one(v: Value, text: &str) -> Item {
+    let invalid = |message: String| {
+        let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        Item::Invalid {
+            id: str_field(&v, "id").unwrap_or_default(),
+            version: str_field(&v, "modified")
+                .or_else(|| str_field(&v, "created"))
+                .unwrap_or_default(),
+            message,
+        }
     };
-    let obj = match kopa_stix::parse_object(&v) {
+    let obj = match kopa_stix::parse_object_owned(v) {
         Ok(o) => o,
         Err(errors) => {
             let message = if errors.is_empty() {
@@ -143,18 +153,18 @@ fn prepare_one(v: Value) -> Item {
                     .collect::<Vec<_>>()
                     .join("; ")
             };
-            return invalid(&v, message);
+            return invalid(message);
         }
     };
     let addressed = match addressed_to(&obj.raw) {
         Ok(a) => a,
-        Err(e) => return invalid(&v, format!("{}: {e}", obj.id)),
+        Err(e) => return invalid(format!("{}: {e}", obj.id)),
     };
-    let json = match serde_json::to_string(&v) {
+    let json = match serde_json::to_string(&obj.raw) {
         Ok(j) => j,
-        Err(e) => return invalid(&v, format!("{}: cannot be serialised: {e}", obj.id)),
+        Err(e) => return invalid(format!("{}: cannot be serialised: {e}", obj.id)),
     };
-    let version_text = str_field(&v, "modified").or_else(|| str_field(&v, "created"));
+    let version_text = map_str(&obj.raw, "modified").or_else(|| map_str(&obj.raw, "created"));
     Item::Valid(Draft {
         version: obj.version(),
         version_text,

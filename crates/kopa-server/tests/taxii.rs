@@ -727,6 +727,76 @@ async fn filters_versions_manifest_get_and_delete() {
 }
 
 #[tokio::test]
+async fn plain_delete_removes_every_version() {
+    // TAXII 2.1: a DELETE without match[version] deletes all versions of the object.
+    let w = world().await;
+    let versions = [
+        indicator(7, json!({})),
+        indicator(
+            7,
+            json!({"modified": "2024-02-01T00:00:00.000Z", "name": "v2"}),
+        ),
+        indicator(
+            7,
+            json!({"modified": "2024-03-01T00:00:00.000Z", "name": "v3"}),
+        ),
+    ];
+    let kept = indicator(8, json!({}));
+    let mut all = versions.to_vec();
+    all.push(kept.clone());
+    let r = w.node.post_envelope(&w.shared, &w.alice, &all).await;
+    assert_eq!(r.json()["success_count"], 4, "{}", r.text());
+    let base = objects_path(&w.shared);
+    let id = format!("indicator--{}", uuid_n(7));
+    let r = w.node.get(&format!("{base}{id}/versions/"), &w.alice).await;
+    assert_eq!(r.json()["versions"].as_array().map(Vec::len), Some(3));
+
+    let r = w
+        .node
+        .call(
+            "DELETE",
+            &format!("{base}{id}/"),
+            Auth::Bearer(&w.alice),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let r = w.node.get(&format!("{base}{id}/versions/"), &w.alice).await;
+    assert_eq!(r.status, 404, "versions after DELETE: {}", r.text());
+    assert_eq!(
+        w.node.get(&format!("{base}{id}/"), &w.alice).await.status,
+        404
+    );
+    let r = w
+        .node
+        .get(
+            &format!("{base}?match[id]={id}&match[version]=all"),
+            &w.alice,
+        )
+        .await;
+    assert_eq!(r.json(), json!({}), "objects after DELETE");
+    let r = w
+        .node
+        .get(
+            &format!(
+                "/kopa/collections/{}/manifest/?match[id]={id}&match[version]=all",
+                w.shared
+            ),
+            &w.alice,
+        )
+        .await;
+    assert_eq!(r.json(), json!({}), "manifest after DELETE");
+    // The other object is untouched.
+    let kid = kept["id"].as_str().unwrap();
+    assert_eq!(
+        w.node.get(&format!("{base}{kid}/"), &w.alice).await.status,
+        200
+    );
+}
+
+#[tokio::test]
 async fn bad_filter_values_are_400() {
     let w = world().await;
     let base = objects_path(&w.shared);

@@ -43,6 +43,11 @@ struct Inner {
     checkpoint: Mutex<std::sync::mpsc::SyncSender<()>>,
 }
 
+/// How long the checkpointer lets writes accumulate before copying them into the database. Random
+/// index inserts dirty the same pages in successive batches; a longer pause copies each such page
+/// once instead of once per batch (the WAL grows meanwhile: at most a few seconds of writes).
+const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Copies committed WAL frames into the database on its own thread and connection, so that
 /// writers do not pay for checkpoints (a PASSIVE checkpoint never blocks readers or writers).
 fn spawn_checkpointer(path: PathBuf) -> std::sync::mpsc::SyncSender<()> {
@@ -55,7 +60,7 @@ fn spawn_checkpointer(path: PathBuf) -> std::sync::mpsc::SyncSender<()> {
             };
             while rx.recv().is_ok() {
                 // Let a burst of writes accumulate, then copy them in one go.
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                std::thread::sleep(CHECKPOINT_PAUSE);
                 while rx.try_recv().is_ok() {}
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!("SQLite checkpoint failed: {e}");
