@@ -12,6 +12,10 @@ mod node;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// mimalloc: the system allocator was a quarter of the cycles of a bulk TAXII POST.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "kopa",
