@@ -207,7 +207,7 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         };
         let tick = |records: u64| {
             if let Some(b) = &bar {
-                if records % 65_536 == 0 {
+                if records.is_multiple_of(65_536) {
                     b.set_position(counter.load(Ordering::Relaxed));
                 }
             }
