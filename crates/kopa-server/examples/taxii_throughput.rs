@@ -1,7 +1,7 @@
 //! Quick in-process throughput check of the TAXII write and read paths over SQLite (no network):
 //! POST N indicators in envelopes of 1,000, then read them all back in pages of 1,000.
 //!
-//! `cargo run --release -p kopa-server --example throughput -- [N]`
+//! `cargo run --release -p kopa-server --example taxii_throughput -- [N]`
 //! (The side-by-side benchmark against other TAXII servers lives in `bench/`.)
 
 use std::time::Instant;

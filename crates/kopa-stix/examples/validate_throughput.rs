@@ -4,7 +4,7 @@
 //! Times are CPU time of the measuring thread where Linux provides it, so a busy machine does not skew them.
 //!
 //! ```text
-//! cargo run --release -p kopa-stix --example throughput [N]
+//! cargo run --release -p kopa-stix --example validate_throughput [N]
 //! ```
 
 #[path = "../tests/common/gen.rs"]
