@@ -22,9 +22,20 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow
 use sqlx::query::Query;
 use sqlx::{Connection, Postgres, Row};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 pub(crate) struct PgStore {
     pool: PgPool,
+    /// Object versions written since the planner statistics were last refreshed, and how many
+    /// there were then (see `after_write`).
+    stats: Arc<PlannerStats>,
+}
+
+#[derive(Default)]
+struct PlannerStats {
+    written: AtomicI64,
+    analysed_at: AtomicI64,
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
@@ -148,10 +159,37 @@ async fn migrate(pool: &PgPool, list: &[Migration]) -> Result<()> {
 }
 
 impl PgStore {
+    /// Refresh the planner statistics of the object tables in the background once the writes since
+    /// the last refresh reach a fifth of the table (at least 1,000 rows). Autovacuum would do it only
+    /// a minute or more later; until then PostgreSQL plans page reads on a freshly filled collection
+    /// as if it were nearly empty (a scan and sort of the whole collection for every page).
+    fn after_write(&self, n: i64) {
+        let written = self.stats.written.fetch_add(n, Ordering::Relaxed) + n;
+        let before = self.stats.analysed_at.load(Ordering::Relaxed);
+        if written < (before / 5).max(1_000) {
+            return;
+        }
+        self.stats.written.fetch_sub(written, Ordering::Relaxed);
+        self.stats.analysed_at.fetch_add(written, Ordering::Relaxed);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sqlx::query("ANALYZE objects, object_values")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!("refreshing PostgreSQL planner statistics failed: {e}");
+            }
+        });
+    }
+
     pub(crate) async fn open(url: &str, create: bool) -> Result<PgStore> {
         let shown = sql::redact_url(url);
         let opts = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Invalid(format!("invalid PostgreSQL URL {shown}: {e}")))?;
+            .map_err(|e| StoreError::Invalid(format!("invalid PostgreSQL URL {shown}: {e}")))?
+            // Page queries are cheap index walks whose cost the planner overestimates; JIT
+            // compiling them took ~300 ms a page (measured with EXPLAIN ANALYZE on 30,000 objects),
+            // 60 times the query itself.
+            .options([("jit", "off")]);
         let dbname = opts.get_database().unwrap_or("").to_string();
         // One direct connection first: it fails fast and with the server's own reason (the pool
         // would retry until its timeout).
@@ -187,7 +225,10 @@ impl PgStore {
             None => {}
         }
         migrate(&pool, migrations::POSTGRES).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            stats: Arc::default(),
+        })
     }
 
     async fn fetch_objects(&self, q: &sql::Sql) -> Result<Vec<StoredObject>> {
@@ -707,6 +748,7 @@ impl Store for PgStore {
             }
         }
         tx.commit().await.map_err(backend)?;
+        self.after_write(n);
         outcomes
             .into_iter()
             .map(|o| {
