@@ -68,19 +68,44 @@ pub struct BrokenLink {
     pub reason: String,
 }
 
-/// Check a whole log, in order. Returns the number of entries checked, or the first broken link.
-pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u64, BrokenLink> {
-    let mut prev = GENESIS.to_string();
-    let mut n = 0;
-    for (expected_seq, e) in (1i64..).zip(entries) {
+/// Checks a log entry by entry, so that a long log can be read in batches.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    prev: String,
+    expected_seq: i64,
+    checked: u64,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Verifier {
+    pub fn new() -> Self {
+        Verifier {
+            prev: GENESIS.to_string(),
+            expected_seq: 1,
+            checked: 0,
+        }
+    }
+
+    /// How many entries have been checked and found intact.
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+
+    /// Check the next entry of the log.
+    pub fn push(&mut self, e: &AuditEntry) -> Result<(), BrokenLink> {
         let broken = |reason: String| BrokenLink { seq: e.seq, reason };
-        if e.seq != expected_seq {
+        if e.seq != self.expected_seq {
             return Err(broken(format!(
-                "expected entry {expected_seq}, found {}",
-                e.seq
+                "expected entry {}, found entry {} (an entry is missing or out of order)",
+                self.expected_seq, e.seq
             )));
         }
-        if e.prev_hash != prev {
+        if e.prev_hash != self.prev {
             return Err(broken("does not chain to the entry before it".into()));
         }
         let fields = NewAuditEntry {
@@ -91,12 +116,24 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u
             detail: e.detail.clone(),
         };
         if entry_hash(&e.prev_hash, e.seq, &e.at, &fields) != e.hash {
-            return Err(broken("its contents do not match its hash".into()));
+            return Err(broken(
+                "its contents do not match its hash (the entry was changed)".into(),
+            ));
         }
-        prev = e.hash.clone();
-        n += 1;
+        self.prev = e.hash.clone();
+        self.expected_seq += 1;
+        self.checked += 1;
+        Ok(())
     }
-    Ok(n)
+}
+
+/// Check a whole log, in order. Returns the number of entries checked, or the first broken link.
+pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u64, BrokenLink> {
+    let mut v = Verifier::new();
+    for e in entries {
+        v.push(e)?;
+    }
+    Ok(v.checked())
 }
 
 #[cfg(test)]
