@@ -382,33 +382,44 @@ async fn objects(
     Ok(envelope(&page, &q))
 }
 
+/// A page of one object's versions, for the object and versions endpoints: 404 when the reader
+/// may see none of it (unless the request continues a listing).
+async fn one_object(
+    state: &AppState,
+    p: &Principal,
+    cid: &str,
+    oid: &str,
+    params: &[(String, String)],
+    endpoint: Endpoint,
+) -> Result<(Page, filters::Query), TaxiiError> {
+    let v = view(state, p, cid).await?;
+    readable(&v)?;
+    let cfg = state.config();
+    let scope = format!("{cid}/{oid}");
+    let mut q = filters::parse(
+        params,
+        endpoint,
+        &scope,
+        cfg.default_page_size,
+        cfg.max_page_size,
+    )?;
+    q.filter.ids = vec![oid.to_string()];
+    let page = state.store().objects(&p.audience(), cid, &q.filter).await?;
+    if page.objects.is_empty() && !q.continued {
+        return Err(TaxiiError::not_found(format!(
+            "no object {oid:?} in collection {cid} that you may see"
+        )));
+    }
+    Ok((page, q))
+}
+
 async fn object(
     State(state): State<AppState>,
     TaxiiAuth(p): TaxiiAuth,
     Path((cid, oid)): Path<(String, String)>,
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
-    let v = view(&state, &p, &cid).await?;
-    readable(&v)?;
-    let cfg = state.config();
-    let scope = format!("{cid}/{oid}");
-    let mut q = filters::parse(
-        &params,
-        Endpoint::Object,
-        &scope,
-        cfg.default_page_size,
-        cfg.max_page_size,
-    )?;
-    q.filter.ids = vec![oid.clone()];
-    let page = state
-        .store()
-        .objects(&p.audience(), &cid, &q.filter)
-        .await?;
-    if page.objects.is_empty() && !q.continued {
-        return Err(TaxiiError::not_found(format!(
-            "no object {oid:?} in collection {cid} that you may see"
-        )));
-    }
+    let (page, q) = one_object(&state, &p, &cid, &oid, &params, Endpoint::Object).await?;
     Ok(envelope(&page, &q))
 }
 
@@ -418,27 +429,7 @@ async fn versions(
     Path((cid, oid)): Path<(String, String)>,
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
-    let v = view(&state, &p, &cid).await?;
-    readable(&v)?;
-    let cfg = state.config();
-    let scope = format!("{cid}/{oid}");
-    let mut q = filters::parse(
-        &params,
-        Endpoint::Versions,
-        &scope,
-        cfg.default_page_size,
-        cfg.max_page_size,
-    )?;
-    q.filter.ids = vec![oid.clone()];
-    let page = state
-        .store()
-        .objects(&p.audience(), &cid, &q.filter)
-        .await?;
-    if page.objects.is_empty() && !q.continued {
-        return Err(TaxiiError::not_found(format!(
-            "no object {oid:?} in collection {cid} that you may see"
-        )));
-    }
+    let (page, q) = one_object(&state, &p, &cid, &oid, &params, Endpoint::Versions).await?;
     let body = listing(
         &page,
         &q,
