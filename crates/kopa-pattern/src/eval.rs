@@ -180,9 +180,9 @@ impl LikePattern {
 /// An IPv4 or IPv6 network (a single address is a /32 or /128).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IpNet {
-    v6: bool,
-    addr: u128,
-    prefix: u8,
+    pub(crate) v6: bool,
+    pub(crate) addr: u128,
+    pub(crate) prefix: u8,
 }
 
 impl IpNet {
@@ -213,7 +213,13 @@ impl IpNet {
     }
 
     fn mask(&self, prefix: u8) -> u128 {
-        let bits = if self.v6 { 128 } else { 32 };
+        Self::mask_for(self.v6, prefix)
+    }
+
+    /// The network mask of `prefix` bits for an IPv6 (`v6`) or IPv4 address.
+    #[inline]
+    pub(crate) fn mask_for(v6: bool, prefix: u8) -> u128 {
+        let bits = if v6 { 128 } else { 32 };
         if prefix == 0 {
             0
         } else {

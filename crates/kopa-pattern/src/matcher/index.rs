@@ -10,7 +10,6 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use std::borrow::Cow;
 use std::hash::BuildHasher;
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
@@ -122,50 +121,7 @@ impl EqIndex {
 }
 
 /// An IPv4 or IPv6 network as the evaluator reads it: an address with an optional `/prefix`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Net {
-    pub(crate) v6: bool,
-    pub(crate) addr: u128,
-    pub(crate) prefix: u8,
-}
-
-impl Net {
-    pub(crate) fn parse(s: &str) -> Option<Net> {
-        let (a, p) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let (v6, addr, max) = if let Ok(v4) = a.parse::<Ipv4Addr>() {
-            (false, u128::from(u32::from(v4)), 32u8)
-        } else if let Ok(v6) = a.parse::<Ipv6Addr>() {
-            (true, u128::from(v6), 128u8)
-        } else {
-            return None;
-        };
-        let prefix = match p {
-            None => max,
-            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
-                let n: u8 = p.parse().ok()?;
-                if n > max {
-                    return None;
-                }
-                n
-            }
-            Some(_) => return None,
-        };
-        Some(Net { v6, addr, prefix })
-    }
-
-    #[inline]
-    pub(crate) fn mask(v6: bool, prefix: u8) -> u128 {
-        let bits = if v6 { 128 } else { 32 };
-        if prefix == 0 {
-            0
-        } else {
-            ((!0u128) << (128 - u32::from(prefix))) >> (128 - bits)
-        }
-    }
-}
+pub(crate) use crate::eval::IpNet as Net;
 
 /// `ISSUBSET` and `ISSUPERSET` operands of one slot.
 #[derive(Debug, Default)]
@@ -186,7 +142,7 @@ impl NetIndex {
                 self.subset.len() - 1
             }
         };
-        let masked = net.addr & Net::mask(net.v6, net.prefix);
+        let masked = net.addr & Net::mask_for(net.v6, net.prefix);
         match self.subset[pos].1.entry(masked) {
             hashbrown::hash_map::Entry::Occupied(mut e) => postings.add(e.get_mut(), ind),
             hashbrown::hash_map::Entry::Vacant(e) => {
@@ -217,15 +173,15 @@ impl NetIndex {
         };
         for &((v6, q), ref m) in &self.subset {
             if v6 == v.v6 && v.prefix >= q {
-                if let Some(&p) = m.get(&(v.addr & Net::mask(v6, q))) {
+                if let Some(&p) = m.get(&(v.addr & Net::mask_for(v6, q))) {
                     postings.for_each(p, &mut f);
                 }
             }
         }
         if !self.superset.is_empty() {
-            let mask = Net::mask(v.v6, v.prefix);
+            let mask = Net::mask_for(v.v6, v.prefix);
             let lo = v.addr & mask;
-            let hi = lo | (!mask & Net::mask(v.v6, if v.v6 { 128 } else { 32 }));
+            let hi = lo | (!mask & Net::mask_for(v.v6, if v.v6 { 128 } else { 32 }));
             let start = self.superset.partition_point(|e| (e.0, e.1) < (v.v6, lo));
             for e in &self.superset[start..] {
                 if (e.0, e.1) > (v.v6, hi) {
