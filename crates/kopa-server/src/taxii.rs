@@ -365,21 +365,39 @@ async fn objects(
     Path(cid): Path<String>,
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
-    let v = view(&state, &p, &cid).await?;
+    let (page, q) = read_page(&state, &p, &cid, None, &params, Endpoint::Objects).await?;
+    Ok(envelope(&page, &q))
+}
+
+/// One page of a collection read (objects, manifest; one object's versions when `oid` is given)
+/// as `p` may see it: the collection must be readable, the filters are those of `endpoint`.
+async fn read_page(
+    state: &AppState,
+    p: &Principal,
+    cid: &str,
+    oid: Option<&str>,
+    params: &[(String, String)],
+    endpoint: Endpoint,
+) -> Result<(Page, filters::Query), TaxiiError> {
+    let v = view(state, p, cid).await?;
     readable(&v)?;
     let cfg = state.config();
-    let q = filters::parse(
-        &params,
-        Endpoint::Objects,
-        &cid,
+    let scope = match oid {
+        Some(oid) => format!("{cid}/{oid}"),
+        None => cid.to_string(),
+    };
+    let mut q = filters::parse(
+        params,
+        endpoint,
+        &scope,
         cfg.default_page_size,
         cfg.max_page_size,
     )?;
-    let page = state
-        .store()
-        .objects(&p.audience(), &cid, &q.filter)
-        .await?;
-    Ok(envelope(&page, &q))
+    if let Some(oid) = oid {
+        q.filter.ids = vec![oid.to_string()];
+    }
+    let page = state.store().objects(&p.audience(), cid, &q.filter).await?;
+    Ok((page, q))
 }
 
 /// A page of one object's versions, for the object and versions endpoints: 404 when the reader
@@ -392,19 +410,7 @@ async fn one_object(
     params: &[(String, String)],
     endpoint: Endpoint,
 ) -> Result<(Page, filters::Query), TaxiiError> {
-    let v = view(state, p, cid).await?;
-    readable(&v)?;
-    let cfg = state.config();
-    let scope = format!("{cid}/{oid}");
-    let mut q = filters::parse(
-        params,
-        endpoint,
-        &scope,
-        cfg.default_page_size,
-        cfg.max_page_size,
-    )?;
-    q.filter.ids = vec![oid.to_string()];
-    let page = state.store().objects(&p.audience(), cid, &q.filter).await?;
+    let (page, q) = read_page(state, p, cid, Some(oid), params, endpoint).await?;
     if page.objects.is_empty() && !q.continued {
         return Err(TaxiiError::not_found(format!(
             "no object {oid:?} in collection {cid} that you may see"
@@ -447,20 +453,7 @@ async fn manifest(
     Path(cid): Path<String>,
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
-    let v = view(&state, &p, &cid).await?;
-    readable(&v)?;
-    let cfg = state.config();
-    let q = filters::parse(
-        &params,
-        Endpoint::Manifest,
-        &cid,
-        cfg.default_page_size,
-        cfg.max_page_size,
-    )?;
-    let page = state
-        .store()
-        .objects(&p.audience(), &cid, &q.filter)
-        .await?;
+    let (page, q) = read_page(&state, &p, &cid, None, &params, Endpoint::Manifest).await?;
     let body = listing(
         &page,
         &q,
