@@ -252,6 +252,38 @@ impl NodeKey {
     }
 }
 
+/// A running node's identity: its key pair with the node id and public key worked out once. Shared
+/// (in an `Arc`) by the HTTP server (signing on ingest, checking `Kopa-Node` calls) and the sync loop
+/// (signing its requests to peers).
+#[derive(Debug)]
+pub struct NodeIdentity {
+    key: NodeKey,
+    id: NodeId,
+    public_key: PublicKey,
+}
+
+impl NodeIdentity {
+    pub fn new(key: NodeKey) -> NodeIdentity {
+        NodeIdentity {
+            id: key.node_id(),
+            public_key: key.public_key(),
+            key,
+        }
+    }
+
+    pub fn key(&self) -> &NodeKey {
+        &self.key
+    }
+
+    pub fn id(&self) -> &NodeId {
+        &self.id
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        self.public_key
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

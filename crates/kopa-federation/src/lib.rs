@@ -7,6 +7,7 @@
 //! - [`policy`]: a peer's export policy (collections, highest TLP, object types, communities).
 //! - [`peer`]: a declared peer (URL, public key, token, policy), checked at the edge.
 //! - [`pull`]: the TAXII side of a pull without the HTTP client: page URL, envelope, resumable cursor.
+//! - [`request_auth`]: the `Kopa-Node` authorization with which nodes call each other.
 //! - [`sync`]: what a pull does with a received page before storing: verify, skip what came home,
 //!   reject and count the rest.
 //!
@@ -17,12 +18,14 @@ pub mod peer;
 pub mod policy;
 pub mod provenance;
 pub mod pull;
+pub mod request_auth;
 pub mod sync;
 
-pub use identity::{KeyError, NodeId, NodeKey, PublicKey, KEY_FILE_NAME};
+pub use identity::{KeyError, NodeId, NodeIdentity, NodeKey, PublicKey, KEY_FILE_NAME};
 pub use peer::{Peer, PeerError};
 pub use policy::{ExportPolicy, PeerHosts};
 pub use provenance::{
     sign, verify, KnownKeys, Provenance, SignError, VerifyError, PROVENANCE_EXTENSION_DEFINITION,
     PROVENANCE_EXTENSION_ID,
 };
+pub use request_auth::{sign_request, verify_request, RequestAuthError};
