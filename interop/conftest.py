@@ -188,3 +188,23 @@ def world(request, tmp_path_factory):
         if node.pg:
             node.pg.drop()
         assert code == 0, f"kopa serve did not stop cleanly on SIGTERM: {node.read_log()}"
+
+
+@pytest.fixture(scope="module", params=backend_params())
+def match_world(request, tmp_path_factory):
+    """A World on a node that serves pages of 7 objects and accepts bodies of at most 1024 bytes (so
+    that TAXII clients page and split envelopes), with one more collection, "Drop box", that Bank A
+    writes and only CSIRT B reads."""
+    node = make_node(tmp_path_factory.mktemp("node"), request.param,
+                     env={"KOPA_TAXII__PAGE_SIZE": "7", "KOPA_TAXII__MAX_CONTENT_LENGTH": "1024"})
+    node.start()
+    try:
+        world = World(node)
+        world.drop_box = node.cli("collection", "add", "Drop box", "--read", "CSIRT B",
+                                  "--write", "Bank A")
+        yield world
+    finally:
+        code = node.stop()
+        if node.pg:
+            node.pg.drop()
+        assert code == 0, f"kopa serve did not stop cleanly on SIGTERM: {node.read_log()}"

@@ -4,12 +4,18 @@
 //! logs (Elastic Common Schema, or any mapping), Zeek TSV logs or CSV. One JSON line is printed per
 //! indicator that matched (`{"indicator", "observed_data", "count"}`), or a STIX sighting with
 //! `--sightings`. A closing summary goes to stderr; a progress bar too when stderr is a terminal.
+//!
+//! With `--node URL --collection ID --token T` the indicators are also read from a TAXII 2.1
+//! collection (see [`crate::taxii_client`]), and with `--sightings` the sightings are posted back to it.
 
-use anyhow::Context;
+use crate::taxii_client::{self, Collection, TaxiiClient};
+use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use kopa_pattern::input::json::{read_json_lines, JsonScanner};
 use kopa_pattern::input::{csv::read_csv, stix::read_stix, zeek::read_zeek, BadRecord, Mapping};
-use kopa_pattern::matcher::{read_indicators_from, MatchResult, MatcherBuilder, Session};
+use kopa_pattern::matcher::{
+    read_indicators, read_indicators_from, MatchResult, MatcherBuilder, Session,
+};
 use std::fs::File;
 use std::io::{BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -33,8 +39,18 @@ pub enum Format {
 #[derive(Args)]
 pub struct MatchArgs {
     /// Indicator files: STIX bundles or JSON lines of STIX objects.
-    #[arg(long, num_args = 1.., required = true)]
+    #[arg(long, num_args = 1.., required_unless_present = "node")]
     indicators: Vec<PathBuf>,
+    /// Also read the indicators of a TAXII 2.1 collection: the node's base URL (discovery at
+    /// /taxii2/), a discovery URL or an API root URL.
+    #[arg(long, value_name = "URL", requires = "collection")]
+    node: Option<String>,
+    /// The collection on --node to read indicators from (and post sightings to).
+    #[arg(long, value_name = "ID", requires = "node")]
+    collection: Option<String>,
+    /// The API token for --node, sent as a Bearer token (KOPA_TOKEN keeps it off the command line).
+    #[arg(long, value_name = "TOKEN", env = "KOPA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Observation files (logs or STIX observed-data).
     #[arg(long, num_args = 1.., required = true)]
     observations: Vec<PathBuf>,
@@ -44,7 +60,7 @@ pub struct MatchArgs {
     /// A TOML field mapping (default: the shipped ECS mapping; Zeek's for Zeek logs).
     #[arg(long)]
     mapping: Option<PathBuf>,
-    /// Print STIX 2.1 sighting objects instead of match lines.
+    /// Print STIX 2.1 sighting objects instead of match lines (and post them to --collection).
     #[arg(long)]
     sightings: bool,
 }
@@ -131,6 +147,76 @@ fn sighting(r: &MatchResult, now: &str) -> serde_json::Value {
     s
 }
 
+/// `--node`: opens the collection (checked writable when sightings go back to it, before any work)
+/// and adds its indicators to `builder`. Returns the client and collection for posting, and the pages read.
+fn from_node(
+    args: &MatchArgs,
+    builder: &mut MatcherBuilder,
+    errors: &mut Vec<String>,
+    skipped: &mut u64,
+) -> anyhow::Result<Option<(TaxiiClient, Collection, u64)>> {
+    let Some(node) = &args.node else {
+        return Ok(None);
+    };
+    let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) else {
+        bail!("--node needs an API token: --token TOKEN, or the KOPA_TOKEN environment variable");
+    };
+    let url = taxii_client::parse_node_url(node)?;
+    let client = TaxiiClient::new(token)?;
+    let coll = client.open(&url, args.collection.as_deref().unwrap_or_default())?;
+    if args.sightings && !coll.can_write {
+        bail!(
+            "{}: this token may not write to the collection, so sightings could not be posted \
+             back (run without --sightings, or with the token of a user who may write there)",
+            coll.url
+        );
+    }
+    let pages = client.indicator_pages(&coll, |page, body| {
+        let read = read_indicators(body, |i| builder.add(i));
+        *skipped += read.skipped;
+        errors.extend(read.errors.into_iter().map(|e| format!("{page}: {e}")));
+    })?;
+    Ok(Some((client, coll, pages)))
+}
+
+/// Posts the sightings back to the node's collection and reports the TAXII status on stderr.
+fn post_sightings(
+    client: &TaxiiClient,
+    coll: &Collection,
+    sightings: &[(String, String)],
+) -> anyhow::Result<ExitCode> {
+    let mut err = std::io::stderr().lock();
+    let o = client.post_objects(coll, sightings);
+    writeln!(
+        err,
+        "kopa match: {} sightings posted to {}objects/ in {} envelopes: {} accepted, {} refused{}",
+        sightings.len(),
+        coll.url,
+        o.envelopes,
+        o.accepted,
+        o.failures.len(),
+        if o.not_sent > 0 {
+            format!(", {} not sent", o.not_sent)
+        } else {
+            String::new()
+        }
+    )?;
+    for (id, why) in o.failures.iter().take(10) {
+        writeln!(err, "  sighting refused: {id}: {why}")?;
+    }
+    if o.failures.len() > 10 {
+        writeln!(err, "  … and {} more refused", o.failures.len() - 10)?;
+    }
+    if let Some(why) = &o.aborted {
+        writeln!(err, "  posting stopped: {why}")?;
+    }
+    Ok(if o.failures.is_empty() && o.aborted.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
@@ -138,6 +224,7 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let mut builder = MatcherBuilder::new();
     let mut ind_errors = Vec::new();
     let mut skipped = 0;
+    let node = from_node(&args, &mut builder, &mut ind_errors, &mut skipped)?;
     for path in &args.indicators {
         let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let read = read_indicators_from(BufReader::with_capacity(1 << 20, f), |i| builder.add(i))
@@ -270,6 +357,7 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let now = millis_to_rfc3339(now_ms);
     let mut hits = 0u64;
+    let mut to_post: Vec<(String, String)> = Vec::new();
     for r in &results {
         hits += r.observations.len() as u64;
         let line = if args.sightings {
@@ -281,8 +369,13 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
                 "count": r.count,
             })
         };
-        serde_json::to_writer(&mut out, &line)?;
+        let text = serde_json::to_string(&line)?;
+        out.write_all(text.as_bytes())?;
         out.write_all(b"\n")?;
+        if args.sightings && node.is_some() {
+            let id = line["id"].as_str().unwrap_or_default().to_string();
+            to_post.push((id, text));
+        }
     }
     out.flush()?;
 
@@ -296,6 +389,13 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         compile_time.as_secs_f64(),
         st.heap_bytes / 1_000_000
     )?;
+    if let Some((_, coll, pages)) = &node {
+        writeln!(
+            err,
+            "kopa match: indicators read from {}objects/ ({pages} pages)",
+            coll.url
+        )?;
+    }
     for e in ind_errors.iter().take(5) {
         writeln!(err, "  indicator error: {e}")?;
     }
@@ -327,6 +427,10 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
             err,
             "  too complex to evaluate (step budget exceeded): {id}"
         )?;
+    }
+    drop(err);
+    if let (Some((client, coll, _)), true) = (&node, args.sightings) {
+        return post_sightings(client, coll, &to_post);
     }
     Ok(ExitCode::SUCCESS)
 }

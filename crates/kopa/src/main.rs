@@ -8,6 +8,7 @@ mod cmd_peer;
 mod cmd_serve;
 mod config;
 mod node;
+mod taxii_client;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
