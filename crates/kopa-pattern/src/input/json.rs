@@ -6,7 +6,7 @@
 //! tree is built per line. Arrays of scalars under a mapped field give one value per element.
 
 use super::{BadRecord, Kind, LineFields, Mapping};
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 use std::io::BufRead;
 
 const MAX_DEPTH: usize = 64;
@@ -14,9 +14,74 @@ const MAX_DEPTH: usize = 64;
 /// Scans JSON lines for the fields of a mapping.
 #[derive(Debug, Clone)]
 pub struct JsonScanner {
-    /// Dotted key → (mapping target, timestamp rank).
-    keys: HashMap<Box<[u8]>, Want>,
-    prefixes: HashSet<Box<[u8]>>,
+    keys: KeyTable,
+}
+
+/// What the scanner knows about a dotted key: its mapping target and timestamp rank, and whether it is
+/// the prefix of a wanted key (an object to descend into).
+#[derive(Debug, Clone, Copy, Default)]
+struct KeyInfo {
+    want: Want,
+    prefix: bool,
+}
+
+/// The dotted keys of a mapping (and their prefixes) in a small open-addressing table with a cheap hash
+/// of the key's length and first and last eight bytes. The table is fixed once built and kept at most a
+/// quarter full, so a lookup probes a bounded number of slots whatever the key.
+#[derive(Debug, Clone)]
+struct KeyTable {
+    slots: Vec<u32>,
+    entries: Vec<(Box<[u8]>, KeyInfo)>,
+}
+
+#[inline]
+fn key_hash(k: &[u8]) -> u64 {
+    let n = k.len();
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
+    let (a, b) = if n >= 8 {
+        (word(&k[..8]), word(&k[n - 8..]))
+    } else {
+        (word(k), 0)
+    };
+    let h = (a ^ (n as u64).rotate_left(56)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    h ^ (h >> 29)
+}
+
+impl KeyTable {
+    fn build(entries: Vec<(Box<[u8]>, KeyInfo)>) -> Self {
+        let size = (entries.len() * 4).next_power_of_two().max(16);
+        let mut slots = vec![0u32; size];
+        for (n, (k, _)) in entries.iter().enumerate() {
+            let mut i = key_hash(k) as usize & (size - 1);
+            while slots[i] != 0 {
+                i = (i + 1) & (size - 1);
+            }
+            slots[i] = n as u32 + 1;
+        }
+        KeyTable { slots, entries }
+    }
+
+    #[inline]
+    fn get(&self, k: &[u8]) -> KeyInfo {
+        let mask = self.slots.len() - 1;
+        let mut i = key_hash(k) as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return KeyInfo::default();
+            }
+            let (key, info) = &self.entries[s as usize - 1];
+            if &key[..] == k {
+                return *info;
+            }
+            i = (i + 1) & mask;
+        }
+    }
 }
 
 /// A line that is not a JSON object: why, and at which byte column (1-based).
@@ -29,37 +94,31 @@ pub struct JsonError {
 
 impl JsonScanner {
     pub fn new(mapping: &Mapping) -> Self {
-        let mut keys: HashMap<Box<[u8]>, Want> = HashMap::new();
-        let mut prefixes = HashSet::new();
-        let mut add_prefixes = |k: &str| {
+        let mut keys: HashMap<Box<[u8]>, KeyInfo> = HashMap::new();
+        let add_prefixes = |keys: &mut HashMap<Box<[u8]>, KeyInfo>, k: &str| {
             for (i, b) in k.bytes().enumerate() {
                 if b == b'.' {
-                    prefixes.insert(k.as_bytes()[..i].to_vec().into_boxed_slice());
+                    keys.entry(k.as_bytes()[..i].into()).or_default().prefix = true;
                 }
             }
         };
         for (i, t) in mapping.targets.iter().enumerate() {
-            keys.entry(t.field.as_bytes().to_vec().into_boxed_slice())
-                .or_insert(Want {
-                    target: None,
-                    time: None,
-                })
+            keys.entry(t.field.as_bytes().into())
+                .or_default()
+                .want
                 .target = Some(i as u16);
-            add_prefixes(&t.field);
+            add_prefixes(&mut keys, &t.field);
         }
         for (i, k) in mapping.timestamp.iter().enumerate() {
-            let w = keys
-                .entry(k.as_bytes().to_vec().into_boxed_slice())
-                .or_insert(Want {
-                    target: None,
-                    time: None,
-                });
+            let w = &mut keys.entry(k.as_bytes().into()).or_default().want;
             if w.time.is_none() {
                 w.time = Some(i.min(250) as u8);
             }
-            add_prefixes(k);
+            add_prefixes(&mut keys, k);
         }
-        JsonScanner { keys, prefixes }
+        JsonScanner {
+            keys: KeyTable::build(keys.into_iter().collect()),
+        }
     }
 
     /// Scans one line into `out` (cleared first). Returns `Ok(false)` for a blank line.
@@ -109,7 +168,7 @@ struct Cursor<'a, 'b> {
     out: &'b mut LineFields,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Want {
     target: Option<u16>,
     time: Option<u8>,
@@ -268,11 +327,8 @@ impl Cursor<'_, '_> {
             }
             self.i += 1;
             self.ws();
-            let want = self.sc.keys.get(&self.path[..]).copied().unwrap_or(Want {
-                target: None,
-                time: None,
-            });
-            self.value(depth, want)?;
+            let info = self.sc.keys.get(&self.path[..]);
+            self.value(depth, info)?;
             self.path.truncate(base);
             self.ws();
             match self.peek() {
@@ -289,7 +345,8 @@ impl Cursor<'_, '_> {
         }
     }
 
-    fn value(&mut self, depth: usize, want: Want) -> Result<(), JsonError> {
+    fn value(&mut self, depth: usize, info: KeyInfo) -> Result<(), JsonError> {
+        let want = info.want;
         let wanted = want.target.is_some() || want.time.is_some();
         match self.peek() {
             Some(b'"') => {
@@ -300,7 +357,7 @@ impl Cursor<'_, '_> {
                 Ok(())
             }
             Some(b'{') => {
-                if self.sc.prefixes.contains(&self.path[..]) {
+                if info.prefix {
                     self.object(depth + 1)
                 } else {
                     self.skip_container(depth)
@@ -310,7 +367,7 @@ impl Cursor<'_, '_> {
                 if depth >= MAX_DEPTH {
                     return Err(self.err("nested too deeply"));
                 }
-                if !wanted && !self.sc.prefixes.contains(&self.path[..]) {
+                if !wanted && !info.prefix {
                     return self.skip_container(depth);
                 }
                 self.i += 1;
@@ -320,7 +377,7 @@ impl Cursor<'_, '_> {
                     return Ok(());
                 }
                 loop {
-                    self.value(depth + 1, want)?;
+                    self.value(depth + 1, info)?;
                     self.ws();
                     match self.peek() {
                         Some(b',') => {
@@ -337,14 +394,7 @@ impl Cursor<'_, '_> {
             }
             Some(b't') => self.literal(b"true", want, Kind::Bool),
             Some(b'f') => self.literal(b"false", want, Kind::Bool),
-            Some(b'n') => self.literal(
-                b"null",
-                Want {
-                    target: None,
-                    time: None,
-                },
-                Kind::Bool,
-            ),
+            Some(b'n') => self.literal(b"null", Want::default(), Kind::Bool),
             Some(b'-' | b'0'..=b'9') => {
                 let start = self.i;
                 let mut float = false;
@@ -423,29 +473,62 @@ fn hex4(s: &[u8], i: usize, end: usize) -> Option<u32> {
 
 /// Reads JSON lines from `r`, calling `f(line_number, fields)` for each record and `bad` for each
 /// malformed one. Blank lines are skipped. Returns the number of lines read.
+///
+/// Lines are scanned where they lie in the reader's buffer (give it a large one, e.g. a `BufReader` of a
+/// megabyte); only a line that straddles two fills of the buffer is copied.
 pub fn read_json_lines<R: BufRead>(
     mut r: R,
     scanner: &JsonScanner,
     mut f: impl FnMut(u64, &LineFields),
     mut bad: impl FnMut(BadRecord),
 ) -> std::io::Result<u64> {
-    let mut line = Vec::with_capacity(4096);
+    let mut carry: Vec<u8> = Vec::new();
     let mut fields = LineFields::new();
     let mut n = 0u64;
+    let mut one = |line: &[u8], n: u64| match scanner.scan(line, &mut fields) {
+        Ok(true) => f(n, &fields),
+        Ok(false) => {}
+        Err(e) => bad(BadRecord {
+            line: n,
+            message: e.to_string(),
+        }),
+    };
     loop {
-        line.clear();
-        if r.read_until(b'\n', &mut line)? == 0 {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            if !carry.is_empty() {
+                n += 1;
+                one(&carry, n);
+            }
             return Ok(n);
         }
-        n += 1;
-        match scanner.scan(&line, &mut fields) {
-            Ok(true) => f(n, &fields),
-            Ok(false) => {}
-            Err(e) => bad(BadRecord {
-                line: n,
-                message: e.to_string(),
-            }),
+        let len = buf.len();
+        let mut pos = 0;
+        if !carry.is_empty() {
+            match memchr::memchr(b'\n', buf) {
+                Some(k) => {
+                    carry.extend_from_slice(&buf[..=k]);
+                    n += 1;
+                    one(&carry, n);
+                    carry.clear();
+                    pos = k + 1;
+                }
+                None => {
+                    carry.extend_from_slice(buf);
+                    r.consume(len);
+                    continue;
+                }
+            }
         }
+        let base = pos;
+        for k in memchr::memchr_iter(b'\n', &buf[base..]) {
+            let end = base + k + 1;
+            n += 1;
+            one(&buf[pos..end], n);
+            pos = end;
+        }
+        carry.extend_from_slice(&buf[pos..]);
+        r.consume(len);
     }
 }
 
@@ -537,5 +620,45 @@ mod tests {
         assert_eq!(n, 5);
         assert_eq!(good, vec![(1, 1), (4, 0)]);
         assert_eq!(bad, vec![2, 5]);
+    }
+
+    #[test]
+    fn lines_across_buffer_fills() {
+        let m = Mapping::ecs();
+        let s = JsonScanner::new(&m);
+        let mut text = String::new();
+        for i in 0..50 {
+            text.push_str(&format!("{{\"source\":{{\"ip\":\"10.0.0.{i}\"}}}}\n"));
+            if i % 7 == 0 {
+                text.push_str("{broken\n");
+            }
+        }
+        text.push_str("{\"url\":{\"full\":\"http://last.example/\"}}");
+        let expected: Vec<String> = (0..50)
+            .map(|i| format!("10.0.0.{i}"))
+            .chain(["http://last.example/".to_string()])
+            .collect();
+        for cap in [1, 2, 3, 7, 16, 64, 4096] {
+            let reader = std::io::BufReader::with_capacity(cap, text.as_bytes());
+            let mut got = vec![];
+            let mut bad = vec![];
+            let n = read_json_lines(
+                reader,
+                &s,
+                |line, f| {
+                    got.push((
+                        line,
+                        f.iter().map(|(_, _, v)| v.to_string()).collect::<Vec<_>>(),
+                    ))
+                },
+                |b| bad.push(b.line),
+            )
+            .unwrap();
+            assert_eq!(n, 59, "buffer of {cap}");
+            let values: Vec<String> = got.iter().flat_map(|(_, v)| v.clone()).collect();
+            assert_eq!(values, expected, "buffer of {cap}");
+            assert_eq!(bad, vec![2, 10, 18, 26, 34, 42, 50, 58], "buffer of {cap}");
+            assert_eq!(got.last().map(|g| g.0), Some(59));
+        }
     }
 }

@@ -123,11 +123,18 @@ impl EqIndex {
 /// An IPv4 or IPv6 network as the evaluator reads it: an address with an optional `/prefix`.
 pub(crate) use crate::eval::IpNet as Net;
 
+/// The networks of one (IP version, prefix length), masked, → posting. IPv4 networks are kept in 32 bits.
+#[derive(Debug)]
+enum NetTable {
+    V4(HashMap<u32, u32>),
+    V6(HashMap<u128, u32>),
+}
+
 /// `ISSUBSET` and `ISSUPERSET` operands of one slot.
 #[derive(Debug, Default)]
 pub(crate) struct NetIndex {
     /// (v6, prefix) → masked network → posting.
-    subset: Vec<((bool, u8), HashMap<u128, u32>)>,
+    subset: Vec<((bool, u8), NetTable)>,
     /// (v6, address, prefix, indicator), sorted.
     superset: Vec<(bool, u128, u8, u32)>,
 }
@@ -138,17 +145,33 @@ impl NetIndex {
         let pos = match self.subset.iter().position(|(k, _)| *k == key) {
             Some(p) => p,
             None => {
-                self.subset.push((key, HashMap::new()));
+                let t = if net.v6 {
+                    NetTable::V6(HashMap::new())
+                } else {
+                    NetTable::V4(HashMap::new())
+                };
+                self.subset.push((key, t));
                 self.subset.len() - 1
             }
         };
         let masked = net.addr & Net::mask_for(net.v6, net.prefix);
-        match self.subset[pos].1.entry(masked) {
-            hashbrown::hash_map::Entry::Occupied(mut e) => postings.add(e.get_mut(), ind),
-            hashbrown::hash_map::Entry::Vacant(e) => {
-                e.insert(ind);
-            }
-        }
+        let posting = match &mut self.subset[pos].1 {
+            NetTable::V4(m) => match m.entry(masked as u32) {
+                hashbrown::hash_map::Entry::Occupied(e) => e.into_mut(),
+                hashbrown::hash_map::Entry::Vacant(e) => {
+                    e.insert(ind);
+                    return;
+                }
+            },
+            NetTable::V6(m) => match m.entry(masked) {
+                hashbrown::hash_map::Entry::Occupied(e) => e.into_mut(),
+                hashbrown::hash_map::Entry::Vacant(e) => {
+                    e.insert(ind);
+                    return;
+                }
+            },
+        };
+        postings.add(posting, ind);
     }
 
     pub(crate) fn add_superset(&mut self, net: Net, ind: u32) {
@@ -157,8 +180,11 @@ impl NetIndex {
 
     pub(crate) fn finish(&mut self) {
         self.superset.sort_unstable();
-        for (_, m) in &mut self.subset {
-            m.shrink_to_fit();
+        for (_, t) in &mut self.subset {
+            match t {
+                NetTable::V4(m) => m.shrink_to_fit(),
+                NetTable::V6(m) => m.shrink_to_fit(),
+            }
         }
     }
 
@@ -173,7 +199,12 @@ impl NetIndex {
         };
         for &((v6, q), ref m) in &self.subset {
             if v6 == v.v6 && v.prefix >= q {
-                if let Some(&p) = m.get(&(v.addr & Net::mask_for(v6, q))) {
+                let key = v.addr & Net::mask_for(v6, q);
+                let p = match m {
+                    NetTable::V4(m) => m.get(&(key as u32)),
+                    NetTable::V6(m) => m.get(&key),
+                };
+                if let Some(&p) = p {
                     postings.for_each(p, &mut f);
                 }
             }
@@ -197,11 +228,16 @@ impl NetIndex {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.subset
             .iter()
-            .map(|(_, m)| m.capacity() * 21)
+            .map(|(_, t)| match t {
+                NetTable::V4(m) => m.capacity() * 9,
+                NetTable::V6(m) => m.capacity() * 33,
+            })
             .sum::<usize>()
             + self.superset.capacity() * 32
     }
 }
+
+const NOT_REGEX: u32 = u32::MAX;
 
 /// One `LIKE` or `MATCHES` operand.
 #[derive(Debug)]
@@ -209,14 +245,95 @@ pub(crate) struct TextEntry {
     pub(crate) ind: u32,
     /// The LIKE pattern or the regex source (NFC-normalised), in the arena.
     pub(crate) text: (u32, u32),
-    /// For MATCHES: the regex, compiled on first use (`None`: it does not compile, never matches).
-    pub(crate) regex: Option<OnceLock<Option<regex::Regex>>>,
+    /// For MATCHES: the index of its regex in [`TextIndex::regexes`]; `NOT_REGEX` for LIKE.
+    pub(crate) regex: u32,
 }
 
-/// `LIKE` and `MATCHES` operands of one slot, behind an Aho-Corasick automaton of literal atoms.
+/// Literals that a value must start with (or end with), each leading to text entries. A value is looked
+/// up once per literal length present: its prefix (suffix) of that length in one hash table.
+#[derive(Debug, Default)]
+struct Anchored {
+    /// (literal span in the arena, posting of entries).
+    table: HashTable<(u32, u32, u32)>,
+    hasher: DefaultHashBuilder,
+    /// The distinct literal lengths, ascending.
+    lens: Vec<u32>,
+}
+
+impl Anchored {
+    fn add(&mut self, arena: &mut Arena, postings: &mut Postings, span: (u32, u32), entry: u32) {
+        let lit = arena.get(span);
+        let h = self.hasher.hash_one(lit);
+        if let Some(e) = self
+            .table
+            .find_mut(h, |&(o, l, _)| arena.get((o, l)) == lit)
+        {
+            postings.add(&mut e.2, entry);
+            return;
+        }
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(h, (span.0, span.1, entry), |&(o, l, _)| {
+                hasher.hash_one(arena.get((o, l)))
+            });
+        if let Err(p) = self.lens.binary_search(&span.1) {
+            self.lens.insert(p, span.1);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Calls `f` for the entries of every literal that `value` starts with (`suffix`: ends with).
+    #[inline]
+    fn probe(
+        &self,
+        arena: &Arena,
+        postings: &Postings,
+        value: &[u8],
+        suffix: bool,
+        f: &mut impl FnMut(u32),
+    ) {
+        for &l in &self.lens {
+            let l = l as usize;
+            if l > value.len() {
+                break;
+            }
+            let part = if suffix {
+                &value[value.len() - l..]
+            } else {
+                &value[..l]
+            };
+            let h = self.hasher.hash_one(part);
+            if let Some(e) = self.table.find(h, |&(o, l, _)| arena.get((o, l)) == part) {
+                postings.for_each(e.2, &mut *f);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.lens.shrink_to_fit();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.table.capacity() * 13 + self.lens.capacity() * 4
+    }
+}
+
+/// `LIKE` and `MATCHES` operands of one slot. An operand anchored at the start of the value (`'lit%'`,
+/// `'^lit…'`) is found through a table of prefixes, one anchored at the end (`'%lit'`, `'…lit$'`) through
+/// a table of suffixes; the others behind an Aho-Corasick automaton of literal atoms, or tried on every
+/// value when they have no literal at all.
 #[derive(Debug, Default)]
 pub(crate) struct TextIndex {
     entries: Vec<TextEntry>,
+    /// The MATCHES regexes, each compiled on first use (`None`: it does not compile, never matches).
+    regexes: Vec<OnceLock<Option<regex::Regex>>>,
+    prefix: Anchored,
+    suffix: Anchored,
+    /// Entry lists of the anchored literals.
+    postings: Postings,
     atom_ids: HashMap<String, u32>,
     atom_entries: Vec<Vec<u32>>,
     always: Vec<u32>,
@@ -236,34 +353,80 @@ fn like_atom(p: &str) -> &str {
     p.split(['%', '_']).max_by_key(|s| s.len()).unwrap_or("")
 }
 
-/// Literal atoms one of which every match of the regex contains; `None` when there is no such set.
-fn regex_atoms(src: &str) -> Option<Vec<String>> {
+/// Where a text operand is looked for.
+#[derive(Debug, PartialEq, Eq)]
+enum Atoms {
+    /// Every matching value starts with one of these.
+    Prefix(Vec<String>),
+    /// Every matching value ends with one of these.
+    Suffix(Vec<String>),
+    /// Every matching value contains one of these.
+    Inside(Vec<String>),
+    /// No literal: try every value.
+    None,
+}
+
+/// The literal a LIKE pattern anchors: its leading or trailing run of literal characters (the longer),
+/// else its longest inner run.
+fn like_atoms(p: &str) -> Atoms {
+    let lead = p.split(['%', '_']).next().unwrap_or("");
+    let trail = p.rsplit(['%', '_']).next().unwrap_or("");
+    if !lead.is_empty() && lead.len() >= trail.len() {
+        Atoms::Prefix(vec![lead.to_string()])
+    } else if !trail.is_empty() {
+        Atoms::Suffix(vec![trail.to_string()])
+    } else {
+        match like_atom(p) {
+            "" => Atoms::None,
+            a => Atoms::Inside(vec![a.to_string()]),
+        }
+    }
+}
+
+/// Literal atoms of a regex: prefixes when every match starts at the start of the value (`^`), suffixes
+/// when every match ends at its end (`$`), else prefix or suffix literals one of which every match contains.
+fn regex_atoms(src: &str) -> Atoms {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let hir = regex_syntax::ParserBuilder::new()
+    use regex_syntax::hir::Look;
+    let Ok(hir) = regex_syntax::ParserBuilder::new()
         .dot_matches_new_line(true)
         .build()
         .parse(src)
-        .ok()?;
-    let mut best: Option<Vec<String>> = None;
-    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
+    else {
+        return Atoms::None;
+    };
+    let extract = |kind: ExtractKind| -> Option<Vec<String>> {
         let mut ex = Extractor::new();
         ex.kind(kind);
         let seq = ex.extract(&hir);
         let lits = seq.literals()?;
         if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
-            continue;
+            return None;
         }
-        let atoms: Option<Vec<String>> = lits
-            .iter()
+        lits.iter()
             .map(|l| String::from_utf8(l.as_bytes().to_vec()).ok())
-            .collect();
-        let Some(atoms) = atoms else { continue };
+            .collect()
+    };
+    let props = hir.properties();
+    if props.look_set_prefix().contains(Look::Start) {
+        if let Some(a) = extract(ExtractKind::Prefix) {
+            return Atoms::Prefix(a);
+        }
+    }
+    if props.look_set_suffix().contains(Look::End) {
+        if let Some(a) = extract(ExtractKind::Suffix) {
+            return Atoms::Suffix(a);
+        }
+    }
+    let mut best: Option<Vec<String>> = None;
+    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
+        let Some(atoms) = extract(kind) else { continue };
         let score = |a: &Vec<String>| a.iter().map(String::len).min().unwrap_or(0);
         if best.as_ref().is_none_or(|b| score(&atoms) > score(b)) {
             best = Some(atoms);
         }
     }
-    best
+    best.map_or(Atoms::None, Atoms::Inside)
 }
 
 impl TextIndex {
@@ -283,38 +446,62 @@ impl TextIndex {
         }
     }
 
+    /// Files entry `entry` (whose text is at `text` in the arena) under its atoms.
+    fn file(&mut self, arena: &mut Arena, text: (u32, u32), atoms: Atoms, entry: u32) {
+        match atoms {
+            Atoms::Prefix(lits) => {
+                for lit in lits {
+                    // A LIKE prefix is the start of the pattern text, already in the arena.
+                    let span = if arena.get(text).starts_with(lit.as_bytes()) {
+                        (text.0, lit.len() as u32)
+                    } else {
+                        arena.push(lit.as_bytes())
+                    };
+                    self.prefix.add(arena, &mut self.postings, span, entry);
+                }
+            }
+            Atoms::Suffix(lits) => {
+                for lit in lits {
+                    let span = if arena.get(text).ends_with(lit.as_bytes()) {
+                        (text.0 + text.1 - lit.len() as u32, lit.len() as u32)
+                    } else {
+                        arena.push(lit.as_bytes())
+                    };
+                    self.suffix.add(arena, &mut self.postings, span, entry);
+                }
+            }
+            Atoms::Inside(lits) => {
+                for a in lits {
+                    self.add_atom(&a, entry);
+                }
+            }
+            Atoms::None => self.always.push(entry),
+        }
+    }
+
     pub(crate) fn add_like(&mut self, arena: &mut Arena, pattern: &str, ind: u32) {
         let p = nfc(pattern);
         let entry = self.entries.len() as u32;
+        let text = arena.push(p.as_bytes());
         self.entries.push(TextEntry {
             ind,
-            text: arena.push(p.as_bytes()),
-            regex: None,
+            text,
+            regex: NOT_REGEX,
         });
-        let atom = like_atom(&p);
-        if atom.is_empty() {
-            self.always.push(entry);
-        } else {
-            self.add_atom(atom, entry);
-        }
+        self.file(arena, text, like_atoms(&p), entry);
     }
 
     pub(crate) fn add_regex(&mut self, arena: &mut Arena, src: &str, ind: u32) {
         let p = nfc(src);
         let entry = self.entries.len() as u32;
+        let text = arena.push(p.as_bytes());
         self.entries.push(TextEntry {
             ind,
-            text: arena.push(p.as_bytes()),
-            regex: Some(OnceLock::new()),
+            text,
+            regex: self.regexes.len() as u32,
         });
-        match regex_atoms(&p) {
-            Some(atoms) => {
-                for a in atoms {
-                    self.add_atom(&a, entry);
-                }
-            }
-            None => self.always.push(entry),
-        }
+        self.regexes.push(OnceLock::new());
+        self.file(arena, text, regex_atoms(&p), entry);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -336,6 +523,9 @@ impl TextIndex {
         self.atom_ids = HashMap::new();
         self.atom_entries.shrink_to_fit();
         self.entries.shrink_to_fit();
+        self.regexes.shrink_to_fit();
+        self.prefix.finish();
+        self.suffix.finish();
         Ok(())
     }
 
@@ -350,6 +540,15 @@ impl TextIndex {
         let text = nfc(value);
         scratch.clear();
         scratch.extend_from_slice(&self.always);
+        let mut add = |e: u32| scratch.push(e);
+        if !self.prefix.is_empty() {
+            self.prefix
+                .probe(arena, &self.postings, text.as_bytes(), false, &mut add);
+        }
+        if !self.suffix.is_empty() {
+            self.suffix
+                .probe(arena, &self.postings, text.as_bytes(), true, &mut add);
+        }
         if let Some(ac) = &self.ac {
             for m in ac.find_overlapping_iter(text.as_bytes()) {
                 scratch.extend_from_slice(&self.atom_entries[m.pattern().as_usize()]);
@@ -363,7 +562,7 @@ impl TextIndex {
         for &e in scratch.iter() {
             let entry = &self.entries[e as usize];
             let pat = arena.str(entry.text);
-            let ok = match &entry.regex {
+            let ok = match self.regexes.get(entry.regex as usize) {
                 None => like_match(pat, &text),
                 Some(cell) => cell
                     .get_or_init(|| {
@@ -384,12 +583,16 @@ impl TextIndex {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<TextEntry>()
+            + self.regexes.capacity() * std::mem::size_of::<OnceLock<Option<regex::Regex>>>()
             + self.atom_entries.capacity() * 24
             + self
                 .atom_entries
                 .iter()
                 .map(|v| v.capacity() * 4)
                 .sum::<usize>()
+            + self.prefix.heap_bytes()
+            + self.suffix.heap_bytes()
+            + self.postings.heap_bytes()
             + self.ac.as_ref().map_or(0, AhoCorasick::memory_usage)
     }
 }
@@ -448,11 +651,80 @@ mod tests {
 
     #[test]
     fn regex_atoms_found() {
-        let a = regex_atoms("^https?://evil[0-9]+\\.example/").unwrap();
-        assert!(a.iter().all(|s| s.contains("http")), "{a:?}");
-        assert!(regex_atoms(".*").is_none());
-        let a = regex_atoms("(foo|bar)baz").unwrap();
+        let Atoms::Prefix(a) = regex_atoms("^https?://evil[0-9]+\\.example/") else {
+            panic!("anchored regex without prefixes");
+        };
+        assert_eq!(a.len(), 20, "{a:?}");
+        assert!(
+            a.iter()
+                .all(|s| s.starts_with("http://evil") || s.starts_with("https://evil")),
+            "{a:?}"
+        );
+        assert_eq!(
+            regex_atoms("[a-z]*\\.exe$"),
+            Atoms::Suffix(vec![".exe".into()])
+        );
+        assert_eq!(regex_atoms(".*"), Atoms::None);
+        assert_eq!(regex_atoms("^.*x"), Atoms::Inside(vec!["x".into()]));
+        let Atoms::Inside(a) = regex_atoms("(foo|bar)baz") else {
+            panic!("no inner atoms");
+        };
         assert_eq!(a.len(), 2, "{a:?}");
+        // `^` in one branch only does not anchor the whole regex.
+        assert!(matches!(regex_atoms("^ab|cd"), Atoms::Inside(_)));
+    }
+
+    #[test]
+    fn like_atoms_anchor() {
+        assert_eq!(
+            like_atoms("http://x/%"),
+            Atoms::Prefix(vec!["http://x/".into()])
+        );
+        assert_eq!(
+            like_atoms("%.evil.example"),
+            Atoms::Suffix(vec![".evil.example".into()])
+        );
+        assert_eq!(
+            like_atoms("a%.evil.example"),
+            Atoms::Suffix(vec![".evil.example".into()])
+        );
+        assert_eq!(like_atoms("abc"), Atoms::Prefix(vec!["abc".into()]));
+        assert_eq!(
+            like_atoms("%middle_x%"),
+            Atoms::Inside(vec!["middle".into()])
+        );
+        assert_eq!(like_atoms("%_%"), Atoms::None);
+    }
+
+    #[test]
+    fn text_index_finds_anchored_and_inner_operands() {
+        let mut arena = Arena::default();
+        let mut t = TextIndex::default();
+        t.add_like(&mut arena, "http://a.example/%", 1);
+        t.add_like(&mut arena, "%.b.example", 2);
+        t.add_like(&mut arena, "%evil%", 3);
+        t.add_like(&mut arena, "%", 4);
+        t.add_regex(&mut arena, "^https?://c\\.example/[0-9]+$", 5);
+        t.add_regex(&mut arena, "[0-9]\\.exe$", 6);
+        t.add_like(&mut arena, "http://a.example/x", 7);
+        t.add_like(&mut arena, "é%", 8);
+        t.finish().unwrap();
+        let probe = |v: &str| {
+            let mut out = vec![];
+            t.probe(&arena, v, &mut Vec::new(), |i| out.push(i));
+            out.sort();
+            out
+        };
+        assert_eq!(probe("http://a.example/x"), vec![1, 4, 7]);
+        assert_eq!(probe("http://a.example/evil"), vec![1, 3, 4]);
+        assert_eq!(probe("x.b.example"), vec![2, 4]);
+        assert_eq!(probe(".b.example.org"), vec![4]);
+        assert_eq!(probe("https://c.example/12"), vec![4, 5]);
+        assert_eq!(probe("https://c.example/12x"), vec![4]);
+        assert_eq!(probe("xhttps://c.example/12"), vec![4]);
+        assert_eq!(probe("setup1.exe"), vec![4, 6]);
+        assert_eq!(probe("e\u{301}t\u{e9}"), vec![4, 8]);
+        assert_eq!(probe(""), vec![4]);
     }
 
     #[test]

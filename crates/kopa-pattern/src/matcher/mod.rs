@@ -77,6 +77,14 @@ fn uuid_of(id: &str) -> Option<u128> {
     Some(v)
 }
 
+/// The hash of an indicator id: of its 128 bits when it is `indicator--<uuid>`, else of its text.
+fn id_hash(hasher: &DefaultHashBuilder, uuid: Option<u128>, text: &[u8]) -> u64 {
+    match uuid {
+        Some(u) => hasher.hash_one(u),
+        None => hasher.hash_one(text),
+    }
+}
+
 fn format_uuid_id(v: u128) -> String {
     let h = format!("{v:032x}");
     format!(
@@ -140,7 +148,8 @@ pub struct Matcher {
 #[derive(Debug)]
 pub struct MatcherBuilder {
     m: Matcher,
-    by_id: HashTable<(u64, u32)>,
+    /// Indicator numbers by id (hashed through [`Matcher::id_hash`]).
+    by_id: HashTable<u32>,
     modified: Vec<i64>,
     hasher: DefaultHashBuilder,
     errors: Vec<IndicatorError>,
@@ -351,12 +360,10 @@ impl MatcherBuilder {
             }
         };
         // Versions: the latest `modified` wins.
-        let h = self.hasher.hash_one(ind.id.as_bytes());
+        let uuid = uuid_of(&ind.id);
+        let h = id_hash(&self.hasher, uuid, ind.id.as_bytes());
         let m = &self.m;
-        if let Some(&(_, prev)) = self
-            .by_id
-            .find(h, |&(hh, i)| hh == h && m.id_is(i, &ind.id))
-        {
+        if let Some(&prev) = self.by_id.find(h, |&i| m.id_is(i, &ind.id)) {
             if self.modified[prev as usize] >= ind.modified {
                 self.m.stats.superseded += 1;
                 return;
@@ -364,12 +371,12 @@ impl MatcherBuilder {
             self.m.stats.superseded += 1;
             self.m.meta[prev as usize].mode = Mode::Dead;
             self.by_id
-                .find_entry(h, |&(_, i)| i == prev)
+                .find_entry(h, |&i| i == prev)
                 .map(|e| e.remove())
                 .ok();
         }
         let n = self.m.meta.len() as u32;
-        match uuid_of(&ind.id) {
+        match uuid {
             Some(u) => self.m.ids.push(u),
             None => {
                 self.m.ids.push(0);
@@ -377,7 +384,12 @@ impl MatcherBuilder {
                 self.m.other_ids.insert(n, span);
             }
         }
-        self.by_id.insert_unique(h, (h, n), |&(hh, _)| hh);
+        let (m, hasher) = (&self.m, &self.hasher);
+        self.by_id
+            .insert_unique(h, n, |&i| match m.other_ids.get(&i) {
+                Some(&span) => id_hash(hasher, None, m.arena.get(span)),
+                None => id_hash(hasher, Some(m.ids[i as usize]), &[]),
+            });
         self.modified.push(ind.modified);
         let mut meta = Meta {
             valid_from: ind.valid_from.unwrap_or(i64::MIN),
