@@ -162,6 +162,9 @@ fn from_node(
         bail!("--node needs an API token: --token TOKEN, or the KOPA_TOKEN environment variable");
     };
     let url = taxii_client::parse_node_url(node)?;
+    if url.scheme() == "http" && !taxii_client::is_loopback(&url) {
+        eprintln!("warning: the token goes unencrypted to {url}: use https:// beyond this machine");
+    }
     let client = TaxiiClient::new(token)?;
     let coll = client.open(&url, args.collection.as_deref().unwrap_or_default())?;
     if args.sightings && !coll.can_write {

@@ -178,6 +178,16 @@ pub fn parse_node_url(node: &str) -> anyhow::Result<Url> {
     Ok(url)
 }
 
+/// Whether the URL's host is this machine (a plain-HTTP token does not leave it).
+pub fn is_loopback(url: &Url) -> bool {
+    let Some(h) = url.host_str() else {
+        return false;
+    };
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
 /// Splits serialised objects into envelopes of at most `max_bytes` (the envelope text included) and
 /// `MAX_ENVELOPE_OBJECTS` objects. An object too large for any envelope is returned apart.
 pub fn envelopes(objects: &[String], max_bytes: u64) -> (Vec<Vec<usize>>, Vec<usize>) {
@@ -484,6 +494,20 @@ mod tests {
         for bad in ["127.0.0.1:7470", "ftp://h/", "not a url", "mailto:x@y"] {
             let e = parse_node_url(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for (u, want) in [
+            ("http://127.0.0.1:7470/", true),
+            ("http://127.8.0.1/", true),
+            ("http://[::1]:80/", true),
+            ("http://LocalHost/", true),
+            ("http://kopa.example/", false),
+            ("http://10.0.0.1/", false),
+        ] {
+            assert_eq!(is_loopback(&Url::parse(u).unwrap()), want, "{u}");
         }
     }
 
