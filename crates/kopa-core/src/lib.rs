@@ -1,9 +1,10 @@
 //! Kopa's domain, without I/O: who is who ([`Principal`]), how shared objects are marked ([`Tlp`],
-//! [`Stewardship`]) and whom a reader may see ([`Audience`]).
+//! [`Stewardship`]) and whom a reader may see ([`Audience`] for a person, [`PeerAudience`] for a peer
+//! node, either as a [`Reader`]).
 //!
 //! The visibility rule is *applied* in exactly one place, the store query (`kopa-store`). This crate
-//! defines the inputs of that rule and [`Audience::reference_visible`], a plain statement of the rule
-//! that tests use as the oracle the store's SQL is checked against.
+//! defines the inputs of that rule and [`Audience::reference_visible`] / [`PeerAudience::reference_visible`],
+//! plain statements of the rule that tests use as the oracle the store's SQL is checked against.
 
 pub mod audit;
 pub mod tlp;
@@ -126,6 +127,11 @@ impl Principal {
             user: self.user.clone(),
         }
     }
+
+    /// The reader this principal reads as (a person).
+    pub fn reader(&self) -> Reader {
+        Reader::Person(self.audience())
+    }
 }
 
 /// Whom a read is for. The store turns this into the `WHERE` clause of every read.
@@ -172,6 +178,77 @@ impl Audience {
             Tlp::Red => s.author == self.user || s.users.contains(&self.user),
             _ => !s.narrowed() || s.owner_org == self.org || s.orgs.contains(&self.org),
         }
+    }
+}
+
+/// What a peer node may read here: its export policy, seen as an audience. A peer reads through
+/// the same store query as a person (the one visibility rule, with a peer branch); there is no
+/// second filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAudience {
+    /// The peer's node id.
+    pub node: String,
+    /// Ids of the collections the peer may read (empty: nothing).
+    pub collections: Vec<String>,
+    /// The highest TLP label that may go to the peer.
+    pub max_tlp: Tlp,
+    /// STIX object types the peer may read; empty means every type.
+    pub object_types: Vec<String>,
+}
+
+impl PeerAudience {
+    /// The peer rule, stated plainly for tests: may an object of `object_type` in the collection
+    /// with id `collection_id`, stewarded as `s`, received from `origin` (`None` = originated
+    /// here), go to this peer, which hosts the organisations `hosts_orgs` and the users
+    /// `hosts_users` (organisations and users of the directory whose home is the peer's node)?
+    ///
+    /// Within the policy (collection, type, TLP cap) and never back to the object's origin node:
+    /// below AMBER+STRICT, an object that is not narrowed, or one narrowed to an organisation the
+    /// peer hosts; AMBER+STRICT, only when the peer hosts an addressed organisation; RED, only
+    /// when it hosts a named recipient.
+    pub fn reference_visible(
+        &self,
+        collection_id: &str,
+        object_type: &str,
+        s: &Stewardship,
+        origin: Option<&str>,
+        hosts_orgs: &[OrgId],
+        hosts_users: &[UserId],
+    ) -> bool {
+        if !self.collections.iter().any(|c| c == collection_id)
+            || (!self.object_types.is_empty()
+                && !self.object_types.iter().any(|t| t == object_type))
+            || s.tlp > self.max_tlp
+            || origin == Some(self.node.as_str())
+        {
+            return false;
+        }
+        let hosts_addressed_org = s.orgs.iter().any(|o| hosts_orgs.contains(o));
+        match s.tlp {
+            Tlp::Red => s.users.iter().any(|u| hosts_users.contains(u)),
+            Tlp::AmberStrict => hosts_addressed_org,
+            _ => !s.narrowed() || hosts_addressed_org,
+        }
+    }
+}
+
+/// Who reads: a person of this node (through its organisation and user) or a peer node (through
+/// its export policy). Every read of shared objects in the store takes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reader {
+    Person(Audience),
+    Peer(PeerAudience),
+}
+
+impl From<Audience> for Reader {
+    fn from(a: Audience) -> Self {
+        Reader::Person(a)
+    }
+}
+
+impl From<PeerAudience> for Reader {
+    fn from(p: PeerAudience) -> Self {
+        Reader::Peer(p)
     }
 }
 
@@ -273,6 +350,251 @@ mod tests {
             let got = reader(org, user)
                 .reference_visible(readable, &steward(tlp, orgs, users, defaulted));
             assert_eq!(got, want, "case {i}");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)]
+    fn peer_table() {
+        use Tlp::*;
+        let peer = PeerAudience {
+            node: "node--p".into(),
+            collections: vec!["c1".into()],
+            max_tlp: Red,
+            object_types: vec![],
+        };
+        let green = PeerAudience {
+            max_tlp: Green,
+            ..peer.clone()
+        };
+        let only_ind = PeerAudience {
+            object_types: vec!["indicator".into()],
+            ..peer.clone()
+        };
+        let hosts_orgs = [OrgId("hosted".into())];
+        let hosts_users = [UserId("remote-user".into())];
+        // (name, peer, collection, type, tlp, orgs, users, defaulted, origin, visible)
+        let cases: &[(
+            &str,
+            &PeerAudience,
+            &str,
+            &str,
+            Tlp,
+            &[&str],
+            &[&str],
+            bool,
+            Option<&str>,
+            bool,
+        )] = &[
+            (
+                "clear in policy",
+                &peer,
+                "c1",
+                "indicator",
+                Clear,
+                &[],
+                &[],
+                false,
+                None,
+                true,
+            ),
+            (
+                "other collection",
+                &peer,
+                "c2",
+                "indicator",
+                Clear,
+                &[],
+                &[],
+                false,
+                None,
+                false,
+            ),
+            (
+                "green at green cap",
+                &green,
+                "c1",
+                "indicator",
+                Green,
+                &[],
+                &[],
+                false,
+                None,
+                true,
+            ),
+            (
+                "amber above green cap",
+                &green,
+                "c1",
+                "indicator",
+                Amber,
+                &[],
+                &[],
+                false,
+                None,
+                false,
+            ),
+            (
+                "amber open",
+                &peer,
+                "c1",
+                "indicator",
+                Amber,
+                &[],
+                &[],
+                false,
+                None,
+                true,
+            ),
+            (
+                "amber narrowed elsewhere",
+                &peer,
+                "c1",
+                "indicator",
+                Amber,
+                &["x"],
+                &[],
+                false,
+                None,
+                false,
+            ),
+            (
+                "amber narrowed to hosted",
+                &peer,
+                "c1",
+                "indicator",
+                Amber,
+                &["x", "hosted"],
+                &[],
+                false,
+                None,
+                true,
+            ),
+            (
+                "defaulted",
+                &peer,
+                "c1",
+                "indicator",
+                Amber,
+                &[],
+                &[],
+                true,
+                None,
+                false,
+            ),
+            (
+                "strict unnamed",
+                &peer,
+                "c1",
+                "indicator",
+                AmberStrict,
+                &[],
+                &[],
+                false,
+                None,
+                false,
+            ),
+            (
+                "strict hosted",
+                &peer,
+                "c1",
+                "indicator",
+                AmberStrict,
+                &["hosted"],
+                &[],
+                false,
+                None,
+                true,
+            ),
+            (
+                "strict hosted capped",
+                &green,
+                "c1",
+                "indicator",
+                AmberStrict,
+                &["hosted"],
+                &[],
+                false,
+                None,
+                false,
+            ),
+            (
+                "red elsewhere",
+                &peer,
+                "c1",
+                "indicator",
+                Red,
+                &["hosted"],
+                &["u"],
+                false,
+                None,
+                false,
+            ),
+            (
+                "red hosted recipient",
+                &peer,
+                "c1",
+                "indicator",
+                Red,
+                &[],
+                &["remote-user"],
+                false,
+                None,
+                true,
+            ),
+            (
+                "type filtered",
+                &only_ind,
+                "c1",
+                "malware",
+                Clear,
+                &[],
+                &[],
+                false,
+                None,
+                false,
+            ),
+            (
+                "type allowed",
+                &only_ind,
+                "c1",
+                "indicator",
+                Clear,
+                &[],
+                &[],
+                false,
+                None,
+                true,
+            ),
+            (
+                "back to its origin",
+                &peer,
+                "c1",
+                "indicator",
+                Clear,
+                &[],
+                &[],
+                false,
+                Some("node--p"),
+                false,
+            ),
+            (
+                "from a third node",
+                &peer,
+                "c1",
+                "indicator",
+                Clear,
+                &[],
+                &[],
+                false,
+                Some("node--q"),
+                true,
+            ),
+        ];
+        for &(name, p, coll, ty, tlp, orgs, users, defaulted, origin, want) in cases {
+            let s = steward(tlp, orgs, users, defaulted);
+            let got = p.reference_visible(coll, ty, &s, origin, &hosts_orgs, &hosts_users);
+            assert_eq!(got, want, "{name}");
         }
     }
 

@@ -12,7 +12,7 @@
 //! query for a peer principal must agree with (see this crate's README for the planned `Audience`
 //! variant); it is not a second filter to apply on top of the store.
 
-use kopa_core::{OrgId, Stewardship, Tlp, UserId};
+use kopa_core::{OrgId, PeerAudience, Stewardship, Tlp, UserId};
 use serde::{Deserialize, Serialize};
 
 fn default_max_tlp() -> Tlp {
@@ -66,20 +66,25 @@ impl ExportPolicy {
         s: &Stewardship,
         hosts: &PeerHosts,
     ) -> bool {
-        if !self.collections.iter().any(|c| c == collection) {
-            return false;
-        }
-        if !self.object_types.is_empty() && !self.object_types.iter().any(|t| t == object_type) {
-            return false;
-        }
-        if s.tlp > self.max_tlp {
-            return false;
-        }
-        let hosts_addressed_org = s.orgs.iter().any(|o| hosts.orgs.contains(o));
-        match s.tlp {
-            Tlp::Red => s.users.iter().any(|u| hosts.users.contains(u)),
-            Tlp::AmberStrict => hosts_addressed_org,
-            _ => !s.narrowed() || hosts_addressed_org,
+        // The rule lives in kopa-core, next to the person rule; the origin check does not apply
+        // to a policy alone (`None`: as if originated here).
+        self.peer_audience("").reference_visible(
+            collection,
+            object_type,
+            s,
+            None,
+            &hosts.orgs,
+            &hosts.users,
+        )
+    }
+
+    /// The audience a peer with node id `node` and this policy reads as (`kopa_core::Reader::Peer`).
+    pub fn peer_audience(&self, node: &str) -> PeerAudience {
+        PeerAudience {
+            node: node.to_string(),
+            collections: self.collections.clone(),
+            max_tlp: self.max_tlp,
+            object_types: self.object_types.clone(),
         }
     }
 }

@@ -38,6 +38,7 @@ async fn main() {
     store.add_token(&record).await.expect("token");
     let coll = store
         .add_collection(&NewCollection {
+            id: None,
             title: "bench".into(),
             description: None,
             alias: None,

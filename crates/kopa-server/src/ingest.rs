@@ -284,6 +284,8 @@ pub async fn post_objects(
                         json: d.json,
                         steward,
                         values: d.values,
+                        origin: None,
+                        via: None,
                     });
                 }
             },

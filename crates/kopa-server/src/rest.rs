@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use kopa_core::audit::NewAuditEntry;
-use kopa_core::{Audience, OrgId, Principal, Role};
+use kopa_core::{OrgId, Principal, Role};
 use kopa_store::{Access, NewCollection, ObjectFilter, StoreError, User, VersionMatch};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -444,6 +444,7 @@ async fn add_collection(
     let c = state
         .store()
         .add_collection(&NewCollection {
+            id: None,
             title: b.title.trim().to_string(),
             description: b.description,
             alias: b.alias,
@@ -471,7 +472,7 @@ async fn list_collections(
     State(state): State<AppState>,
     ApiAuth(p): ApiAuth,
 ) -> Result<Json<Value>, ApiError> {
-    let views = state.store().collections(&p.audience()).await?;
+    let views = state.store().collections(&p.reader()).await?;
     Ok(Json(json!({
         "collections": views.iter().map(|v| json!({
             "id": v.collection.id,
@@ -491,7 +492,7 @@ async fn export(
     ApiAuth(p): ApiAuth,
     Path(cid): Path<String>,
 ) -> Result<Response, ApiError> {
-    let who = p.audience();
+    let who = p.reader();
     let view = match state.store().collection(&who, &cid).await {
         Ok(v) => v,
         Err(StoreError::NotFound(_)) => {
@@ -513,7 +514,7 @@ async fn export(
     );
     struct Cursor {
         store: std::sync::Arc<dyn kopa_store::Store>,
-        who: Audience,
+        who: kopa_core::Reader,
         cid: String,
         after: Option<i64>,
         started: bool,

@@ -230,7 +230,7 @@ fn envelope(page: &Page, q: &filters::Query) -> Response {
 /// The collection as the caller sees it; 404 when it may neither read nor write it (or it does not
 /// exist: the two are not told apart).
 pub async fn view(state: &AppState, p: &Principal, id: &str) -> Result<CollectionView, TaxiiError> {
-    match state.store().collection(&p.audience(), id).await {
+    match state.store().collection(&p.reader(), id).await {
         Ok(v) => Ok(v),
         Err(StoreError::NotFound(_)) => Err(TaxiiError::not_found(format!(
             "no collection {id:?} that you may read or write"
@@ -341,7 +341,7 @@ async fn collections(
     State(state): State<AppState>,
     TaxiiAuth(p): TaxiiAuth,
 ) -> Result<Response, TaxiiError> {
-    let views = state.store().collections(&p.audience()).await?;
+    let views = state.store().collections(&p.reader()).await?;
     let body = if views.is_empty() {
         json!({})
     } else {
@@ -396,7 +396,7 @@ async fn read_page(
     if let Some(oid) = oid {
         q.filter.ids = vec![oid.to_string()];
     }
-    let page = state.store().objects(&p.audience(), cid, &q.filter).await?;
+    let page = state.store().objects(&p.reader(), cid, &q.filter).await?;
     Ok((page, q))
 }
 

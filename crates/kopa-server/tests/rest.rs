@@ -499,7 +499,8 @@ async fn serves_on_a_real_port_and_shuts_down_gracefully() {
             &kopa_core::Audience {
                 org: a.id.clone(),
                 user: node.store.user_by_name("alice").await.unwrap().id,
-            },
+            }
+            .into(),
             &coll,
             &kopa_store::ObjectFilter {
                 added_after: None,

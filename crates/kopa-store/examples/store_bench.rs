@@ -31,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let coll = store
         .add_collection(&NewCollection {
+            id: None,
             title: "Bench".into(),
             description: None,
             alias: None,
@@ -73,6 +74,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 defaulted: false,
             },
             values: vec![ip],
+            origin: None,
+            via: None,
         }
     };
 
@@ -111,7 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut last_ms: f64;
     loop {
         let t = Instant::now();
-        let page = store.objects(&who, &coll.id, &f).await?;
+        let page = store.objects(&who.clone().into(), &coll.id, &f).await?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         if pages == 0 {
             first_ms = ms;

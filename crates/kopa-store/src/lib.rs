@@ -1,9 +1,10 @@
 //! Kopa's storage: the [`Store`] trait and its two backends, SQLite (embedded, the default) and
 //! PostgreSQL.
 //!
-//! **Every read of shared objects takes an [`Audience`] and applies the visibility rule inside its
-//! query** (see `kopa_core::Audience::reference_visible` for the rule in plain code). No caller filters
-//! after the fact; there is no administrator bypass.
+//! **Every read of shared objects takes a [`Reader`] (a person's [`Audience`] or a peer node's
+//! `PeerAudience`) and applies the visibility rule inside its query** (see
+//! `kopa_core::Audience::reference_visible` and `kopa_core::PeerAudience::reference_visible` for the
+//! rule in plain code). No caller filters after the fact; there is no administrator bypass.
 //!
 //! Object versions are keyed by (collection, STIX id, version). Each stored version gets a node-wide
 //! sequence number and a `date_added` that both strictly increase, so that paging by cursor (`seq`)
@@ -20,7 +21,7 @@ pub use sqlite::DB_FILE;
 
 use async_trait::async_trait;
 use kopa_core::audit::{AuditEntry, NewAuditEntry};
-use kopa_core::{Audience, OrgId, Role, Stewardship, UserId};
+use kopa_core::{Audience, OrgId, Reader, Role, Stewardship, UserId};
 use kopa_stix::Timestamp;
 use std::sync::Arc;
 
@@ -51,6 +52,9 @@ pub struct NodeInfo {
 pub struct Org {
     pub id: OrgId,
     pub name: String,
+    /// The node id of the organisation's home node when it is hosted on a peer (a directory entry);
+    /// `None` for an organisation hosted on this node.
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +87,9 @@ pub enum Access {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCollection {
+    /// The collection id to use (a UUID, so that the same sharing room can exist on several nodes);
+    /// `None` draws a new one. `Conflict` when taken, `Invalid` when not a UUID.
+    pub id: Option<String>,
     pub title: String,
     pub description: Option<String>,
     pub alias: Option<String>,
@@ -122,6 +129,11 @@ pub struct NewObject {
     pub steward: Stewardship,
     /// Values that REST search finds this object by (IP addresses, domains, hashes, URLs, …).
     pub values: Vec<String>,
+    /// The node id of the object's origin when it was received from a peer; `None` when it
+    /// originated here.
+    pub origin: Option<String>,
+    /// The node id of the peer that delivered it; `None` when written locally.
+    pub via: Option<String>,
 }
 
 /// What happened to one object of a batch.
@@ -145,6 +157,20 @@ pub struct StoredObject {
     pub version: Timestamp,
     pub date_added: Timestamp,
     pub json: String,
+    /// The origin node id of a received object; `None` when it originated here.
+    pub origin: Option<String>,
+}
+
+/// Where a stored object came from: routing metadata only (never content), for sending sightings
+/// home.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectRoute {
+    /// The STIX id.
+    pub id: String,
+    /// The origin node id; `None` when it originated here.
+    pub origin: Option<String>,
+    /// The peer node that delivered it; `None` when written locally.
+    pub via: Option<String>,
 }
 
 /// `match[version]` of TAXII.
@@ -214,6 +240,9 @@ pub trait Store: PeerStore + Send + Sync + 'static {
 
     // --- organisations, users, tokens ---
     async fn add_org(&self, name: &str) -> Result<Org>;
+    /// Record an organisation hosted on the peer node `node_id` (a directory entry: its users can
+    /// be named in audiences but never authenticate here). `Conflict` when the name is taken.
+    async fn add_remote_org(&self, name: &str, node_id: &str) -> Result<Org>;
     async fn org_by_name(&self, name: &str) -> Result<Org>;
     async fn orgs(&self) -> Result<Vec<Org>>;
     async fn add_user(&self, name: &str, org: &OrgId, role: Role) -> Result<User>;
@@ -226,11 +255,13 @@ pub trait Store: PeerStore + Send + Sync + 'static {
 
     // --- collections ---
     async fn add_collection(&self, c: &NewCollection) -> Result<Collection>;
-    /// Collections the audience may read or write, with its rights.
-    async fn collections(&self, who: &Audience) -> Result<Vec<CollectionView>>;
+    /// Collections the reader may read or write, with its rights. A person reads and writes as
+    /// the collection's lists say; a peer reads the collections of its policy and may write every
+    /// collection (it pushes, and sends sightings home; what it sends is verified on receipt).
+    async fn collections(&self, who: &Reader) -> Result<Vec<CollectionView>>;
     /// One collection (by id or alias) as `who` sees it; `NotFound` when it may neither read nor
     /// write it.
-    async fn collection(&self, who: &Audience, id: &str) -> Result<CollectionView>;
+    async fn collection(&self, who: &Reader, id: &str) -> Result<CollectionView>;
 
     // --- objects ---
     /// Write a batch in one transaction. One outcome per input, in order.
@@ -243,12 +274,19 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     /// `date_added`). `match[version]` first/last are taken among the versions `who` can see; an
     /// empty `VersionMatch` means `last`. `NotFound` for an unknown collection; an empty page when
     /// `who` may not read it (the caller checks rights with `collection` for 403/404).
-    async fn objects(
+    async fn objects(&self, who: &Reader, collection: &str, filter: &ObjectFilter) -> Result<Page>;
+    /// How many object versions `objects` would return, over all pages, for this filter (its
+    /// cursor included, its limit ignored): the lag of a reader that stopped there. `NotFound` for
+    /// an unknown collection; 0 when `who` may not read it.
+    async fn count_objects(
         &self,
-        who: &Audience,
+        who: &Reader,
         collection: &str,
         filter: &ObjectFilter,
-    ) -> Result<Page>;
+    ) -> Result<u64>;
+    /// Where the objects with these STIX ids came from (any collection): one entry per distinct
+    /// (id, origin, via), ordered. Routing metadata only, never content; unknown ids are absent.
+    async fn object_routes(&self, ids: &[String]) -> Result<Vec<ObjectRoute>>;
     /// Delete the versions of one object that match `versions`/`spec_versions`, among those `who` can
     /// see (an empty `VersionMatch` means `last`; pass `all: true` to delete every version).
     /// Returns how many were deleted. `NotFound` for an unknown collection.

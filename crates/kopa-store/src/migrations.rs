@@ -27,6 +27,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0002_federation",
         sql: include_str!("../migrations/sqlite/0002_federation.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_federation_sync",
+        sql: include_str!("../migrations/sqlite/0003_federation_sync.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -40,6 +45,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         name: "0002_federation",
         sql: include_str!("../migrations/postgres/0002_federation.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_federation_sync",
+        sql: include_str!("../migrations/postgres/0003_federation_sync.sql"),
     },
 ];
 

@@ -1,5 +1,7 @@
 //! Federation peers as the store keeps them: the declaration (URL, public key, the token this node
-//! presents, the export policy as JSON), one pull cursor per peer collection, and sync status.
+//! presents, the export policy as JSON), whether this node pushes to it, its cursors (pull cursors per
+//! peer collection; the sync loop may keep push cursors there too under keys of its own, e.g.
+//! `push:<collection>`), and sync status.
 //!
 //! [`PeerStore`] is a narrow capability trait; every [`crate::Store`] implements it (SQLite in
 //! `sqlite/peers.rs`, PostgreSQL in `postgres/peers.rs`). The store does not interpret the policy:
@@ -39,6 +41,15 @@ pub struct PeerRecord {
     pub last_error_at: Option<Timestamp>,
     /// Errors since the peer was added.
     pub error_count: i64,
+    /// Whether this node pushes its new objects to the peer (besides the peer pulling them).
+    pub push: bool,
+    /// The sync loop's last status report for the peer (its own JSON shape); `None` before the first.
+    pub status: Option<serde_json::Value>,
+}
+
+/// A stored status report; text that is not JSON (never written by Kopa) is kept as a JSON string.
+pub(crate) fn parse_status(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
 }
 
 fn mask(t: &Option<String>) -> Option<&'static str> {
@@ -67,6 +78,8 @@ impl fmt::Debug for PeerRecord {
             .field("last_error", &self.last_error)
             .field("last_error_at", &self.last_error_at)
             .field("error_count", &self.error_count)
+            .field("push", &self.push)
+            .field("status", &self.status)
             .finish()
     }
 }
@@ -89,4 +102,8 @@ pub trait PeerStore: Send + Sync {
     /// Record the end of a sync round at `at`: `error = None` is a success (sets `last_sync_at`,
     /// clears the last error); `Some` records the error and counts it. `NotFound` for an unknown peer.
     async fn record_peer_sync(&self, peer: &str, at: Timestamp, error: Option<&str>) -> Result<()>;
+    /// Replace the peer's status report (written by the sync loop). `NotFound` for an unknown peer.
+    async fn set_peer_status(&self, peer: &str, status: &serde_json::Value) -> Result<()>;
+    /// Turn pushing to the peer on or off. `NotFound` for an unknown peer.
+    async fn set_peer_push(&self, peer: &str, push: bool) -> Result<()>;
 }

@@ -10,13 +10,13 @@ mod peers;
 use crate::migrations::{self, Migration};
 use crate::sql::{self, Arg, Dialect};
 use crate::{
-    Collection, CollectionView, NewCollection, NewObject, NodeInfo, ObjectFilter, Org, Page,
-    PutOutcome, Result, StatusRecord, Store, StoreError, StoredObject, TokenRecord, User,
+    Collection, CollectionView, NewCollection, NewObject, NodeInfo, ObjectFilter, ObjectRoute, Org,
+    Page, PutOutcome, Result, StatusRecord, Store, StoreError, StoredObject, TokenRecord, User,
     VersionMatch,
 };
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
-use kopa_core::{Audience, OrgId, Role, UserId};
+use kopa_core::{Audience, OrgId, Reader, Role, UserId};
 use kopa_stix::Timestamp;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
@@ -77,7 +77,16 @@ fn object_row(r: &PgRow) -> Result<StoredObject> {
         r.try_get(4).map_err(backend)?,
         r.try_get(5).map_err(backend)?,
         r.try_get(6).map_err(backend)?,
+        r.try_get(7).map_err(backend)?,
     ))
+}
+
+fn org_from(r: &PgRow) -> Result<Org> {
+    Ok(Org {
+        id: OrgId(r.try_get(0).map_err(backend)?),
+        name: r.try_get(1).map_err(backend)?,
+        node: r.try_get(2).map_err(backend)?,
+    })
 }
 
 fn user_from(r: &PgRow) -> Result<User> {
@@ -239,13 +248,18 @@ impl PgStore {
         rows.iter().map(object_row).collect()
     }
 
-    async fn collection_key(&self, id: &str, org: &OrgId) -> Result<Option<(i64, bool)>> {
+    async fn collection_key(&self, id: &str, who: &Reader) -> Result<Option<(i64, bool)>> {
+        let org = match who {
+            Reader::Person(a) => a.org.0.as_str(),
+            // No organisation has an empty id: the read list never matches; the policy decides.
+            Reader::Peer(_) => "",
+        };
         let row = sqlx::query(
             "SELECT c.cid, (c.read_all = 1 OR EXISTS (SELECT 1 FROM collection_readers r WHERE \
              r.cid = c.cid AND r.org_id = $2)) FROM collections c WHERE c.id = $1",
         )
         .bind(id)
-        .bind(&org.0)
+        .bind(org)
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
@@ -253,9 +267,31 @@ impl PgStore {
             None => Ok(None),
             Some(r) => Ok(Some((
                 r.try_get(0).map_err(backend)?,
-                r.try_get(1).map_err(backend)?,
+                sql::reader_may_read(who, id, r.try_get(1).map_err(backend)?),
             ))),
         }
+    }
+
+    async fn insert_org(&self, name: &str, node: Option<&str>) -> Result<Org> {
+        let org = Org {
+            id: OrgId::new(),
+            name: name.to_string(),
+            node: node.map(str::to_string),
+        };
+        sqlx::query("INSERT INTO orgs (id, name, node) VALUES ($1, $2, $3)")
+            .bind(&org.id.0)
+            .bind(&org.name)
+            .bind(&org.node)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("organisation {name:?} already exists"))
+                } else {
+                    backend(e)
+                }
+            })?;
+        Ok(org)
     }
 
     async fn load_collections(&self, only: Option<&str>) -> Result<Vec<Collection>> {
@@ -309,16 +345,6 @@ impl PgStore {
     }
 }
 
-fn view(c: Collection, who: &Audience) -> CollectionView {
-    let can_read = sql::allows(&c.read, &who.org);
-    let can_write = sql::allows(&c.write, &who.org);
-    CollectionView {
-        collection: c,
-        can_read,
-        can_write,
-    }
-}
-
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
@@ -356,51 +382,29 @@ impl Store for PgStore {
     }
 
     async fn add_org(&self, name: &str) -> Result<Org> {
-        let org = Org {
-            id: OrgId::new(),
-            name: name.to_string(),
-        };
-        sqlx::query("INSERT INTO orgs (id, name) VALUES ($1, $2)")
-            .bind(&org.id.0)
-            .bind(&org.name)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("organisation {name:?} already exists"))
-                } else {
-                    backend(e)
-                }
-            })?;
-        Ok(org)
+        self.insert_org(name, None).await
+    }
+
+    async fn add_remote_org(&self, name: &str, node_id: &str) -> Result<Org> {
+        self.insert_org(name, Some(node_id)).await
     }
 
     async fn org_by_name(&self, name: &str) -> Result<Org> {
-        let row = sqlx::query("SELECT id, name FROM orgs WHERE name = $1")
+        let row = sqlx::query("SELECT id, name, node FROM orgs WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
             .ok_or_else(|| StoreError::NotFound(format!("organisation {name:?}")))?;
-        Ok(Org {
-            id: OrgId(row.try_get(0).map_err(backend)?),
-            name: row.try_get(1).map_err(backend)?,
-        })
+        org_from(&row)
     }
 
     async fn orgs(&self) -> Result<Vec<Org>> {
-        let rows = sqlx::query("SELECT id, name FROM orgs ORDER BY name")
+        let rows = sqlx::query("SELECT id, name, node FROM orgs ORDER BY name")
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Org {
-                    id: OrgId(r.try_get(0).map_err(backend)?),
-                    name: r.try_get(1).map_err(backend)?,
-                })
-            })
-            .collect()
+        rows.iter().map(org_from).collect()
     }
 
     async fn add_user(&self, name: &str, org: &OrgId, role: Role) -> Result<User> {
@@ -535,7 +539,15 @@ impl Store for PgStore {
                 return Err(StoreError::NotFound(format!("organisation {org}")));
             }
         }
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = sql::collection_id(nc.id.as_deref())?;
+        let taken: Option<i32> = sqlx::query_scalar("SELECT 1 FROM collections WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if taken.is_some() {
+            return Err(sql::collection_id_taken(&id));
+        }
         let cid: i64 = sqlx::query_scalar(
             "INSERT INTO collections (id, title, description, alias, read_all, write_all) VALUES \
              ($1, $2, $3, $4, $5, $6) RETURNING cid",
@@ -585,21 +597,21 @@ impl Store for PgStore {
         })
     }
 
-    async fn collections(&self, who: &Audience) -> Result<Vec<CollectionView>> {
+    async fn collections(&self, who: &Reader) -> Result<Vec<CollectionView>> {
         Ok(self
             .load_collections(None)
             .await?
             .into_iter()
-            .map(|c| view(c, who))
+            .map(|c| sql::view(c, who))
             .filter(|v| v.can_read || v.can_write)
             .collect())
     }
 
-    async fn collection(&self, who: &Audience, id: &str) -> Result<CollectionView> {
+    async fn collection(&self, who: &Reader, id: &str) -> Result<CollectionView> {
         self.load_collections(Some(id))
             .await?
             .into_iter()
-            .map(|c| view(c, who))
+            .map(|c| sql::view(c, who))
             .find(|v| v.can_read || v.can_write)
             .ok_or_else(|| StoreError::NotFound(format!("collection {id}")))
     }
@@ -670,6 +682,8 @@ impl Store for PgStore {
                 Vec<i64>,
                 Vec<String>,
             ) = Default::default();
+            // origin, via
+            let mut provenance: (Vec<Option<String>>, Vec<Option<String>>) = Default::default();
             let mut orgs: (Vec<i64>, Vec<String>) = Default::default();
             let mut users: (Vec<i64>, Vec<String>) = Default::default();
             let mut values: (Vec<i64>, Vec<String>) = Default::default();
@@ -697,15 +711,18 @@ impl Store for PgStore {
                 cols.8.push(r.tlp);
                 cols.9.push(r.narrowed);
                 cols.10.push(r.json);
+                provenance.0.push(r.origin);
+                provenance.1.push(r.via);
             }
             sqlx::query(
                 "INSERT INTO objects (seq, collection, stix_id, type, spec_version, version, \
-                 date_added, owner_org, author, tlp, narrowed, json) SELECT u.seq, $1, u.stix_id, \
-                 u.type, u.spec_version, u.version, u.date_added, u.owner_org, u.author, u.tlp, \
-                 u.narrowed, u.json FROM UNNEST($2::bigint[], $3::text[], $4::text[], \
-                 $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[], \
-                 $11::bigint[], $12::text[]) AS u(seq, stix_id, type, spec_version, version, \
-                 date_added, owner_org, author, tlp, narrowed, json)",
+                 date_added, owner_org, author, tlp, narrowed, json, origin, via) SELECT u.seq, \
+                 $1, u.stix_id, u.type, u.spec_version, u.version, u.date_added, u.owner_org, \
+                 u.author, u.tlp, u.narrowed, u.json, u.origin, u.via FROM UNNEST($2::bigint[], \
+                 $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], \
+                 $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[]) \
+                 AS u(seq, stix_id, type, spec_version, version, date_added, owner_org, author, \
+                 tlp, narrowed, json, origin, via)",
             )
             .bind(cid)
             .bind(cols.0)
@@ -719,6 +736,8 @@ impl Store for PgStore {
             .bind(cols.8)
             .bind(cols.9)
             .bind(cols.10)
+            .bind(provenance.0)
+            .bind(provenance.1)
             .execute(&mut *tx)
             .await
             .map_err(|e| {
@@ -757,14 +776,52 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn objects(
+    async fn count_objects(
         &self,
-        who: &Audience,
+        who: &Reader,
         collection: &str,
         filter: &ObjectFilter,
-    ) -> Result<Page> {
+    ) -> Result<u64> {
         let (cid, readable) = self
-            .collection_key(collection, &who.org)
+            .collection_key(collection, who)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+        if !readable {
+            return Ok(0);
+        }
+        let q = sql::count_query(Dialect::Postgres, who, cid, filter);
+        let n: i64 = bind_all(sqlx::query(&q.text), &q.args)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?
+            .try_get(0)
+            .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn object_routes(&self, ids: &[String]) -> Result<Vec<ObjectRoute>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = sql::routes_query(Dialect::Postgres, ids);
+        bind_all(sqlx::query(&q.text), &q.args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| {
+                Ok(ObjectRoute {
+                    id: r.try_get(0).map_err(backend)?,
+                    origin: r.try_get(1).map_err(backend)?,
+                    via: r.try_get(2).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn objects(&self, who: &Reader, collection: &str, filter: &ObjectFilter) -> Result<Page> {
+        let (cid, readable) = self
+            .collection_key(collection, who)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
         if !readable {
@@ -786,7 +843,7 @@ impl Store for PgStore {
         spec_versions: &[String],
     ) -> Result<u64> {
         let (cid, _) = self
-            .collection_key(collection, &who.org)
+            .collection_key(collection, &Reader::Person(who.clone()))
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
         let q = sql::delete_query(Dialect::Postgres, who, cid, id, versions, spec_versions);

@@ -5,7 +5,7 @@
 //! array read with `json_each` in SQLite, an array with `= ANY` in PostgreSQL) differ.
 
 use crate::{NewObject, ObjectFilter, PutOutcome, StoredObject, VersionMatch};
-use kopa_core::Audience;
+use kopa_core::{Audience, Reader};
 use kopa_stix::Timestamp;
 use std::collections::HashMap;
 
@@ -55,16 +55,26 @@ impl Sql {
 
     /// `col IN (values)` with the list as one parameter.
     pub fn in_texts(&mut self, col: &str, vals: &[String]) -> String {
+        let p = self.bind_texts(vals);
+        self.in_bound(col, &p)
+    }
+
+    /// Bind a list of texts as one parameter (for [`Sql::in_bound`]).
+    pub fn bind_texts(&mut self, vals: &[String]) -> String {
         match self.dialect {
             Dialect::Sqlite => {
                 let json = serde_json::to_string(vals).unwrap_or_else(|_| "[]".into());
-                let p = self.bind(Arg::Text(json));
-                format!("{col} IN (SELECT value FROM json_each({p}))")
+                self.bind(Arg::Text(json))
             }
-            Dialect::Postgres => {
-                let p = self.bind(Arg::Texts(vals.to_vec()));
-                format!("{col} = ANY({p})")
-            }
+            Dialect::Postgres => self.bind(Arg::Texts(vals.to_vec())),
+        }
+    }
+
+    /// `col IN (list)` for a list bound with [`Sql::bind_texts`] (usable several times).
+    pub fn in_bound(&self, col: &str, p: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("{col} IN (SELECT value FROM json_each({p}))"),
+            Dialect::Postgres => format!("{col} = ANY({p})"),
         }
     }
 
@@ -83,39 +93,96 @@ impl Sql {
     }
 }
 
-/// Placeholders of the reader's organisation and user.
-pub(crate) struct Who {
-    org: String,
-    user: String,
+/// The reader's bound parameters.
+pub(crate) enum Who {
+    /// A person: placeholders of its organisation and user.
+    Person { org: String, user: String },
+    /// A peer node: placeholders of its node id, its policy's collection ids and highest TLP rank,
+    /// and (when the policy names types) its object types.
+    Peer {
+        node: String,
+        collections: String,
+        max_tlp: String,
+        types: Option<String>,
+    },
 }
 
-pub(crate) fn who(sql: &mut Sql, a: &Audience) -> Who {
-    Who {
-        org: sql.bind(Arg::Text(a.org.0.clone())),
-        user: sql.bind(Arg::Text(a.user.0.clone())),
+pub(crate) fn who(sql: &mut Sql, r: &Reader) -> Who {
+    match r {
+        Reader::Person(a) => Who::Person {
+            org: sql.bind(Arg::Text(a.org.0.clone())),
+            user: sql.bind(Arg::Text(a.user.0.clone())),
+        },
+        Reader::Peer(p) => Who::Peer {
+            node: sql.bind(Arg::Text(p.node.clone())),
+            collections: sql.bind_texts(&p.collections),
+            max_tlp: sql.bind(Arg::Int(p.max_tlp.rank())),
+            types: (!p.object_types.is_empty()).then(|| sql.bind_texts(&p.object_types)),
+        },
     }
 }
 
-/// The collection of the row `o` is readable by the reader's organisation.
-pub(crate) fn readable(w: &Who, o: &str) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM collections c WHERE c.cid = {o}.collection AND (c.read_all = 1 OR \
-         EXISTS (SELECT 1 FROM collection_readers r WHERE r.cid = c.cid AND r.org_id = {org})))",
-        org = w.org
-    )
+/// The collection of the row `o` is readable by the reader: for a person, its organisation is on
+/// the collection's read list; for a peer, the collection is in its policy.
+pub(crate) fn readable(sql: &Sql, w: &Who, o: &str) -> String {
+    match w {
+        Who::Person { org, .. } => format!(
+            "EXISTS (SELECT 1 FROM collections c WHERE c.cid = {o}.collection AND (c.read_all = 1 \
+             OR EXISTS (SELECT 1 FROM collection_readers r WHERE r.cid = c.cid AND r.org_id = \
+             {org})))"
+        ),
+        Who::Peer { collections, .. } => format!(
+            "EXISTS (SELECT 1 FROM collections c WHERE c.cid = {o}.collection AND {})",
+            sql.in_bound("c.id", collections)
+        ),
+    }
 }
 
-/// The TLP rule for the row `o` (see `Audience::reference_visible`): below RED, not narrowed or the
-/// owner organisation or an addressed organisation; RED, the author or a named user.
-pub(crate) fn visible(w: &Who, o: &str) -> String {
-    format!(
-        "(({o}.tlp < 4 AND ({o}.narrowed = 0 OR {o}.owner_org = {org} OR EXISTS (SELECT 1 FROM \
-         object_orgs g WHERE g.seq = {o}.seq AND g.org_id = {org}))) OR ({o}.tlp = 4 AND \
-         ({o}.author = {user} OR EXISTS (SELECT 1 FROM object_users n WHERE n.seq = {o}.seq AND \
-         n.user_id = {user}))))",
-        org = w.org,
-        user = w.user
-    )
+/// The TLP rule for the row `o`.
+///
+/// A person (see `Audience::reference_visible`): below RED, not narrowed or the owner organisation
+/// or an addressed organisation; RED, the author or a named user.
+///
+/// A peer (see `PeerAudience::reference_visible`): within its policy's types and TLP cap, never
+/// back to the object's origin node, and: below AMBER+STRICT, not narrowed or narrowed to an
+/// organisation the peer hosts; AMBER+STRICT, an addressed organisation the peer hosts; RED, a
+/// named recipient the peer hosts (hosted = the organisation's, or the user's organisation's,
+/// home node is the peer).
+pub(crate) fn visible(sql: &Sql, w: &Who, o: &str) -> String {
+    let strict = kopa_core::Tlp::AmberStrict.rank();
+    let red = kopa_core::Tlp::Red.rank();
+    match w {
+        Who::Person { org, user } => format!(
+            "(({o}.tlp < {red} AND ({o}.narrowed = 0 OR {o}.owner_org = {org} OR EXISTS (SELECT \
+             1 FROM object_orgs g WHERE g.seq = {o}.seq AND g.org_id = {org}))) OR ({o}.tlp = \
+             {red} AND ({o}.author = {user} OR EXISTS (SELECT 1 FROM object_users n WHERE n.seq = \
+             {o}.seq AND n.user_id = {user}))))"
+        ),
+        Who::Peer {
+            node,
+            max_tlp,
+            types,
+            ..
+        } => {
+            let hosted_org = format!(
+                "EXISTS (SELECT 1 FROM object_orgs g JOIN orgs h ON h.id = g.org_id WHERE g.seq = \
+                 {o}.seq AND h.node = {node})"
+            );
+            let hosted_user = format!(
+                "EXISTS (SELECT 1 FROM object_users n JOIN users u ON u.id = n.user_id JOIN orgs \
+                 h ON h.id = u.org_id WHERE n.seq = {o}.seq AND h.node = {node})"
+            );
+            let types = types
+                .as_ref()
+                .map(|t| format!(" AND {}", sql.in_bound(&format!("{o}.type"), t)))
+                .unwrap_or_default();
+            format!(
+                "({o}.tlp <= {max_tlp} AND ({o}.origin IS NULL OR {o}.origin <> {node}){types} \
+                 AND (({o}.tlp < {strict} AND ({o}.narrowed = 0 OR {hosted_org})) OR ({o}.tlp = \
+                 {strict} AND {hosted_org}) OR ({o}.tlp = {red} AND {hosted_user})))"
+            )
+        }
+    }
 }
 
 /// `match[version]` for the row `o`; `None` when every version matches. First and last are taken
@@ -137,7 +204,7 @@ pub(crate) fn version_cond(
         let mut inner = format!(
             "{o}.version = (SELECT {agg}(v.version) FROM objects v WHERE v.collection = \
              {o}.collection AND v.stix_id = {o}.stix_id AND {vis}",
-            vis = visible(w, "v")
+            vis = visible(sql, w, "v")
         );
         if !spec_versions.is_empty() {
             inner.push_str(" AND ");
@@ -160,9 +227,10 @@ pub(crate) fn version_cond(
 }
 
 pub(crate) const OBJECT_COLUMNS: &str =
-    "o.seq, o.stix_id, o.type, o.spec_version, o.version, o.date_added, o.json";
+    "o.seq, o.stix_id, o.type, o.spec_version, o.version, o.date_added, o.json, o.origin";
 
-/// Build a stored object from the seven `OBJECT_COLUMNS`.
+/// Build a stored object from the eight `OBJECT_COLUMNS`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn stored_object(
     seq: i64,
     id: String,
@@ -171,6 +239,7 @@ pub(crate) fn stored_object(
     version: i64,
     date_added: i64,
     json: String,
+    origin: Option<String>,
 ) -> StoredObject {
     StoredObject {
         seq,
@@ -180,18 +249,18 @@ pub(crate) fn stored_object(
         version: Timestamp::from_micros(version),
         date_added: Timestamp::from_micros(date_added),
         json,
+        origin,
     }
 }
 
-/// The page query of `Store::objects` for collection key `cid` (fetches `limit + 1` rows).
-pub(crate) fn objects_query(dialect: Dialect, who_: &Audience, cid: i64, f: &ObjectFilter) -> Sql {
-    let mut sql = Sql::new(dialect);
-    let w = who(&mut sql, who_);
+/// The conditions of `Store::objects` and `Store::count_objects` for collection key `cid`.
+fn object_conds(sql: &mut Sql, reader: &Reader, cid: i64, f: &ObjectFilter) -> Vec<String> {
+    let w = who(sql, reader);
     let c = sql.bind(Arg::Int(cid));
     let mut conds = vec![
         format!("o.collection = {c}"),
-        readable(&w, "o"),
-        visible(&w, "o"),
+        readable(sql, &w, "o"),
+        visible(sql, &w, "o"),
     ];
     if let Some(after) = f.after_seq {
         let p = sql.bind(Arg::Int(after));
@@ -216,14 +285,45 @@ pub(crate) fn objects_query(dialect: Dialect, who_: &Audience, cid: i64, f: &Obj
     if !f.spec_versions.is_empty() {
         conds.push(sql.in_texts("o.spec_version", &f.spec_versions));
     }
-    if let Some(v) = version_cond(&mut sql, &w, "o", &f.versions, &f.spec_versions) {
+    if let Some(v) = version_cond(sql, &w, "o", &f.versions, &f.spec_versions) {
         conds.push(v);
     }
+    conds
+}
+
+/// The page query of `Store::objects` for collection key `cid` (fetches `limit + 1` rows).
+pub(crate) fn objects_query(dialect: Dialect, who_: &Reader, cid: i64, f: &ObjectFilter) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let conds = object_conds(&mut sql, who_, cid, f);
     let limit = i64::try_from(f.limit.max(1)).unwrap_or(i64::MAX - 1) + 1;
     let l = sql.bind(Arg::Int(limit));
     sql.text = format!(
         "SELECT {OBJECT_COLUMNS} FROM objects o WHERE {} ORDER BY o.seq LIMIT {l}",
         conds.join(" AND ")
+    );
+    sql
+}
+
+/// The query of `Store::count_objects`: one row, the number of matching versions (the filter's
+/// limit ignored).
+pub(crate) fn count_query(dialect: Dialect, who_: &Reader, cid: i64, f: &ObjectFilter) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let conds = object_conds(&mut sql, who_, cid, f);
+    sql.text = format!(
+        "SELECT count(*) FROM objects o WHERE {}",
+        conds.join(" AND ")
+    );
+    sql
+}
+
+/// The query of `Store::object_routes`: distinct (id, origin, via) of the given STIX ids, in any
+/// collection (the collection key leads, so the (collection, stix_id, version) index serves it).
+pub(crate) fn routes_query(dialect: Dialect, ids: &[String]) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let cond = sql.in_texts("o.stix_id", ids);
+    sql.text = format!(
+        "SELECT DISTINCT o.stix_id, o.origin, o.via FROM objects o WHERE o.collection IN (SELECT \
+         cid FROM collections) AND {cond} ORDER BY 1, 2, 3"
     );
     sql
 }
@@ -249,14 +349,14 @@ pub(crate) fn delete_query(
     spec_versions: &[String],
 ) -> Sql {
     let mut sql = Sql::new(dialect);
-    let w = who(&mut sql, who_);
+    let w = who(&mut sql, &Reader::Person(who_.clone()));
     let c = sql.bind(Arg::Int(cid));
     let i = sql.bind(Arg::Text(id.to_string()));
     let mut conds = vec![
         format!("o.collection = {c}"),
         format!("o.stix_id = {i}"),
-        readable(&w, "o"),
-        visible(&w, "o"),
+        readable(&sql, &w, "o"),
+        visible(&sql, &w, "o"),
     ];
     if !spec_versions.is_empty() {
         conds.push(sql.in_texts("o.spec_version", spec_versions));
@@ -274,15 +374,15 @@ pub(crate) fn delete_query(
 /// The query of `Store::search`: the latest visible version of each object that mentions `value`.
 pub(crate) fn search_query(dialect: Dialect, who_: &Audience, value: &str, limit: usize) -> Sql {
     let mut sql = Sql::new(dialect);
-    let w = who(&mut sql, who_);
+    let w = who(&mut sql, &Reader::Person(who_.clone()));
     let v = sql.bind(Arg::Text(normalize_value(value)));
     let last = version_cond(&mut sql, &w, "o", &VersionMatch::last(), &[]).unwrap_or_default();
     let l = sql.bind(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
     sql.text = format!(
         "SELECT {OBJECT_COLUMNS} FROM object_values x JOIN objects o ON o.seq = x.seq WHERE \
          x.value = {v} AND {} AND {} AND {last} ORDER BY o.seq LIMIT {l}",
-        readable(&w, "o"),
-        visible(&w, "o")
+        readable(&sql, &w, "o"),
+        visible(&sql, &w, "o")
     );
     sql
 }
@@ -306,6 +406,8 @@ pub(crate) struct Row {
     pub tlp: i64,
     pub narrowed: i64,
     pub json: String,
+    pub origin: Option<String>,
+    pub via: Option<String>,
     pub orgs: Vec<String>,
     pub users: Vec<String>,
     pub values: Vec<String>,
@@ -445,6 +547,8 @@ pub(crate) fn assign(
             tlp: o.steward.tlp.rank(),
             narrowed: i64::from(o.steward.narrowed()),
             json: o.json.clone(),
+            origin: o.origin.clone(),
+            via: o.via.clone(),
             orgs,
             users,
             values,
@@ -498,6 +602,47 @@ pub(crate) fn access_from(all: bool, orgs: Vec<String>) -> crate::Access {
     } else {
         crate::Access::Orgs(orgs.into_iter().map(kopa_core::OrgId).collect())
     }
+}
+
+/// A collection as `who` sees it. A person reads and writes as the collection's lists say; a peer
+/// reads the collections of its policy and may write every collection (what it sends is verified
+/// on receipt and stored under the received-object rules).
+pub(crate) fn view(c: crate::Collection, who: &Reader) -> crate::CollectionView {
+    let (can_read, can_write) = match who {
+        Reader::Person(a) => (allows(&c.read, &a.org), allows(&c.write, &a.org)),
+        Reader::Peer(p) => (p.collections.contains(&c.id), true),
+    };
+    crate::CollectionView {
+        collection: c,
+        can_read,
+        can_write,
+    }
+}
+
+/// Whether `who` may read the collection with id `id`, given whether its read list admits the
+/// person's organisation (`by_list`; ignored for a peer, whose policy decides).
+pub(crate) fn reader_may_read(who: &Reader, id: &str, by_list: bool) -> bool {
+    match who {
+        Reader::Person(_) => by_list,
+        Reader::Peer(p) => p.collections.iter().any(|c| c == id),
+    }
+}
+
+/// The id of a new collection: the given one (a UUID, written in canonical lower-case form) or a
+/// fresh UUIDv4.
+pub(crate) fn collection_id(given: Option<&str>) -> crate::Result<String> {
+    match given {
+        None => Ok(uuid::Uuid::new_v4().to_string()),
+        Some(id) => uuid::Uuid::parse_str(id.trim())
+            .map(|u| u.to_string())
+            .map_err(|e| {
+                crate::StoreError::Invalid(format!("collection id {id:?} is not a UUID: {e}"))
+            }),
+    }
+}
+
+pub(crate) fn collection_id_taken(id: &str) -> crate::StoreError {
+    crate::StoreError::Conflict(format!("a collection with id {id} already exists"))
 }
 
 /// Can the organisation `org` read / write under `a`?

@@ -11,13 +11,13 @@ mod peers;
 use crate::migrations::{self, Migration};
 use crate::sql::{self, Arg, Dialect};
 use crate::{
-    Access, Collection, CollectionView, NewCollection, NewObject, NodeInfo, ObjectFilter, Org,
-    Page, PutOutcome, Result, StatusRecord, Store, StoreError, StoredObject, TokenRecord, User,
-    VersionMatch,
+    Access, Collection, CollectionView, NewCollection, NewObject, NodeInfo, ObjectFilter,
+    ObjectRoute, Org, Page, PutOutcome, Result, StatusRecord, Store, StoreError, StoredObject,
+    TokenRecord, User, VersionMatch,
 };
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
-use kopa_core::{Audience, OrgId, Role, UserId};
+use kopa_core::{Audience, OrgId, Reader, Role, UserId};
 use kopa_stix::Timestamp;
 use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, TransactionBehavior,
@@ -294,6 +294,41 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn insert_org(&self, name: &str, node: Option<&str>) -> Result<Org> {
+        let org = Org {
+            id: OrgId::new(),
+            name: name.to_string(),
+            node: node.map(str::to_string),
+        };
+        let o = org.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO orgs (id, name, node) VALUES (?1, ?2, ?3)",
+                params![o.id.0, o.name, o.node],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("organisation {:?} already exists", o.name))
+                } else {
+                    backend(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await?;
+        Ok(org)
+    }
+}
+
+fn org_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Org> {
+    Ok(Org {
+        id: OrgId(r.get(0)?),
+        name: r.get(1)?,
+        node: r.get(2)?,
+    })
+}
+
 fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(backend)
@@ -326,6 +361,7 @@ fn object_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredObject> {
         r.get(4)?,
         r.get(5)?,
         r.get(6)?,
+        r.get(7)?,
     ))
 }
 
@@ -337,16 +373,23 @@ fn query_objects(conn: &Connection, q: &sql::Sql) -> Result<Vec<StoredObject>> {
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 
-/// The internal key of a collection and whether `org` may read it; `None` if unknown.
-fn collection_key(conn: &Connection, id: &str, org: &OrgId) -> Result<Option<(i64, bool)>> {
-    conn.prepare_cached(
-        "SELECT c.cid, (c.read_all = 1 OR EXISTS (SELECT 1 FROM collection_readers r WHERE \
-         r.cid = c.cid AND r.org_id = ?2)) FROM collections c WHERE c.id = ?1",
-    )
-    .map_err(backend)?
-    .query_row(params![id, org.0], |r| Ok((r.get(0)?, r.get(1)?)))
-    .optional()
-    .map_err(backend)
+/// The internal key of a collection and whether `who` may read it; `None` if unknown.
+fn collection_key(conn: &Connection, id: &str, who: &Reader) -> Result<Option<(i64, bool)>> {
+    let org = match who {
+        Reader::Person(a) => a.org.0.as_str(),
+        // No organisation has an empty id: the read list never matches; the policy decides.
+        Reader::Peer(_) => "",
+    };
+    let key: Option<(i64, bool)> = conn
+        .prepare_cached(
+            "SELECT c.cid, (c.read_all = 1 OR EXISTS (SELECT 1 FROM collection_readers r WHERE \
+             r.cid = c.cid AND r.org_id = ?2)) FROM collections c WHERE c.id = ?1",
+        )
+        .map_err(backend)?
+        .query_row(params![id, org], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(backend)?;
+    Ok(key.map(|(cid, readable)| (cid, sql::reader_may_read(who, id, readable))))
 }
 
 fn load_collections(conn: &Connection, only: Option<&str>) -> Result<Vec<Collection>> {
@@ -409,16 +452,6 @@ fn load_collections(conn: &Connection, only: Option<&str>) -> Result<Vec<Collect
     Ok(out)
 }
 
-fn view(c: Collection, who: &Audience) -> CollectionView {
-    let can_read = sql::allows(&c.read, &who.org);
-    let can_write = sql::allows(&c.write, &who.org);
-    CollectionView {
-        collection: c,
-        can_read,
-        can_write,
-    }
-}
-
 fn put_batch(
     conn: &mut Connection,
     collection: &str,
@@ -469,8 +502,8 @@ fn put_batch(
         let mut ins = tx
             .prepare_cached(
                 "INSERT INTO objects (seq, collection, stix_id, type, spec_version, version, \
-                 date_added, owner_org, author, tlp, narrowed, json) VALUES (?1, ?2, ?3, ?4, ?5, \
-                 ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 date_added, owner_org, author, tlp, narrowed, json, origin, via) VALUES (?1, ?2, \
+                 ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )
             .map_err(backend)?;
         let mut ins_org = tx
@@ -495,7 +528,9 @@ fn put_batch(
                 r.author,
                 r.tlp,
                 r.narrowed,
-                r.json
+                r.json,
+                r.origin,
+                r.via
             ])
             .map_err(|e| {
                 if is_unique_violation(&e) {
@@ -606,40 +641,19 @@ impl Store for SqliteStore {
     }
 
     async fn add_org(&self, name: &str) -> Result<Org> {
-        let org = Org {
-            id: OrgId::new(),
-            name: name.to_string(),
-        };
-        let o = org.clone();
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO orgs (id, name) VALUES (?1, ?2)",
-                params![o.id.0, o.name],
-            )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("organisation {:?} already exists", o.name))
-                } else {
-                    backend(e)
-                }
-            })?;
-            Ok(())
-        })
-        .await?;
-        Ok(org)
+        self.insert_org(name, None).await
+    }
+
+    async fn add_remote_org(&self, name: &str, node_id: &str) -> Result<Org> {
+        self.insert_org(name, Some(node_id)).await
     }
 
     async fn org_by_name(&self, name: &str) -> Result<Org> {
         let name = name.to_string();
         self.read(move |c| {
-            c.prepare_cached("SELECT id, name FROM orgs WHERE name = ?1")
+            c.prepare_cached("SELECT id, name, node FROM orgs WHERE name = ?1")
                 .map_err(backend)?
-                .query_row([&name], |r| {
-                    Ok(Org {
-                        id: OrgId(r.get(0)?),
-                        name: r.get(1)?,
-                    })
-                })
+                .query_row([&name], org_row)
                 .optional()
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::NotFound(format!("organisation {name:?}")))
@@ -650,15 +664,10 @@ impl Store for SqliteStore {
     async fn orgs(&self) -> Result<Vec<Org>> {
         self.read(|c| {
             let mut stmt = c
-                .prepare_cached("SELECT id, name FROM orgs ORDER BY name")
+                .prepare_cached("SELECT id, name, node FROM orgs ORDER BY name")
                 .map_err(backend)?;
             let v = stmt
-                .query_map([], |r| {
-                    Ok(Org {
-                        id: OrgId(r.get(0)?),
-                        name: r.get(1)?,
-                    })
-                })
+                .query_map([], org_row)
                 .map_err(backend)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(backend)?;
@@ -836,7 +845,16 @@ impl Store for SqliteStore {
                     return Err(StoreError::NotFound(format!("organisation {org}")));
                 }
             }
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = sql::collection_id(nc.id.as_deref())?;
+            let taken: Option<i64> = tx
+                .query_row("SELECT 1 FROM collections WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            if taken.is_some() {
+                return Err(sql::collection_id_taken(&id));
+            }
             let cid: i64 = tx
                 .query_row(
                     "INSERT INTO collections (id, title, description, alias, read_all, \
@@ -886,25 +904,25 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn collections(&self, who: &Audience) -> Result<Vec<CollectionView>> {
+    async fn collections(&self, who: &Reader) -> Result<Vec<CollectionView>> {
         let who = who.clone();
         self.read(move |c| {
             Ok(load_collections(c, None)?
                 .into_iter()
-                .map(|c| view(c, &who))
+                .map(|c| sql::view(c, &who))
                 .filter(|v| v.can_read || v.can_write)
                 .collect())
         })
         .await
     }
 
-    async fn collection(&self, who: &Audience, id: &str) -> Result<CollectionView> {
+    async fn collection(&self, who: &Reader, id: &str) -> Result<CollectionView> {
         let who = who.clone();
         let id = id.to_string();
         self.read(move |c| {
             load_collections(c, Some(&id))?
                 .into_iter()
-                .map(|c| view(c, &who))
+                .map(|c| sql::view(c, &who))
                 .find(|v| v.can_read || v.can_write)
                 .ok_or_else(|| StoreError::NotFound(format!("collection {id}")))
         })
@@ -924,17 +942,59 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn objects(
+    async fn count_objects(
         &self,
-        who: &Audience,
+        who: &Reader,
         collection: &str,
         filter: &ObjectFilter,
-    ) -> Result<Page> {
+    ) -> Result<u64> {
         let who = who.clone();
         let collection = collection.to_string();
         let filter = filter.clone();
         self.read(move |c| {
-            let (cid, readable) = collection_key(c, &collection, &who.org)?
+            let (cid, readable) = collection_key(c, &collection, &who)?
+                .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+            if !readable {
+                return Ok(0);
+            }
+            let q = sql::count_query(Dialect::Sqlite, &who, cid, &filter);
+            let n: i64 = c
+                .prepare_cached(&q.text)
+                .map_err(backend)?
+                .query_row(params_from_iter(q.args.iter()), |r| r.get(0))
+                .map_err(backend)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn object_routes(&self, ids: &[String]) -> Result<Vec<ObjectRoute>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = sql::routes_query(Dialect::Sqlite, ids);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&q.text).map_err(backend)?;
+            let rows = stmt
+                .query_map(params_from_iter(q.args.iter()), |r| {
+                    Ok(ObjectRoute {
+                        id: r.get(0)?,
+                        origin: r.get(1)?,
+                        via: r.get(2)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn objects(&self, who: &Reader, collection: &str, filter: &ObjectFilter) -> Result<Page> {
+        let who = who.clone();
+        let collection = collection.to_string();
+        let filter = filter.clone();
+        self.read(move |c| {
+            let (cid, readable) = collection_key(c, &collection, &who)?
                 .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
             if !readable {
                 return Ok(Page {
@@ -963,7 +1023,7 @@ impl Store for SqliteStore {
         let spec_versions = spec_versions.to_vec();
         self.write(move |c| {
             let tx = immediate(c)?;
-            let (cid, _) = collection_key(&tx, &collection, &who.org)?
+            let (cid, _) = collection_key(&tx, &collection, &Reader::Person(who.clone()))?
                 .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
             let q = sql::delete_query(Dialect::Sqlite, &who, cid, &id, &versions, &spec_versions);
             let n = tx

@@ -54,6 +54,7 @@ fn filter(limit: usize) -> ObjectFilter {
 
 fn collection(title: &str, read: Access, write: Access) -> NewCollection {
     NewCollection {
+        id: None,
         title: title.into(),
         description: Some(format!("{title} room")),
         alias: None,
@@ -232,7 +233,11 @@ async fn collections_and_rights(h: Arc<Harness>) {
     };
     let t = |s: &str, r, w| (s.to_string(), r, w);
     assert_eq!(
-        rights(s.collections(&audience(&a.id, &ua.id)).await.unwrap()),
+        rights(
+            s.collections(&audience(&a.id, &ua.id).into())
+                .await
+                .unwrap()
+        ),
         vec![
             t("Everyone", true, true),
             t("AB", true, true),
@@ -240,7 +245,11 @@ async fn collections_and_rights(h: Arc<Harness>) {
         ]
     );
     assert_eq!(
-        rights(s.collections(&audience(&b.id, &ub.id)).await.unwrap()),
+        rights(
+            s.collections(&audience(&b.id, &ub.id).into())
+                .await
+                .unwrap()
+        ),
         vec![
             t("Everyone", true, true),
             t("AB", true, false),
@@ -248,31 +257,36 @@ async fn collections_and_rights(h: Arc<Harness>) {
         ]
     );
     assert_eq!(
-        rights(s.collections(&audience(&c.id, &uc.id)).await.unwrap()),
+        rights(
+            s.collections(&audience(&c.id, &uc.id).into())
+                .await
+                .unwrap()
+        ),
         vec![t("Everyone", true, true), t("Drop box", false, true)]
     );
     // One collection: by id or alias; NotFound when neither right.
     let v = s
-        .collection(&audience(&b.id, &ub.id), &ab.id)
+        .collection(&audience(&b.id, &ub.id).into(), &ab.id)
         .await
         .unwrap();
     assert_eq!((v.can_read, v.can_write), (true, false));
     assert_eq!(v.collection, ab);
     let v = s
-        .collection(&audience(&a.id, &ua.id), "ab-room")
+        .collection(&audience(&a.id, &ua.id).into(), "ab-room")
         .await
         .unwrap();
     assert_eq!(v.collection.id, ab.id);
     assert!(matches!(
-        s.collection(&audience(&c.id, &uc.id), &ab.id).await,
+        s.collection(&audience(&c.id, &uc.id).into(), &ab.id).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        s.collection(&audience(&a.id, &ua.id), "no-such").await,
+        s.collection(&audience(&a.id, &ua.id).into(), "no-such")
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(
-        s.collection(&audience(&c.id, &uc.id), &everyone.id)
+        s.collection(&audience(&c.id, &uc.id).into(), &everyone.id)
             .await
             .unwrap()
             .collection
@@ -293,17 +307,17 @@ async fn collections_and_rights(h: Arc<Harness>) {
     .await
     .unwrap();
     let page = s
-        .objects(&audience(&b.id, &ub.id), &write_only.id, &filter(10))
+        .objects(&audience(&b.id, &ub.id).into(), &write_only.id, &filter(10))
         .await
         .unwrap();
     assert!(page.objects.is_empty() && !page.more);
     let page = s
-        .objects(&audience(&a.id, &ua.id), &write_only.id, &filter(10))
+        .objects(&audience(&a.id, &ua.id).into(), &write_only.id, &filter(10))
         .await
         .unwrap();
     assert_eq!(page.objects.len(), 1);
     assert!(matches!(
-        s.objects(&audience(&a.id, &ua.id), "no-such", &filter(10))
+        s.objects(&audience(&a.id, &ua.id).into(), "no-such", &filter(10))
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -369,7 +383,7 @@ async fn put_outcomes(h: Arc<Harness>) {
     let mut f = filter(100);
     f.versions = all_versions();
     let page = s
-        .objects(&audience(&w.org, &w.user), &w.coll, &f)
+        .objects(&audience(&w.org, &w.user).into(), &w.coll, &f)
         .await
         .unwrap();
     assert_eq!(page.objects.len(), 3);
@@ -403,7 +417,7 @@ async fn unversioned_objects(h: Arc<Harness>) {
     };
     assert_eq!(out[1], PutOutcome::Duplicate { version });
     let page = s
-        .objects(&audience(&w.org, &w.user), &w.coll, &filter(10))
+        .objects(&audience(&w.org, &w.user).into(), &w.coll, &filter(10))
         .await
         .unwrap();
     assert_eq!(page.objects.len(), 1);
@@ -447,7 +461,7 @@ async fn batch_is_atomic(h: Arc<Harness>) {
     batch[0].values = vec!["198.51.100.1".into()];
     assert!(s.put_objects(&w.coll, batch).await.is_err());
     let page = s
-        .objects(&audience(&w.org, &w.user), &w.coll, &filter(10))
+        .objects(&audience(&w.org, &w.user).into(), &w.coll, &filter(10))
         .await
         .unwrap();
     assert!(page.objects.is_empty(), "nothing of a failed batch is kept");
@@ -500,7 +514,7 @@ async fn filters(h: Arc<Harness>) {
         let who = who.clone();
         let coll = w.coll.clone();
         async move {
-            s.objects(&who, &coll, &f)
+            s.objects(&who.clone().into(), &coll, &f)
                 .await
                 .unwrap()
                 .objects
@@ -587,14 +601,18 @@ async fn filters(h: Arc<Harness>) {
     // added_after is strict, against date_added.
     let mut f = filter(100);
     f.versions = all_versions();
-    let all = s.objects(&who, &w.coll, &f).await.unwrap().objects;
+    let all = s
+        .objects(&who.clone().into(), &w.coll, &f)
+        .await
+        .unwrap()
+        .objects;
     for pair in all.windows(2) {
         assert!(pair[0].seq < pair[1].seq);
         assert!(pair[0].date_added < pair[1].date_added);
     }
     f.added_after = Some(all[1].date_added);
     let after: Vec<i64> = s
-        .objects(&who, &w.coll, &f)
+        .objects(&who.clone().into(), &w.coll, &f)
         .await
         .unwrap()
         .objects
@@ -610,15 +628,15 @@ async fn filters(h: Arc<Harness>) {
     // limit and more.
     let mut f = filter(2);
     f.versions = all_versions();
-    let p = s.objects(&who, &w.coll, &f).await.unwrap();
+    let p = s.objects(&who.clone().into(), &w.coll, &f).await.unwrap();
     assert_eq!(p.objects.len(), 2);
     assert!(p.more);
     f.limit = 5;
-    let p = s.objects(&who, &w.coll, &f).await.unwrap();
+    let p = s.objects(&who.clone().into(), &w.coll, &f).await.unwrap();
     assert_eq!(p.objects.len(), 5);
     assert!(!p.more, "exactly limit left: no more");
     f.after_seq = Some(p.objects[4].seq);
-    let p = s.objects(&who, &w.coll, &f).await.unwrap();
+    let p = s.objects(&who.clone().into(), &w.coll, &f).await.unwrap();
     assert!(p.objects.is_empty() && !p.more);
 }
 
@@ -648,7 +666,7 @@ async fn cursor_paging_has_no_gaps(h: Arc<Harness>) {
         let mut got = Vec::new();
         let mut pages = 0;
         loop {
-            let p = s.objects(&who, &w.coll, &f).await.unwrap();
+            let p = s.objects(&who.clone().into(), &w.coll, &f).await.unwrap();
             assert!(p.objects.len() <= limit);
             pages += 1;
             got.extend(p.objects.iter().map(|o| (o.id.clone(), o.version)));
@@ -668,7 +686,7 @@ async fn cursor_paging_has_no_gaps(h: Arc<Harness>) {
     let mut f = filter(13);
     let mut ids = Vec::new();
     loop {
-        let p = s.objects(&who, &w.coll, &f).await.unwrap();
+        let p = s.objects(&who.clone().into(), &w.coll, &f).await.unwrap();
         ids.extend(p.objects.iter().map(|o| o.id.clone()));
         if !p.more {
             break;
@@ -694,7 +712,7 @@ async fn added_after_paging(h: Arc<Harness>) {
     let mut f = filter(40);
     let mut seen = Vec::new();
     loop {
-        let p = s.objects(&who, &w.coll, &f).await.unwrap();
+        let p = s.objects(&who.clone().into(), &w.coll, &f).await.unwrap();
         if p.objects.is_empty() {
             break;
         }
@@ -760,7 +778,7 @@ async fn delete_semantics(h: Arc<Harness>) {
             let mut f = filter(100);
             f.versions = all_versions();
             f.ids = vec![id];
-            s.objects(&who, &coll, &f)
+            s.objects(&who.clone().into(), &coll, &f)
                 .await
                 .unwrap()
                 .objects
@@ -1040,7 +1058,7 @@ async fn concurrent_writers(h: Arc<Harness>) {
     let mut f = filter(10_000);
     f.versions = all_versions();
     let all = s
-        .objects(&audience(&w.org, &w.user), &w.coll, &f)
+        .objects(&audience(&w.org, &w.user).into(), &w.coll, &f)
         .await
         .unwrap()
         .objects;
@@ -1069,7 +1087,7 @@ async fn reopen_keeps_data(h: Arc<Harness>) {
     // A second handle (as the CLI opens while the server runs) sees and writes the same data.
     let other = kopa_store::open(&h.location(), false).await.unwrap();
     let page = other
-        .objects(&audience(&w.org, &w.user), &w.coll, &filter(10))
+        .objects(&audience(&w.org, &w.user).into(), &w.coll, &filter(10))
         .await
         .unwrap();
     assert_eq!(page.objects.len(), 1);
@@ -1092,7 +1110,7 @@ async fn reopen_keeps_data(h: Arc<Harness>) {
     f.versions = all_versions();
     let all = h
         .store
-        .objects(&audience(&w.org, &w.user), &w.coll, &f)
+        .objects(&audience(&w.org, &w.user).into(), &w.coll, &f)
         .await
         .unwrap()
         .objects;
@@ -1130,7 +1148,7 @@ async fn two_handles_write_at_once(h: Arc<Harness>) {
     f.versions = all_versions();
     let all = h
         .store
-        .objects(&audience(&w.org, &w.user), &w.coll, &f)
+        .objects(&audience(&w.org, &w.user).into(), &w.coll, &f)
         .await
         .unwrap()
         .objects;

@@ -1,12 +1,13 @@
 //! Isolation: every read path of the store returns exactly what `Audience::reference_visible`
-//! allows — on a hand-built world (three organisations, every TLP label, with and without named
-//! organisations and users, defaulted objects) and on random worlds drawn by proptest, on both
-//! backends.
+//! allows a person and `PeerAudience::reference_visible` allows a peer node — on a hand-built world
+//! (three local organisations and two hosted on peers, every TLP label, with and without named
+//! organisations and users, defaulted objects, objects received from peers, two object types) and on
+//! random worlds drawn by proptest, on both backends.
 
 mod common;
 
 use common::*;
-use kopa_core::{Audience, OrgId, Role, Stewardship, Tlp, UserId};
+use kopa_core::{Audience, OrgId, PeerAudience, Reader, Role, Stewardship, Tlp, UserId};
 use kopa_stix::Timestamp;
 use kopa_store::{Access, NewCollection, NewObject, ObjectFilter, Store, VersionMatch};
 use proptest::prelude::*;
@@ -21,6 +22,9 @@ on_both_backends!(fixed_world, random_worlds);
 #[derive(Debug, Clone)]
 struct Obj {
     coll: usize,
+    type_: String,
+    /// The origin node of a received object.
+    origin: Option<String>,
     id: String,
     version: Timestamp,
     steward: Stewardship,
@@ -31,6 +35,10 @@ struct Obj {
 #[derive(Debug, Default)]
 struct World {
     orgs: Vec<OrgId>,
+    /// The home node of each organisation (`None` = hosted here), parallel to `orgs`.
+    homes: Vec<Option<String>>,
+    /// Peer readers.
+    peers: Vec<PeerAudience>,
     /// (user, org index)
     users: Vec<(UserId, usize)>,
     /// (collection id, read list)
@@ -51,12 +59,51 @@ impl World {
         who.reference_visible(self.readable(o.coll, &who.org), &o.steward)
     }
 
+    /// Organisations and users whose home is `node`.
+    fn hosted_by(&self, node: &str) -> (Vec<OrgId>, Vec<UserId>) {
+        let home = |org: usize| self.homes[org].as_deref() == Some(node);
+        let orgs = (0..self.orgs.len())
+            .filter(|&i| home(i))
+            .map(|i| self.orgs[i].clone())
+            .collect();
+        let users = self
+            .users
+            .iter()
+            .filter(|(_, org)| home(*org))
+            .map(|(u, _)| u.clone())
+            .collect();
+        (orgs, users)
+    }
+
+    fn peer_visible(&self, p: &PeerAudience, o: &Obj) -> bool {
+        let (orgs, users) = self.hosted_by(&p.node);
+        p.reference_visible(
+            &self.colls[o.coll].0,
+            &o.type_,
+            &o.steward,
+            o.origin.as_deref(),
+            &orgs,
+            &users,
+        )
+    }
+
+    fn reader_visible(&self, r: &Reader, o: &Obj) -> bool {
+        match r {
+            Reader::Person(a) => self.visible(a, o),
+            Reader::Peer(p) => self.peer_visible(p, o),
+        }
+    }
+
     /// Visible versions in collection `coll`, narrowed to first/last among visible ones.
     fn expect(&self, who: &Audience, coll: usize, vm: &VersionMatch) -> Vec<(String, Timestamp)> {
+        self.expect_for(&Reader::Person(who.clone()), coll, vm)
+    }
+
+    fn expect_for(&self, who: &Reader, coll: usize, vm: &VersionMatch) -> Vec<(String, Timestamp)> {
         let visible: Vec<&Obj> = self
             .objects
             .iter()
-            .filter(|o| o.coll == coll && self.visible(who, o))
+            .filter(|o| o.coll == coll && self.reader_visible(who, o))
             .collect();
         let mut bounds: HashMap<&str, (Timestamp, Timestamp)> = HashMap::new();
         for o in &visible {
@@ -97,9 +144,11 @@ impl World {
         out
     }
 
+    /// The people of this node (users of organisations hosted here).
     fn audiences(&self) -> Vec<Audience> {
         self.users
             .iter()
+            .filter(|(_, o)| self.homes[*o].is_none())
             .map(|(u, o)| audience(&self.orgs[*o], u))
             .collect()
     }
@@ -109,13 +158,16 @@ impl World {
         let mut batches: BTreeMap<usize, Vec<NewObject>> = BTreeMap::new();
         for o in &self.objects {
             let modified = o.version.to_stix_millis();
-            let mut n = indicator(
+            let mut n = typed(
+                &o.type_,
                 &o.id,
-                &modified,
+                Some(&modified),
                 &format!("{:?}", o.steward.tlp),
                 &o.steward,
             );
             n.values = o.values.clone();
+            n.origin = o.origin.clone();
+            n.via = o.origin.clone();
             batches.entry(o.coll).or_default().push(n);
         }
         for (coll, batch) in batches {
@@ -142,7 +194,7 @@ fn filter(limit: usize, versions: VersionMatch) -> ObjectFilter {
 /// Read everything through the store's paging, checking order and page sizes.
 async fn read_all(
     store: &Arc<dyn Store>,
-    who: &Audience,
+    who: &Reader,
     coll: &str,
     mut f: ObjectFilter,
 ) -> Vec<(String, Timestamp)> {
@@ -174,9 +226,10 @@ fn vm(all: bool, first: bool, last: bool) -> VersionMatch {
     }
 }
 
-/// Check every read path of `store` for every audience of `w` against the oracle. Returns how
-/// many (audience, object) pairs were visible, so callers can tell the check was not vacuous.
-async fn check(store: &Arc<dyn Store>, w: &World, page: usize) -> usize {
+/// Check every read path of `store` for every audience and peer reader of `w` against the oracle.
+/// Returns how many (person, object) and (peer, object) pairs were visible, so callers can tell the
+/// check was not vacuous.
+async fn check(store: &Arc<dyn Store>, w: &World, page: usize) -> (usize, usize) {
     let mut seen = 0;
     for who in w.audiences() {
         for (ci, (cid, _)) in w.colls.iter().enumerate() {
@@ -186,7 +239,13 @@ async fn check(store: &Arc<dyn Store>, w: &World, page: usize) -> usize {
                 vm(false, true, false),
             ] {
                 let want = w.expect(&who, ci, &versions);
-                let got = read_all(store, &who, cid, filter(page, versions.clone())).await;
+                let got = read_all(
+                    store,
+                    &who.clone().into(),
+                    cid,
+                    filter(page, versions.clone()),
+                )
+                .await;
                 assert_eq!(got, want, "collection {ci}, {who:?}, {versions:?}");
                 if versions.all {
                     seen += want.len();
@@ -208,7 +267,11 @@ async fn check(store: &Arc<dyn Store>, w: &World, page: usize) -> usize {
                     .into_iter()
                     .filter(|(i, _)| i == id)
                     .collect();
-                assert_eq!(read_all(store, &who, cid, f).await, want, "object {id}");
+                assert_eq!(
+                    read_all(store, &who.clone().into(), cid, f).await,
+                    want,
+                    "object {id}"
+                );
             }
         }
         for v in &w.values {
@@ -221,6 +284,52 @@ async fn check(store: &Arc<dyn Store>, w: &World, page: usize) -> usize {
                 .collect();
             got.sort();
             assert_eq!(got, w.expect_search(&who, v), "search {v:?} as {who:?}");
+        }
+    }
+    (seen, check_peers(store, w, page).await)
+}
+
+/// Every read path a peer has (collections, objects, count) against the peer oracle. Returns how
+/// many (peer, object version) pairs were visible.
+async fn check_peers(store: &Arc<dyn Store>, w: &World, page: usize) -> usize {
+    let mut seen = 0;
+    for p in &w.peers {
+        let who = Reader::Peer(p.clone());
+        // Collections: readable exactly when in the policy; a peer may write (push) to any.
+        let views = store.collections(&who).await.unwrap();
+        let mut readable: Vec<String> = views
+            .iter()
+            .filter(|v| v.can_read)
+            .map(|v| v.collection.id.clone())
+            .collect();
+        readable.sort();
+        let mut want: Vec<String> = w
+            .colls
+            .iter()
+            .map(|(id, _)| id.clone())
+            .filter(|id| p.collections.contains(id))
+            .collect();
+        want.sort();
+        assert_eq!(readable, want, "collections readable by {p:?}");
+        assert!(views.iter().all(|v| v.can_write));
+        for (ci, (cid, _)) in w.colls.iter().enumerate() {
+            let view = store.collection(&who, cid).await.unwrap();
+            assert_eq!(view.can_read, p.collections.contains(cid));
+            for versions in [
+                vm(true, false, false),
+                vm(false, false, true),
+                vm(false, true, false),
+            ] {
+                let want = w.expect_for(&who, ci, &versions);
+                let f = filter(page, versions.clone());
+                let got = read_all(store, &who, cid, f.clone()).await;
+                assert_eq!(got, want, "collection {ci}, {p:?}, {versions:?}");
+                let count = store.count_objects(&who, cid, &f).await.unwrap();
+                assert_eq!(count, want.len() as u64, "count in {ci} for {p:?}");
+                if versions.all {
+                    seen += want.len();
+                }
+            }
         }
     }
     seen
@@ -264,8 +373,23 @@ async fn fixed_world(h: Arc<Harness>) {
     let mut w = World::default();
     for name in ["National CSIRT", "Bank A", "Telco C"] {
         w.orgs.push(s.add_org(name).await.unwrap().id);
+        w.homes.push(None);
     }
-    for (name, org) in [("nina", 0), ("nils", 0), ("anna", 1), ("carl", 2)] {
+    // Two peer nodes, each hosting an organisation of the directory; a third node hosts nothing
+    // known here (objects may come from it through a peer).
+    let (p0, p1, third) = (NODE_P0.to_string(), NODE_P1.to_string(), NODE_3.to_string());
+    for (name, node) in [("Bank Z", &p0), ("Agency Y", &p1)] {
+        w.orgs.push(s.add_remote_org(name, node).await.unwrap().id);
+        w.homes.push(Some(node.clone()));
+    }
+    for (name, org) in [
+        ("nina", 0),
+        ("nils", 0),
+        ("anna", 1),
+        ("carl", 2),
+        ("zoe", 3),
+        ("yann", 4),
+    ] {
         let u = s.add_user(name, &w.orgs[org], Role::Analyst).await.unwrap();
         w.users.push((u.id, org));
     }
@@ -279,6 +403,7 @@ async fn fixed_world(h: Arc<Harness>) {
     for (title, read) in lists {
         let c = s
             .add_collection(&NewCollection {
+                id: None,
                 title: title.into(),
                 description: None,
                 alias: None,
@@ -299,6 +424,20 @@ async fn fixed_world(h: Arc<Harness>) {
         (vec![], vec![user(2)], false),
         (vec![], vec![user(1), user(3)], false),
         (vec![], vec![], true),
+        (vec![o(3)], vec![], false),
+        (vec![o(1), o(4)], vec![], false),
+        (vec![], vec![user(4)], false),
+        (vec![], vec![user(5), user(2)], false),
+    ];
+    // Seven origins against ten narrowings per label: every narrowing meets every origin.
+    let origins = [
+        None,
+        None,
+        Some(p0.clone()),
+        None,
+        Some(p1.clone()),
+        Some(third.clone()),
+        None,
     ];
     let mut n = 0u64;
     for coll in 0..w.colls.len() {
@@ -314,10 +453,14 @@ async fn fixed_world(h: Arc<Harness>) {
                         users: users.clone(),
                         defaulted: *defaulted,
                     };
-                    let id = sid("indicator", n);
+                    let type_ = ["indicator", "malware"][(n / 2 % 2) as usize];
+                    let origin = origins[(n % 7) as usize].clone();
+                    let id = sid(type_, n);
                     let value = w.values[(n % 2) as usize].clone();
                     w.objects.push(Obj {
                         coll,
+                        type_: type_.into(),
+                        origin: origin.clone(),
                         id: id.clone(),
                         version: ts("2021-01-01T00:00:00Z"),
                         steward: steward.clone(),
@@ -328,6 +471,8 @@ async fn fixed_world(h: Arc<Harness>) {
                     if n.is_multiple_of(3) {
                         w.objects.push(Obj {
                             coll,
+                            type_: type_.into(),
+                            origin,
                             id,
                             version: ts("2021-06-01T00:00:00Z"),
                             steward: Stewardship {
@@ -344,8 +489,44 @@ async fn fixed_world(h: Arc<Harness>) {
             }
         }
     }
+    let c = |i: usize| w.colls[i].0.clone();
+    let peer = |node: &str, colls: Vec<String>, max_tlp: Tlp, types: &[&str]| PeerAudience {
+        node: node.to_string(),
+        collections: colls,
+        max_tlp,
+        object_types: types.iter().map(|t| t.to_string()).collect(),
+    };
+    w.peers = vec![
+        peer(&p0, vec![c(0), c(1)], Tlp::Red, &[]),
+        peer(&p1, vec![c(0), c(2), c(3)], Tlp::Green, &[]),
+        peer(&p0, (0..4).map(c).collect(), Tlp::Amber, &["indicator"]),
+        peer(&third, (0..4).map(c).collect(), Tlp::Red, &[]),
+        peer(&p1, Vec::new(), Tlp::Red, &[]),
+    ];
     w.write(s).await;
-    let seen = check(s, &w, 50).await;
+    let (seen, peers_seen) = check(s, &w, 50).await;
+    assert!(peers_seen > 0);
+    // Peers, not vacuous and spot-checked in words.
+    let sees = |p: usize, pred: &dyn Fn(&Obj) -> bool| {
+        w.objects
+            .iter()
+            .any(|o| pred(o) && w.peer_visible(&w.peers[p], o))
+    };
+    for p in 0..4 {
+        assert!(sees(p, &|_| true), "peer reader {p} sees something");
+    }
+    assert!(!sees(4, &|_| true), "an empty policy exports nothing");
+    assert!(sees(0, &|o| o.steward.tlp == Tlp::AmberStrict));
+    assert!(sees(0, &|o| o.steward.tlp == Tlp::Red));
+    assert!(!sees(1, &|o| o.steward.tlp > Tlp::Green));
+    assert!(!sees(2, &|o| o.type_ != "indicator"));
+    assert!(!sees(3, &|o| o.steward.narrowed() || o.steward.tlp == Tlp::Red));
+    for (i, p) in w.peers.iter().enumerate() {
+        assert!(
+            !sees(i, &|o| o.origin.as_deref() == Some(p.node.as_str())),
+            "nothing goes back to its origin"
+        );
+    }
     // Not vacuous: each audience sees some objects and none sees all.
     let total: usize = w.objects.len();
     assert!(seen > 0);
@@ -379,15 +560,22 @@ async fn fixed_world(h: Arc<Harness>) {
     check(s, &w, 1000).await;
 }
 
+const NODE_P0: &str = "node--000000000000000000000000000000a0";
+const NODE_P1: &str = "node--000000000000000000000000000000a1";
+const NODE_3: &str = "node--000000000000000000000000000000a3";
+
 /// The shape of a random world, drawn by proptest.
 #[derive(Debug, Clone)]
 struct Spec {
     orgs: usize,
+    /// Home of each organisation: `None` = this node, else a peer index.
+    homes: Vec<Option<usize>>,
     /// Org index of each user.
     users: Vec<usize>,
     /// Read list of each collection: `None` = all, else a bit mask over organisations.
     colls: Vec<Option<u8>>,
     objects: Vec<ObjSpec>,
+    readers: Vec<PeerSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -402,62 +590,80 @@ struct ObjSpec {
     users: u8,
     defaulted: bool,
     values: u8,
+    /// 0 = originated here, 1..=peers = received from that peer's node, more = from a third node.
+    origin: usize,
+    malware: bool,
+}
+
+/// A peer reader: its node (peer index), policy collections (bit mask), TLP cap, and whether it
+/// takes indicators only.
+#[derive(Debug, Clone)]
+struct PeerSpec {
+    peer: usize,
+    colls: u8,
+    max_tlp: usize,
+    indicators_only: bool,
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
-    (1usize..=3, 1usize..=5, 1usize..=3).prop_flat_map(|(orgs, users, colls)| {
+    (1usize..=4, 1usize..=5, 1usize..=3, 1usize..=3).prop_flat_map(|(orgs, users, colls, peers)| {
+        let object = (
+            (
+                0..colls,
+                0u8..5,
+                0u8..3,
+                0..orgs,
+                0..users,
+                0usize..5,
+                any::<u8>(),
+                any::<u8>(),
+                any::<bool>(),
+                0u8..8,
+            ),
+            (0..=peers + 1, any::<bool>()),
+        )
+            .prop_map(
+                |(
+                    (coll, id, version, owner, author, tlp, orgs, users, defaulted, values),
+                    (origin, malware),
+                )| ObjSpec {
+                    coll,
+                    id,
+                    version,
+                    owner,
+                    author,
+                    tlp,
+                    orgs,
+                    users,
+                    defaulted: defaulted && orgs % 3 == 0,
+                    values,
+                    origin,
+                    malware,
+                },
+            );
+        let reader = (0..peers, any::<u8>(), 0usize..5, any::<bool>()).prop_map(
+            |(peer, colls, max_tlp, indicators_only)| PeerSpec {
+                peer,
+                colls,
+                max_tlp,
+                indicators_only,
+            },
+        );
         (
             Just(orgs),
+            prop::collection::vec(prop::option::of(0..peers), orgs),
             prop::collection::vec(0..orgs, users),
             prop::collection::vec(prop::option::of(any::<u8>()), colls),
-            prop::collection::vec(
-                (
-                    0..colls,
-                    0u8..5,
-                    0u8..3,
-                    0..orgs,
-                    0..users,
-                    0usize..5,
-                    any::<u8>(),
-                    any::<u8>(),
-                    any::<bool>(),
-                    0u8..8,
-                )
-                    .prop_map(
-                        |(
-                            coll,
-                            id,
-                            version,
-                            owner,
-                            author,
-                            tlp,
-                            orgs,
-                            users,
-                            defaulted,
-                            values,
-                        )| {
-                            ObjSpec {
-                                coll,
-                                id,
-                                version,
-                                owner,
-                                author,
-                                tlp,
-                                orgs,
-                                users,
-                                defaulted: defaulted && orgs % 3 == 0,
-                                values,
-                            }
-                        },
-                    ),
-                0..30,
-            ),
+            prop::collection::vec(object, 0..30),
+            prop::collection::vec(reader, 1..=3),
         )
-            .prop_map(|(orgs, users, colls, objects)| Spec {
+            .prop_map(|(orgs, homes, users, colls, objects, readers)| Spec {
                 orgs,
+                homes,
                 users,
                 colls,
                 objects,
+                readers,
             })
     })
 }
@@ -465,9 +671,15 @@ fn spec() -> impl Strategy<Value = Spec> {
 /// Build the world of `spec` in `store` (names made unique by `case`).
 async fn build(store: &Arc<dyn Store>, spec: &Spec, case: usize) -> World {
     let mut w = World::default();
+    let node = |p: usize| format!("node--{case:016x}{p:016x}");
     for i in 0..spec.orgs {
-        w.orgs
-            .push(store.add_org(&format!("org{case}-{i}")).await.unwrap().id);
+        let name = format!("org{case}-{i}");
+        let org = match spec.homes[i] {
+            None => store.add_org(&name).await,
+            Some(p) => store.add_remote_org(&name, &node(p)).await,
+        };
+        w.orgs.push(org.unwrap().id);
+        w.homes.push(spec.homes[i].map(node));
     }
     for (i, &org) in spec.users.iter().enumerate() {
         let u = store
@@ -488,6 +700,7 @@ async fn build(store: &Arc<dyn Store>, spec: &Spec, case: usize) -> World {
         };
         let c = store
             .add_collection(&NewCollection {
+                id: None,
                 title: format!("c{case}-{i}"),
                 description: None,
                 alias: None,
@@ -519,9 +732,12 @@ async fn build(store: &Arc<dyn Store>, spec: &Spec, case: usize) -> World {
                 .collect(),
             defaulted: o.defaulted,
         };
+        let type_ = if o.malware { "malware" } else { "indicator" };
         w.objects.push(Obj {
             coll: o.coll,
-            id: sid("indicator", (case * 100 + usize::from(o.id)) as u64),
+            type_: type_.into(),
+            origin: (o.origin > 0).then(|| node(o.origin - 1)),
+            id: sid(type_, (case * 100 + usize::from(o.id)) as u64),
             version: Timestamp::from_micros(
                 ts("2021-01-01T00:00:00Z").micros() + i64::from(o.version) * 86_400_000_000,
             ),
@@ -530,6 +746,21 @@ async fn build(store: &Arc<dyn Store>, spec: &Spec, case: usize) -> World {
                 .filter(|b| o.values & (1 << b) != 0)
                 .map(|b| w.values[b].clone())
                 .collect(),
+        });
+    }
+    for r in &spec.readers {
+        w.peers.push(PeerAudience {
+            node: node(r.peer),
+            collections: (0..w.colls.len())
+                .filter(|b| r.colls & (1 << b) != 0)
+                .map(|b| w.colls[b].0.clone())
+                .collect(),
+            max_tlp: Tlp::ALL[r.max_tlp],
+            object_types: if r.indicators_only {
+                vec!["indicator".into()]
+            } else {
+                Vec::new()
+            },
         });
     }
     w.write(store).await;
@@ -541,11 +772,14 @@ async fn random_worlds(h: Arc<Harness>) {
     let cases = if h.is_postgres() { 12 } else { 40 };
     let mut runner = TestRunner::deterministic();
     let strategy = spec();
-    let mut seen = 0;
+    let (mut seen, mut peers_seen) = (0, 0);
     for case in 0..cases {
         let spec = strategy.new_tree(&mut runner).unwrap().current();
         let w = build(&h.store, &spec, case).await;
-        seen += check(&h.store, &w, 3).await;
+        let (people, peers) = check(&h.store, &w, 3).await;
+        seen += people;
+        peers_seen += peers;
     }
     assert!(seen > 0, "the random worlds must make some objects visible");
+    assert!(peers_seen > 0, "and some visible to peers");
 }

@@ -1,5 +1,6 @@
 //! Conformance of the federation peer store ([`kopa_store::PeerStore`]) on SQLite and PostgreSQL:
-//! declare, list, conflicts, cursors, sync status, removal, and survival across a reopen.
+//! declare, list, conflicts, cursors, sync status, push, status reports, removal, and survival across
+//! a reopen.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 on_both_backends!(
     peers_declare_list_remove,
     peer_cursors_and_status,
+    peer_push_and_status_report,
     peers_survive_reopen
 );
 
@@ -114,6 +116,60 @@ async fn peer_cursors_and_status(h: Arc<Harness>) {
     s.add_peer(&peer("node-b", "b")).await.unwrap();
     assert!(s.peer_cursors("node-b").await.unwrap().is_empty());
     assert_eq!(s.peer_cursors("node-c").await.unwrap().len(), 1);
+}
+
+async fn peer_push_and_status_report(h: Arc<Harness>) {
+    let s = &h.store;
+    let b = s.add_peer(&peer("node-b", "b")).await.unwrap();
+    assert!(!b.push, "a new peer is pulled from, not pushed to");
+    assert_eq!(b.status, None);
+    s.add_peer(&peer("node-c", "c")).await.unwrap();
+
+    s.set_peer_push("node-b", true).await.unwrap();
+    let report = serde_json::json!({
+        "lag_objects": 12,
+        "received": 340,
+        "rejected": {"tampered": 1},
+        "note": "second round"
+    });
+    s.set_peer_status("node-b", &report).await.unwrap();
+    let b = s.peer("node-b").await.unwrap();
+    assert!(b.push);
+    assert_eq!(b.status.as_ref(), Some(&report));
+    // The other peer is untouched.
+    let c = s.peer("node-c").await.unwrap();
+    assert!(!c.push);
+    assert_eq!(c.status, None);
+    // A new report replaces the old one; push can be turned off again.
+    let later = serde_json::json!({"lag_objects": 0});
+    s.set_peer_status("node-b", &later).await.unwrap();
+    s.set_peer_push("node-b", false).await.unwrap();
+    let b = s.peer("node-b").await.unwrap();
+    assert!(!b.push);
+    assert_eq!(b.status, Some(later));
+    for r in [
+        s.set_peer_push("nobody", true).await,
+        s.set_peer_status("nobody", &serde_json::json!({})).await,
+    ] {
+        assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    }
+    // Kept across a reopen, listed by `peers`.
+    s.set_peer_push("node-c", true).await.unwrap();
+    let again = kopa_store::open(&h.location(), false).await.unwrap();
+    let listed: Vec<(String, bool, bool)> = again
+        .peers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.peer.name, p.push, p.status.is_some()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("node-b".to_string(), false, true),
+            ("node-c".to_string(), true, false)
+        ]
+    );
 }
 
 async fn peers_survive_reopen(h: Arc<Harness>) {

@@ -16,9 +16,13 @@ use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum OrgCommand {
-    /// Add an organisation.
+    /// Add an organisation (hosted here, or with --peer a directory entry hosted on a peer node).
     Add {
         name: String,
+        /// The organisation is hosted on this peer (its name in `kopa peer list`): a directory entry
+        /// that audiences can name, whose users never sign in here.
+        #[arg(long, value_name = "PEER")]
+        peer: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -31,7 +35,9 @@ pub enum OrgCommand {
 
 #[derive(Subcommand)]
 pub enum UserCommand {
-    /// Add a user to an organisation and print their first token (shown only here).
+    /// Add a user to an organisation and print their first token (shown only here). A user of an
+    /// organisation hosted on a peer gets no token (`"token": null`): it is a directory entry that
+    /// audiences can name.
     Add {
         name: String,
         /// The user's organisation (its name).
@@ -76,6 +82,10 @@ pub enum CollectionCommand {
         /// A short unique name for the collection.
         #[arg(long)]
         alias: Option<String>,
+        /// The collection id (a UUID), to make the same sharing room on several nodes. Default: a
+        /// new random id.
+        #[arg(long, value_name = "UUID")]
+        id: Option<String>,
         #[arg(long)]
         description: Option<String>,
         /// Organisations that read it: a comma-separated list of names, or `all`.
@@ -182,7 +192,7 @@ fn store_err(what: &str, e: StoreError) -> anyhow::Error {
 
 pub fn run_org(cmd: OrgCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        OrgCommand::Add { name, store } => run_admin(&store, |s| async move {
+        OrgCommand::Add { name, peer, store } => run_admin(&store, |s| async move {
             let name = name.trim().to_string();
             if name.is_empty() {
                 bail!("an organisation name must not be empty");
@@ -193,16 +203,41 @@ pub fn run_org(cmd: OrgCommand) -> anyhow::Result<ExitCode> {
                      it must not contain ',' nor be \"all\""
                 );
             }
-            let org = s.add_org(&name).await.map_err(|e| match e {
+            let added = match &peer {
+                None => s.add_org(&name).await,
+                Some(peer) => {
+                    let record = s.peer(peer).await.map_err(|e| match e {
+                        StoreError::NotFound(_) => anyhow::anyhow!(
+                            "--peer: no peer named {peer:?} (declare it with `kopa peer add`)"
+                        ),
+                        e => store_err("look up the peer", e),
+                    })?;
+                    s.add_remote_org(&name, &record.peer.node_id).await
+                }
+            };
+            let org = added.map_err(|e| match e {
                 StoreError::Conflict(_) => {
                     anyhow::anyhow!("an organisation named {name:?} already exists")
                 }
                 e => store_err("add the organisation", e),
             })?;
-            node::audit_cli(&*s, "org.add", &org.name, json!({"id": org.id})).await?;
+            node::audit_cli(
+                &*s,
+                "org.add",
+                &org.name,
+                json!({"id": org.id, "node": org.node}),
+            )
+            .await?;
+            let human = match (&peer, &org.node) {
+                (Some(peer), Some(node)) => format!(
+                    "organisation {} added (id {}), hosted on peer {peer} (node {node})",
+                    org.name, org.id.0
+                ),
+                _ => format!("organisation {} added (id {})", org.name, org.id.0),
+            };
             Ok(Output::ok(
-                json!({"id": org.id, "name": org.name}),
-                format!("organisation {} added (id {})", org.name, org.id.0),
+                json!({"id": org.id, "name": org.name, "node": org.node}),
+                human,
             ))
         }),
         OrgCommand::List { store } => run_admin(&store, |s| async move {
@@ -212,12 +247,15 @@ pub fn run_org(cmd: OrgCommand) -> anyhow::Result<ExitCode> {
                 .map_err(|e| store_err("list organisations", e))?;
             let human = orgs
                 .iter()
-                .map(|o| format!("{}\t{}", o.id.0, o.name))
+                .map(|o| match &o.node {
+                    None => format!("{}\t{}", o.id.0, o.name),
+                    Some(node) => format!("{}\t{}\thosted on {node}", o.id.0, o.name),
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
             let list: Vec<Value> = orgs
                 .iter()
-                .map(|o| json!({"id": o.id, "name": o.name}))
+                .map(|o| json!({"id": o.id, "name": o.name, "node": o.node}))
                 .collect();
             Ok(Output::ok(json!({ "organisations": list }), human))
         }),
@@ -274,6 +312,25 @@ pub fn run_user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
                         }
                         e => store_err("add the user", e),
                     })?;
+                if let Some(home) = &org.node {
+                    // A directory entry: named in audiences, never signs in here.
+                    node::audit_cli(
+                        &*s,
+                        "user.add",
+                        &user.name,
+                        json!({"org": org.name, "role": role.as_str(), "node": home}),
+                    )
+                    .await?;
+                    return Ok(Output::ok(
+                        json!({"name": user.name, "org": org.name, "role": role.as_str(),
+                               "node": home, "token": null}),
+                        format!(
+                            "user {} added to {} (hosted on node {home}); no token: it signs in \
+                             on its own node",
+                            user.name, org.name
+                        ),
+                    ));
+                }
                 let (token_id, token) = node::issue_token(&*s, &user).await?;
                 node::audit_cli(
                     &*s,
@@ -382,6 +439,7 @@ pub fn run_collection(cmd: CollectionCommand) -> anyhow::Result<ExitCode> {
         CollectionCommand::Add {
             title,
             alias,
+            id,
             description,
             read,
             write,
@@ -392,6 +450,7 @@ pub fn run_collection(cmd: CollectionCommand) -> anyhow::Result<ExitCode> {
                 bail!("a collection title must not be empty");
             }
             let new = NewCollection {
+                id: id.map(|i| i.trim().to_string()),
                 title: title.clone(),
                 description,
                 alias: alias.filter(|a| !a.trim().is_empty()),
@@ -399,7 +458,9 @@ pub fn run_collection(cmd: CollectionCommand) -> anyhow::Result<ExitCode> {
                 write: parse_access(&*s, "write", &write).await?,
             };
             let c = s.add_collection(&new).await.map_err(|e| match e {
-                StoreError::Conflict(m) => anyhow::anyhow!("cannot add the collection: {m}"),
+                StoreError::Conflict(m) | StoreError::Invalid(m) => {
+                    anyhow::anyhow!("cannot add the collection: {m}")
+                }
                 e => store_err("add the collection", e),
             })?;
             let orgs = s.orgs().await.unwrap_or_default();
@@ -430,7 +491,7 @@ pub fn run_collection(cmd: CollectionCommand) -> anyhow::Result<ExitCode> {
                     user: kopa_core::UserId(String::new()),
                 };
                 let views = s
-                    .collections(&who)
+                    .collections(&who.into())
                     .await
                     .map_err(|e| store_err("list collections", e))?;
                 for v in views {

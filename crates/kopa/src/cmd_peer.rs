@@ -42,6 +42,9 @@ pub enum PeerCommand {
         /// Communities the peer belongs to, comma-separated.
         #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
         communities: Vec<String>,
+        /// Also push new objects to the peer as they are written here (the peer pulls in any case).
+        #[arg(long)]
+        push: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -85,6 +88,8 @@ fn describe(p: &PeerRecord) -> anyhow::Result<Value> {
         "last_error": p.last_error,
         "last_error_at": ts(p.last_error_at),
         "error_count": p.error_count,
+        "push": p.push,
+        "status": p.status,
     }))
 }
 
@@ -99,6 +104,7 @@ pub fn run(cmd: PeerCommand) -> anyhow::Result<ExitCode> {
             collections,
             object_types,
             communities,
+            push,
             store,
         } => {
             // Checked before the store is opened: bad input is reported as such.
@@ -128,7 +134,7 @@ pub fn run(cmd: PeerCommand) -> anyhow::Result<ExitCode> {
             run_admin(&store, |s| async move {
                 let peer = checked?;
                 let policy = serde_json::to_string(&peer.policy)?;
-                let record = s
+                let mut record = s
                     .add_peer(&NewPeer {
                         name: peer.name.clone(),
                         node_id: peer.node_id().to_string(),
@@ -142,20 +148,32 @@ pub fn run(cmd: PeerCommand) -> anyhow::Result<ExitCode> {
                         StoreError::Conflict(m) => anyhow::anyhow!("cannot add the peer: {m}"),
                         e => anyhow::Error::new(e).context("cannot add the peer"),
                     })?;
+                if push {
+                    s.set_peer_push(&peer.name, true)
+                        .await
+                        .context("cannot turn on pushing to the peer")?;
+                    record.push = true;
+                }
                 let out = describe(&record)?;
                 node::audit_cli(
                     &*s,
                     "peer.add",
                     &peer.name,
-                    json!({"node_id": out["node_id"], "url": out["url"], "policy": out["policy"]}),
+                    json!({"node_id": out["node_id"], "url": out["url"], "policy": out["policy"],
+                           "push": push}),
                 )
                 .await?;
                 let human = format!(
-                    "peer {} added (node {}, {}), exports up to {}",
+                    "peer {} added (node {}, {}), exports up to {}{}",
                     peer.name,
                     peer.node_id(),
                     peer.url,
-                    peer.policy.max_tlp
+                    peer.policy.max_tlp,
+                    if push {
+                        "; new objects are pushed to it"
+                    } else {
+                        ""
+                    }
                 );
                 Ok(ok(out, human))
             })
@@ -169,14 +187,26 @@ pub fn run(cmd: PeerCommand) -> anyhow::Result<ExitCode> {
             let human = list
                 .iter()
                 .map(|p| {
-                    format!(
-                        "{}\t{}\t{}\tlast sync: {}\terrors: {}",
+                    let mut line = format!(
+                        "{}\t{}\t{}\t{}\tlast sync: {}\terrors: {}",
                         p["name"].as_str().unwrap_or(""),
                         p["node_id"].as_str().unwrap_or(""),
                         p["url"].as_str().unwrap_or(""),
+                        if p["push"] == true {
+                            "pull+push"
+                        } else {
+                            "pull"
+                        },
                         p["last_sync_at"].as_str().unwrap_or("never"),
                         p["error_count"]
-                    )
+                    );
+                    if let Some(e) = p["last_error"].as_str() {
+                        line.push_str(&format!("\tlast error: {e}"));
+                    }
+                    if !p["status"].is_null() {
+                        line.push_str(&format!("\tstatus: {}", p["status"]));
+                    }
+                    line
                 })
                 .collect::<Vec<_>>()
                 .join("\n");

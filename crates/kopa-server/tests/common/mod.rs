@@ -175,6 +175,7 @@ impl Node {
     pub async fn collection(&self, title: &str, read: Access, write: Access) -> String {
         self.store
             .add_collection(&NewCollection {
+                id: None,
                 title: title.into(),
                 description: None,
                 alias: None,

@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 const COLUMNS: &str = "name, node_id, url, public_key, token, policy, added_at, last_sync_at, \
-                       last_error, last_error_at, error_count";
+                       last_error, last_error_at, error_count, push, status";
 
 fn row(r: &PgRow) -> Result<PeerRecord> {
     let get = |e: sqlx::Error| backend(e);
@@ -33,6 +33,11 @@ fn row(r: &PgRow) -> Result<PeerRecord> {
             .map_err(get)?
             .map(Timestamp::from_micros),
         error_count: r.try_get(10).map_err(get)?,
+        push: r.try_get::<i64, _>(11).map_err(get)? != 0,
+        status: r
+            .try_get::<Option<String>, _>(12)
+            .map_err(get)?
+            .map(|t| crate::peers::parse_status(&t)),
     })
 }
 
@@ -162,6 +167,34 @@ impl PeerStore for PgStore {
             .bind(e),
         };
         let n = q
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            return Err(unknown(peer));
+        }
+        Ok(())
+    }
+
+    async fn set_peer_status(&self, peer: &str, status: &serde_json::Value) -> Result<()> {
+        let n = sqlx::query("UPDATE peers SET status = $2 WHERE name = $1")
+            .bind(peer)
+            .bind(status.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            return Err(unknown(peer));
+        }
+        Ok(())
+    }
+
+    async fn set_peer_push(&self, peer: &str, push: bool) -> Result<()> {
+        let n = sqlx::query("UPDATE peers SET push = $2 WHERE name = $1")
+            .bind(peer)
+            .bind(i64::from(push))
             .execute(&self.pool)
             .await
             .map_err(backend)?

@@ -8,7 +8,7 @@ use kopa_stix::Timestamp;
 use rusqlite::{params, OptionalExtension};
 
 const COLUMNS: &str = "name, node_id, url, public_key, token, policy, added_at, last_sync_at, \
-                       last_error, last_error_at, error_count";
+                       last_error, last_error_at, error_count, push, status";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PeerRecord> {
     Ok(PeerRecord {
@@ -25,6 +25,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PeerRecord> {
         last_error: r.get(8)?,
         last_error_at: r.get::<_, Option<i64>>(9)?.map(Timestamp::from_micros),
         error_count: r.get(10)?,
+        push: r.get::<_, i64>(11)? != 0,
+        status: r
+            .get::<_, Option<String>>(12)?
+            .map(|t| crate::peers::parse_status(&t)),
     })
 }
 
@@ -167,6 +171,41 @@ impl PeerStore for SqliteStore {
                 ),
             }
             .map_err(backend)?;
+            if n == 0 {
+                return Err(unknown(&peer));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_peer_status(&self, peer: &str, status: &serde_json::Value) -> Result<()> {
+        let peer = peer.to_string();
+        let status = status.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE peers SET status = ?2 WHERE name = ?1",
+                    params![peer, status],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(unknown(&peer));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_peer_push(&self, peer: &str, push: bool) -> Result<()> {
+        let peer = peer.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE peers SET push = ?2 WHERE name = ?1",
+                    params![peer, i64::from(push)],
+                )
+                .map_err(backend)?;
             if n == 0 {
                 return Err(unknown(&peer));
             }

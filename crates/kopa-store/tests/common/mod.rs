@@ -69,6 +69,11 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
+/// Await `f`, turning a panic into an error (so that the caller can clean up, then resume it).
+pub async fn catch_panic<F: Future>(f: F) -> std::thread::Result<F::Output> {
+    CatchUnwind(Box::pin(f)).await
+}
+
 /// Run `body` against a new SQLite store.
 pub async fn with_sqlite<F, Fut>(body: F)
 where
@@ -241,6 +246,8 @@ pub fn typed(
         json: json.to_string(),
         steward: s.clone(),
         values: Vec::new(),
+        origin: None,
+        via: None,
     }
 }
 
