@@ -579,4 +579,270 @@ mod tests {
             "{e}"
         );
     }
+
+    /// One request as the fake server saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        target: String,
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    type Answer = (u16, Vec<(&'static str, String)>, String);
+
+    /// A plain HTTP/1.1 server on a loopback port (one connection at a time, `Connection: close`),
+    /// answering each request with `route(method, target, body)`; returns its base URL and the log.
+    fn fake(
+        route: impl Fn(&str, &str, &str) -> Answer + Send + 'static,
+    ) -> (Url, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or("").to_string();
+                let target = parts.next().unwrap_or("").to_string();
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    r.read_line(&mut h).unwrap();
+                    let h = h.trim_end();
+                    if h.is_empty() {
+                        break;
+                    }
+                    let (k, v) = h.split_once(':').unwrap();
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                }
+                let len = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                let mut body = vec![0u8; len];
+                r.read_exact(&mut body).unwrap();
+                let body = String::from_utf8(body).unwrap();
+                let (status, extra, answer) = route(&method, &target, &body);
+                seen.lock().unwrap().push(Seen {
+                    method,
+                    target,
+                    headers,
+                    body,
+                });
+                let mut resp = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: {TAXII_MEDIA_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    answer.len()
+                );
+                for (k, v) in extra {
+                    resp.push_str(&format!("{k}: {v}\r\n"));
+                }
+                resp.push_str("\r\n");
+                resp.push_str(&answer);
+                conn.write_all(resp.as_bytes()).unwrap();
+            }
+        });
+        (url, log)
+    }
+
+    fn ok(body: &str) -> Answer {
+        (200, vec![], body.to_string())
+    }
+
+    fn collection_at(base: &Url) -> Collection {
+        Collection {
+            api_root: base.join("api/").unwrap(),
+            url: base.join("api/collections/c1/").unwrap(),
+            max_content_length: 1 << 20,
+            can_write: true,
+        }
+    }
+
+    #[test]
+    fn discovery_with_a_relative_api_root() {
+        let (base, log) = fake(|_, target, _| match target {
+            "/taxii2/" => ok(r#"{"title":"t","api_roots":["/api1/"]}"#),
+            "/api1/" => ok(r#"{"title":"r","versions":[],"max_content_length":2048}"#),
+            "/api1/collections/c1/" => ok(r#"{"id":"c1","can_read":true,"can_write":false}"#),
+            _ => (404, vec![], "{}".into()),
+        });
+        let client = TaxiiClient::new("tok-123").unwrap();
+        let c = client.open(&base, "c1").unwrap();
+        assert_eq!(c.api_root, base.join("api1/").unwrap());
+        assert_eq!(c.url, base.join("api1/collections/c1/").unwrap());
+        assert_eq!(c.max_content_length, 2048);
+        assert!(!c.can_write);
+        for s in log.lock().unwrap().iter() {
+            let h = |k: &str| {
+                s.headers
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            };
+            assert_eq!(
+                h("authorization").as_deref(),
+                Some("Bearer tok-123"),
+                "{s:?}"
+            );
+            assert_eq!(h("accept").as_deref(), Some(TAXII_MEDIA_TYPE));
+        }
+        // An API root URL is used as it is.
+        let c = client.open(&base.join("api1/").unwrap(), "c1").unwrap();
+        assert_eq!(c.api_root, base.join("api1/").unwrap());
+        // Something else there is refused, naming the URL.
+        let e = client
+            .open(&base.join("elsewhere/").unwrap(), "c1")
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("/elsewhere/: HTTP 404"), "{e:#}");
+    }
+
+    #[test]
+    fn pages_follow_next_then_date_added_last() {
+        let (base, log) = fake(|_, target, _| {
+            let q = target.split_once('?').map_or("", |(_, q)| q);
+            if !q.starts_with("match%5Btype%5D=indicator") {
+                return (400, vec![], "{}".into());
+            }
+            if q.ends_with("&next=n+1") {
+                // No `next`: the client goes on from the date header.
+                (
+                    200,
+                    vec![(
+                        "X-TAXII-Date-Added-Last",
+                        "2024-01-01T00:00:00.000001Z".into(),
+                    )],
+                    r#"{"more":true,"objects":[{"id":"p2"}]}"#.into(),
+                )
+            } else if q.ends_with("&added_after=2024-01-01T00%3A00%3A00.000001Z") {
+                ok(r#"{"more":false,"objects":[{"id":"p3"}]}"#)
+            } else {
+                ok(r#"{"more":true,"next":"n 1","objects":[{"id":"p1"}]}"#)
+            }
+        });
+        let client = TaxiiClient::new("t").unwrap();
+        let mut bodies = Vec::new();
+        let pages = client
+            .indicator_pages(&collection_at(&base), |_, b| {
+                bodies.push(String::from_utf8(b.to_vec()).unwrap())
+            })
+            .unwrap();
+        assert_eq!(pages, 3);
+        for (b, id) in bodies.iter().zip(["p1", "p2", "p3"]) {
+            assert!(b.contains(id), "{b}");
+        }
+        let log = log.lock().unwrap();
+        assert!(log
+            .iter()
+            .all(|s| s.method == "GET" && s.target.starts_with("/api/collections/c1/objects/?")));
+    }
+
+    #[test]
+    fn paging_that_does_not_advance_stops() {
+        let (base, _) = fake(|_, _, _| ok(r#"{"more":true,"next":"same","objects":[]}"#));
+        let client = TaxiiClient::new("t").unwrap();
+        let e = client
+            .indicator_pages(&collection_at(&base), |_, _| {})
+            .unwrap_err();
+        assert!(e.to_string().contains("same `next` twice"), "{e}");
+        let (base, _) = fake(|_, _, _| ok(r#"{"more":true,"objects":[]}"#));
+        let e = client
+            .indicator_pages(&collection_at(&base), |_, _| {})
+            .unwrap_err();
+        assert!(e.to_string().contains("gives no `next`"), "{e}");
+    }
+
+    fn objects(ids: &[&str]) -> Vec<(String, String)> {
+        ids.iter()
+            .map(|id| (id.to_string(), format!(r#"{{"id":"{id}"}}"#)))
+            .collect()
+    }
+
+    #[test]
+    fn a_pending_status_is_polled_until_complete() {
+        let polls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let p = std::sync::Arc::clone(&polls);
+        let (base, log) = fake(move |method, target, _| {
+            match (method, target) {
+            ("POST", "/api/collections/c1/objects/") => {
+                (202, vec![], r#"{"id":"s1","status":"pending","total_count":2,"success_count":0,"failure_count":0,"pending_count":2}"#.into())
+            }
+            ("GET", "/api/status/s1/") => {
+                if p.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    ok(r#"{"id":"s1","status":"pending","success_count":1,"pending_count":1}"#)
+                } else {
+                    ok(r#"{"id":"s1","status":"complete","success_count":1,"failure_count":1,"failures":[{"id":"b","version":"v","message":"bad sighting"}],"pending_count":0}"#)
+                }
+            }
+            _ => (404, vec![], "{}".into()),
+        }
+        });
+        let client = TaxiiClient::new("t").unwrap();
+        let o = client.post_objects(&collection_at(&base), &objects(&["a", "b"]));
+        assert_eq!(o.envelopes, 1);
+        assert_eq!(o.accepted, 1);
+        assert_eq!(
+            o.failures,
+            vec![("b".to_string(), "bad sighting".to_string())]
+        );
+        assert!(o.aborted.is_none());
+        assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let log = log.lock().unwrap();
+        let post = &log[0];
+        assert_eq!(post.body, r#"{"objects":[{"id":"a"},{"id":"b"}]}"#);
+        assert!(post
+            .headers
+            .contains(&("content-type".into(), TAXII_MEDIA_TYPE.into())));
+    }
+
+    #[test]
+    fn a_status_that_does_not_account_for_every_object_is_a_failure() {
+        let (base, _) = fake(|_, _, _| {
+            (
+                202,
+                vec![],
+                r#"{"id":"s2","status":"complete","success_count":1,"failure_count":0,"pending_count":0}"#
+                    .into(),
+            )
+        });
+        let client = TaxiiClient::new("t").unwrap();
+        let o = client.post_objects(&collection_at(&base), &objects(&["a", "b"]));
+        assert_eq!(o.accepted, 1);
+        assert_eq!(
+            o.failures,
+            vec![(
+                "status s2".to_string(),
+                "accounts for 1 of the 2 objects sent".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_refused_envelope_stops_posting() {
+        let (base, log) = fake(|_, _, _| {
+            (
+                413,
+                vec![],
+                r#"{"title":"Payload too large","description":"send smaller envelopes"}"#.into(),
+            )
+        });
+        let client = TaxiiClient::new("t").unwrap();
+        let mut coll = collection_at(&base);
+        coll.max_content_length = 40; // two envelopes of two objects
+        let o = client.post_objects(&coll, &objects(&["a", "b", "c", "d"]));
+        assert_eq!(o.envelopes, 0);
+        assert_eq!(o.accepted, 0);
+        assert_eq!(o.not_sent, 4);
+        let why = o.aborted.unwrap();
+        assert!(
+            why.contains("/api/collections/c1/objects/: HTTP 413")
+                && why.ends_with("send smaller envelopes"),
+            "{why}"
+        );
+        assert_eq!(log.lock().unwrap().len(), 1);
+    }
 }
