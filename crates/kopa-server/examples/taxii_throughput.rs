@@ -1,7 +1,10 @@
 //! Quick in-process throughput check of the TAXII write and read paths over SQLite (no network):
 //! POST N indicators in envelopes of 1,000, then read them all back in pages of 1,000.
 //!
-//! `cargo run --release -p kopa-server --example taxii_throughput -- [N]`
+//! `cargo run --release -p kopa-server --example taxii_throughput -- [N] [--unsigned]`
+//!
+//! The node has an identity, as `kopa serve` does, so every posted object is signed (provenance);
+//! `--unsigned` runs without one, to see what signing costs.
 //! (The side-by-side benchmark against other TAXII servers lives in `bench/`.)
 
 use std::time::Instant;
@@ -24,6 +27,7 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
+    let signed = !std::env::args().any(|a| a == "--unsigned");
     let dir = tempfile::tempdir().expect("temporary directory");
     let location = dir.path().join("data");
     let store = kopa_store::open(location.to_str().expect("utf-8 path"), true)
@@ -48,7 +52,16 @@ async fn main() {
         .await
         .expect("collection")
         .id;
-    let app = app(AppState::new(store, ServerConfig::default()));
+    let identity = signed.then(|| {
+        std::sync::Arc::new(kopa_federation::NodeIdentity::new(
+            kopa_federation::NodeKey::generate(),
+        ))
+    });
+    let app = app(AppState::with_node(
+        store,
+        ServerConfig::default(),
+        identity,
+    ));
     let auth = format!("Bearer {token}");
 
     let envelopes: Vec<Vec<u8>> = (0..n)
@@ -87,7 +100,8 @@ async fn main() {
     let post = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     println!(
-        "POST {n} objects: {post:.2} s, {:.0} objects/s ({cpu:.2} s of CPU, {:.0} objects per CPU-second)",
+        "POST {n} objects ({}): {post:.2} s, {:.0} objects/s ({cpu:.2} s of CPU, {:.0} objects per CPU-second)",
+        if signed { "signed" } else { "unsigned" },
         n as f64 / post,
         n as f64 / cpu
     );

@@ -1,6 +1,10 @@
 //! Authentication extractors: `Authorization: Bearer TOKEN`, or HTTP Basic with the user name and the
 //! token as password (what TAXII clients speak). Both yield a [`Principal`]; failures are 401 with
 //! `WWW-Authenticate`, as a TAXII error on TAXII routes and as `{"error": …}` on the REST API.
+//!
+//! On TAXII routes a declared peer node may also call with `Authorization: Kopa-Node <node-id>
+//! <unix-seconds> <signature>` (see `kopa_federation::request_auth`): it is then a
+//! [`Caller::Peer`], which reads as its export policy and may push. The REST API refuses peers (403).
 
 use std::net::SocketAddr;
 
@@ -9,13 +13,35 @@ use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
 use kopa_core::Principal;
+use kopa_federation::request_auth::{claimed_node, is_node_auth, now_unix, verify_request};
+use kopa_federation::{ExportPolicy, NodeId};
 
 use crate::error::{ApiError, TaxiiError};
 use crate::token::{authenticate, AuthError};
 use crate::AppState;
 
-/// A caller authenticated on a TAXII route.
+/// A user authenticated on a TAXII route (peers are refused with 403).
 pub struct TaxiiAuth(pub Principal);
+
+/// Who calls a TAXII route: a user of this node, or a declared peer node.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    User(Principal),
+    Peer(PeerCaller),
+}
+
+/// A declared peer node calling with `Kopa-Node` authorization.
+#[derive(Debug, Clone)]
+pub struct PeerCaller {
+    /// The peer's local name (`kopa peer add NAME`).
+    pub name: String,
+    pub node_id: NodeId,
+    /// What this node exports to it.
+    pub policy: ExportPolicy,
+}
+
+/// A caller (user or peer) authenticated on a TAXII route.
+pub struct TaxiiCaller(pub Caller);
 
 /// A caller authenticated on a REST route.
 pub struct ApiAuth(pub Principal);
@@ -25,16 +51,79 @@ pub struct Origin(pub String);
 
 enum Failure {
     Unauthenticated(String),
+    /// A peer node on a route for users only.
+    PeerRefused,
     Internal(String),
 }
 
-async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, Failure> {
+fn authorization(parts: &Parts) -> Result<&str, Failure> {
     let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
         Failure::Unauthenticated("authentication required (Bearer token or HTTP Basic)".into())
     })?;
-    let value = value
+    value
         .to_str()
-        .map_err(|_| Failure::Unauthenticated("malformed Authorization header".into()))?;
+        .map_err(|_| Failure::Unauthenticated("malformed Authorization header".into()))
+}
+
+async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, Failure> {
+    let value = authorization(parts)?;
+    if is_node_auth(value) {
+        peer(parts, state, value).await.map(Caller::Peer)
+    } else {
+        principal(parts, state).await.map(Caller::User)
+    }
+}
+
+/// Check a `Kopa-Node` authorization: signed by a declared peer's key, for this node, this method
+/// and this path and query, at a time close to ours.
+async fn peer(parts: &Parts, state: &AppState, value: &str) -> Result<PeerCaller, Failure> {
+    let refused = |why: String| {
+        tracing::info!(reason = %why, "peer authentication refused");
+        Failure::Unauthenticated(why)
+    };
+    let Some(node) = state.node() else {
+        return Err(refused(
+            "this server has no node identity: Kopa-Node authorization is not accepted".into(),
+        ));
+    };
+    let claimed = claimed_node(value).ok_or_else(|| {
+        refused("malformed Kopa-Node authorization (expected 'Kopa-Node <node-id> <unix-seconds> <signature>')".into())
+    })?;
+    let (entry, known) = state
+        .peers()
+        .lookup(&claimed)
+        .await
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    let Some(entry) = entry else {
+        return Err(refused(format!(
+            "node {claimed} is not a declared peer of this node"
+        )));
+    };
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+    verify_request(
+        value,
+        node.id(),
+        parts.method.as_str(),
+        target,
+        &known,
+        now_unix(),
+    )
+    .map_err(|e| refused(e.to_string()))?;
+    Ok(PeerCaller {
+        name: entry.name,
+        node_id: entry.node_id,
+        policy: entry.policy,
+    })
+}
+
+async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, Failure> {
+    let value = authorization(parts)?;
+    if is_node_auth(value) {
+        return Err(Failure::PeerRefused);
+    }
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     let (token, user): (String, Option<String>) = if scheme.eq_ignore_ascii_case("bearer") {
@@ -76,8 +165,29 @@ impl FromRequestParts<AppState> for TaxiiAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match principal(parts, state).await {
-            Ok(p) => Ok(TaxiiAuth(p)),
+        match caller(parts, state).await {
+            Ok(Caller::User(p)) => Ok(TaxiiAuth(p)),
+            Ok(Caller::Peer(_)) | Err(Failure::PeerRefused) => {
+                Err(TaxiiError::forbidden(PEER_REFUSED))
+            }
+            Err(Failure::Unauthenticated(m)) => Err(TaxiiError::unauthorized(m)),
+            Err(Failure::Internal(cause)) => Err(TaxiiError::internal(cause)),
+        }
+    }
+}
+
+const PEER_REFUSED: &str = "peer nodes may read and push TAXII objects only; this needs a user";
+
+impl FromRequestParts<AppState> for TaxiiCaller {
+    type Rejection = TaxiiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match caller(parts, state).await {
+            Ok(c) => Ok(TaxiiCaller(c)),
+            Err(Failure::PeerRefused) => Err(TaxiiError::forbidden(PEER_REFUSED)),
             Err(Failure::Unauthenticated(m)) => Err(TaxiiError::unauthorized(m)),
             Err(Failure::Internal(cause)) => Err(TaxiiError::internal(cause)),
         }
@@ -96,6 +206,9 @@ impl FromRequestParts<AppState> for ApiAuth {
             Err(Failure::Unauthenticated(m)) => {
                 Err(ApiError::new(axum::http::StatusCode::UNAUTHORIZED, m))
             }
+            Err(Failure::PeerRefused) => Err(ApiError::forbidden(
+                "peer nodes may not use the REST API; it is for this node's users",
+            )),
             Err(Failure::Internal(cause)) => Err(ApiError::internal(cause)),
         }
     }

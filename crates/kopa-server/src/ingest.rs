@@ -6,6 +6,7 @@
 //! invalid one is listed in the status `failures` with its reason. Nothing is half-written.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
@@ -13,30 +14,65 @@ use axum::response::Response;
 use kopa_core::{
     addressed_to, searchable_values, AddressedTo, OrgId, Principal, Stewardship, Tlp, UserId,
 };
+use kopa_federation::{
+    sign, verify, KnownKeys, NodeId, NodeIdentity, Provenance, VerifyError, PROVENANCE_EXTENSION_ID,
+};
 use kopa_stix::Timestamp;
-use kopa_store::{NewObject, PutOutcome, StatusRecord, StoreError};
+use kopa_store::{NewObject, PutOutcome, StatusRecord, Store, StoreError};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::auth::{Origin, TaxiiAuth};
 use crate::error::TaxiiError;
+use crate::federation::reason_label;
 use crate::taxii::{taxii_body, view};
 use crate::AppState;
 
-/// A status detail: id, version, and success or the failure message.
-type Detail = (String, String, Result<(), String>);
+/// A status detail: id, version, and success or the failure message with its reason label.
+pub(crate) type Detail = (String, String, Result<(), (String, &'static str)>);
+
+/// Reason label of an object refused for anything but its provenance (not valid STIX, an unknown
+/// audience name, refused by the store).
+pub(crate) const INVALID: &str = "invalid";
+
+/// How the objects of an envelope get their provenance (federation).
+#[derive(Clone)]
+pub(crate) enum Provenancing {
+    /// The server runs without a node identity: objects are stored as sent.
+    Off,
+    /// A local user's post: each object is signed as originated by this node and organisation `org`.
+    /// An object that already names another origin node is kept as received when its signature
+    /// verifies with `known`, and refused with the reason when it does not.
+    Local {
+        node: Arc<NodeIdentity>,
+        org: String,
+        known: Arc<KnownKeys>,
+    },
+    /// Objects received from a peer: each must verify; this node's own objects are skipped.
+    Received {
+        this_node: NodeId,
+        known: Arc<KnownKeys>,
+    },
+}
 
 /// One object of an envelope after validation.
-enum Item {
+pub(crate) enum Item {
     Invalid {
         id: String,
         version: String,
         message: String,
+        /// [`INVALID`], or the label of the provenance failure (`federation::reason_label`).
+        reason: &'static str,
+    },
+    /// An object this node originated, come back from a peer: nothing to store.
+    Own {
+        id: String,
+        version: String,
     },
     Valid(Draft),
 }
 
-struct Draft {
+pub(crate) struct Draft {
     id: String,
     type_: String,
     spec_version: String,
@@ -46,6 +82,8 @@ struct Draft {
     tlp: Option<Tlp>,
     addressed: AddressedTo,
     values: Vec<String>,
+    /// The verified provenance of an object originated by another node; `None` for this node's own.
+    origin: Option<Provenance>,
 }
 
 fn payload_too_large(limit: usize) -> TaxiiError {
@@ -65,12 +103,53 @@ struct Envelope<'a> {
     objects: Vec<&'a RawValue>,
 }
 
-/// Envelopes smaller than this are validated on one thread.
-const PARALLEL_MIN: usize = 256;
+/// Envelopes smaller than this are validated (and signed or verified) on one thread.
+const PARALLEL_MIN: usize = 128;
 
-/// Parse and validate an envelope (CPU work, run off the async threads). The body is scanned once
-/// for its shape; the objects are then parsed and validated in parallel chunks, in order.
-fn prepare(body: &[u8]) -> Result<Vec<Item>, TaxiiError> {
+/// Run `f` over `inputs` on up to all cores in order-preserving chunks (CPU work: call it off the
+/// async threads). Small inputs stay on the calling thread.
+pub(crate) fn par_map<T: Send, R: Send>(
+    inputs: Vec<T>,
+    f: impl Fn(T) -> R + Sync,
+) -> Result<Vec<R>, TaxiiError> {
+    let n = inputs.len();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(n / PARALLEL_MIN)
+        .max(1);
+    if threads == 1 {
+        return Ok(inputs.into_iter().map(f).collect());
+    }
+    let chunk = n.div_ceil(threads);
+    let mut rest = inputs;
+    let mut chunks = Vec::with_capacity(threads);
+    while rest.len() > chunk {
+        let tail = rest.split_off(chunk);
+        chunks.push(std::mem::replace(&mut rest, tail));
+    }
+    chunks.push(rest);
+    let mut chunks = chunks.into_iter();
+    let first = chunks.next().unwrap_or_default();
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .map(|c| scope.spawn(move || c.into_iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        let mut out: Vec<R> = first.into_iter().map(f).collect();
+        out.reserve(n - out.len());
+        for h in handles {
+            out.extend(
+                h.join()
+                    .map_err(|_| TaxiiError::internal("a validation thread panicked"))?,
+            );
+        }
+        Ok(out)
+    })
+}
+
+/// Parse, validate and sign or verify an envelope (CPU work, run off the async threads). The body is
+/// scanned once for its shape; the objects are then handled in parallel chunks, in order.
+pub(crate) fn prepare(body: &[u8], prov: &Provenancing) -> Result<Vec<Item>, TaxiiError> {
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => TaxiiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -81,42 +160,17 @@ fn prepare(body: &[u8]) -> Result<Vec<Item>, TaxiiError> {
         ),
         _ => TaxiiError::bad_request(format!("the body is not valid JSON: {e}")),
     })?;
-    let raws = envelope.objects;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(raws.len() / PARALLEL_MIN)
-        .max(1);
-    if threads == 1 {
-        return Ok(raws.iter().map(|r| prepare_raw(r)).collect());
-    }
-    let chunk = raws.len().div_ceil(threads);
-    let mut chunks = raws.chunks(chunk);
-    let first = chunks.next().unwrap_or_default();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .map(|c| scope.spawn(move || c.iter().map(|r| prepare_raw(r)).collect::<Vec<_>>()))
-            .collect();
-        let mut items: Vec<Item> = first.iter().map(|r| prepare_raw(r)).collect();
-        items.reserve(raws.len() - items.len());
-        for h in handles {
-            items.extend(
-                h.join()
-                    .map_err(|_| TaxiiError::internal("a validation thread panicked"))?,
-            );
+    par_map(envelope.objects, |raw| {
+        match serde_json::from_str::<Value>(raw.get()) {
+            Ok(v) => prepare_one(v, prov),
+            Err(e) => Item::Invalid {
+                id: String::new(),
+                version: String::new(),
+                message: format!("unreadable object: {e}"),
+                reason: INVALID,
+            },
         }
-        Ok(items)
     })
-}
-
-fn prepare_raw(raw: &RawValue) -> Item {
-    match serde_json::from_str::<Value>(raw.get()) {
-        Ok(v) => prepare_one(v, raw.get()),
-        Err(e) => Item::Invalid {
-            id: String::new(),
-            version: String::new(),
-            message: format!("unreadable object: {e}"),
-        },
-    }
 }
 
 fn str_field(v: &Value, key: &str) -> Option<String> {
@@ -127,21 +181,34 @@ fn map_str(m: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
     m.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-/// Validate one object. The value is consumed by the parser (no copy of its properties); on the
-/// (rare) error paths the id and version for the status are read again from `text`, the object's
-/// JSON as sent.
-fn prepare_one(v: Value, text: &str) -> Item {
-    let invalid = |message: String| {
-        let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-        Item::Invalid {
-            id: str_field(&v, "id").unwrap_or_default(),
-            version: str_field(&v, "modified")
-                .or_else(|| str_field(&v, "created"))
-                .unwrap_or_default(),
-            message,
-        }
+/// The origin node an object names in its provenance extension, if any.
+fn named_origin(raw: &serde_json::Map<String, Value>) -> Option<&str> {
+    raw.get("extensions")?
+        .get(PROVENANCE_EXTENSION_ID)?
+        .get("origin_node")?
+        .as_str()
+}
+
+/// Validate one object, then sign it (a local post) or verify it (received, or a local post of an
+/// object originated elsewhere). The value is consumed by the parser (no copy of its properties).
+pub(crate) fn prepare_one(v: Value, prov: &Provenancing) -> Item {
+    let id = str_field(&v, "id").unwrap_or_default();
+    let version = str_field(&v, "modified")
+        .or_else(|| str_field(&v, "created"))
+        .unwrap_or_default();
+    let invalid = |message: String, reason: &'static str| Item::Invalid {
+        id: id.clone(),
+        version: version.clone(),
+        message,
+        reason,
     };
-    let obj = match kopa_stix::parse_object_owned(v) {
+    let refused = |e: VerifyError| Item::Invalid {
+        id: id.clone(),
+        version: version.clone(),
+        message: e.to_string(),
+        reason: reason_label(&e),
+    };
+    let mut obj = match kopa_stix::parse_object_owned(v) {
         Ok(o) => o,
         Err(errors) => {
             let message = if errors.is_empty() {
@@ -153,16 +220,57 @@ fn prepare_one(v: Value, text: &str) -> Item {
                     .collect::<Vec<_>>()
                     .join("; ")
             };
-            return invalid(message);
+            return invalid(message, INVALID);
         }
     };
     let addressed = match addressed_to(&obj.raw) {
         Ok(a) => a,
-        Err(e) => return invalid(format!("{}: {e}", obj.id)),
+        Err(e) => return invalid(format!("{}: {e}", obj.id), INVALID),
+    };
+    let verify_raw = |raw: serde_json::Map<String, Value>, known: &KnownKeys| {
+        let value = Value::Object(raw);
+        let checked = verify(&value, known);
+        let Value::Object(raw) = value else {
+            unreachable!("a JSON object stays one")
+        };
+        (raw, checked)
+    };
+    let origin = match prov {
+        Provenancing::Off => None,
+        Provenancing::Local { node, org, known } => {
+            if named_origin(&obj.raw).is_some_and(|n| n != node.id().as_str()) {
+                let (raw, checked) = verify_raw(std::mem::take(&mut obj.raw), known);
+                obj.raw = raw;
+                match checked {
+                    Ok(p) => Some(p),
+                    Err(e) => return refused(e),
+                }
+            } else {
+                match sign(
+                    &Value::Object(std::mem::take(&mut obj.raw)),
+                    node.key(),
+                    org,
+                ) {
+                    Ok(Value::Object(raw)) => obj.raw = raw,
+                    Ok(_) => return invalid(format!("{}: cannot be signed", obj.id), INVALID),
+                    Err(e) => return invalid(e.to_string(), INVALID),
+                }
+                None
+            }
+        }
+        Provenancing::Received { this_node, known } => {
+            let (raw, checked) = verify_raw(std::mem::take(&mut obj.raw), known);
+            obj.raw = raw;
+            match checked {
+                Ok(p) if &p.origin_node == this_node => return Item::Own { id, version },
+                Ok(p) => Some(p),
+                Err(e) => return refused(e),
+            }
+        }
     };
     let json = match serde_json::to_string(&obj.raw) {
         Ok(j) => j,
-        Err(e) => return invalid(format!("{}: cannot be serialised: {e}", obj.id)),
+        Err(e) => return invalid(format!("{}: cannot be serialised: {e}", obj.id), INVALID),
     };
     let version_text = map_str(&obj.raw, "modified").or_else(|| map_str(&obj.raw, "created"));
     Item::Valid(Draft {
@@ -175,19 +283,20 @@ fn prepare_one(v: Value, text: &str) -> Item {
         id: obj.id,
         type_: obj.type_,
         spec_version: obj.spec_version,
+        origin,
     })
 }
 
 /// Resolve the organisation and user names an envelope addresses, each once.
 async fn resolve_names(
-    state: &AppState,
+    store: &dyn Store,
     items: &[Item],
 ) -> Result<
     (
         HashMap<String, Option<OrgId>>,
         HashMap<String, Option<UserId>>,
     ),
-    TaxiiError,
+    StoreError,
 > {
     let mut orgs: HashMap<String, Option<OrgId>> = HashMap::new();
     let mut users: HashMap<String, Option<UserId>> = HashMap::new();
@@ -195,26 +304,129 @@ async fn resolve_names(
         let Item::Valid(d) = item else { continue };
         for name in &d.addressed.organisations {
             if !orgs.contains_key(name) {
-                let id = match state.store().org_by_name(name).await {
+                let id = match store.org_by_name(name).await {
                     Ok(o) => Some(o.id),
                     Err(StoreError::NotFound(_)) => None,
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 };
                 orgs.insert(name.clone(), id);
             }
         }
         for name in &d.addressed.recipients {
             if !users.contains_key(name) {
-                let id = match state.store().user_by_name(name).await {
+                let id = match store.user_by_name(name).await {
                     Ok(u) => Some(u.id),
                     Err(StoreError::NotFound(_)) => None,
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 };
                 users.insert(name.clone(), id);
             }
         }
     }
     Ok((orgs, users))
+}
+
+/// What writing an envelope's items did.
+pub(crate) struct Written {
+    /// One detail per item, in order.
+    pub details: Vec<Detail>,
+    /// New versions stored.
+    pub stored: u64,
+    /// Versions already held (no-ops).
+    pub duplicates: u64,
+    /// This node's own objects come back (skipped).
+    pub own: u64,
+}
+
+/// Write the valid items in **one** `put_objects` call (one transaction). `writer` is the local
+/// principal who posted (`None` for objects received from a peer); `via` the node id of the peer
+/// that delivered them.
+pub(crate) async fn write_items(
+    store: &dyn Store,
+    cid: &str,
+    items: Vec<Item>,
+    writer: Option<&Principal>,
+    via: Option<&str>,
+    default_tlp: Tlp,
+) -> Result<Written, StoreError> {
+    let (orgs, users) = resolve_names(store, &items).await?;
+    // Build the batch; remember where each stored object's outcome goes.
+    let mut details: Vec<Option<Detail>> = Vec::with_capacity(items.len());
+    let mut batch: Vec<NewObject> = Vec::new();
+    let mut batch_pos: Vec<(usize, Option<String>)> = Vec::new();
+    let mut own = 0u64;
+    for item in items {
+        match item {
+            Item::Invalid {
+                id,
+                version,
+                message,
+                reason,
+            } => details.push(Some((id, version, Err((message, reason))))),
+            Item::Own { id, version } => {
+                own += 1;
+                details.push(Some((id, version, Ok(()))));
+            }
+            Item::Valid(d) => match stewardship(writer, &d, default_tlp, &orgs, &users) {
+                Err(message) => details.push(Some((
+                    d.id,
+                    d.version_text.unwrap_or_default(),
+                    Err((message, INVALID)),
+                ))),
+                Ok(steward) => {
+                    batch_pos.push((details.len(), d.version_text));
+                    details.push(None);
+                    batch.push(NewObject {
+                        id: d.id,
+                        type_: d.type_,
+                        spec_version: d.spec_version,
+                        version: d.version,
+                        json: d.json,
+                        steward,
+                        values: d.values,
+                        origin: d.origin.map(|p| p.origin_node.to_string()),
+                        via: via.map(str::to_string),
+                    });
+                }
+            },
+        }
+    }
+    let ids: Vec<String> = batch.iter().map(|o| o.id.clone()).collect();
+    let outcomes = if batch.is_empty() {
+        Vec::new()
+    } else {
+        store.put_objects(cid, batch).await?
+    };
+    if outcomes.len() != ids.len() {
+        return Err(StoreError::Backend(format!(
+            "store returned {} outcomes for {} objects",
+            outcomes.len(),
+            ids.len()
+        )));
+    }
+    let (mut stored, mut duplicates) = (0u64, 0u64);
+    for (((pos, version_text), id), outcome) in batch_pos.into_iter().zip(ids).zip(outcomes) {
+        let (result, version) = match outcome {
+            PutOutcome::Stored { version } => {
+                stored += 1;
+                (Ok(()), version_text.unwrap_or_else(|| version.to_taxii()))
+            }
+            PutOutcome::Duplicate { version } => {
+                duplicates += 1;
+                (Ok(()), version_text.unwrap_or_else(|| version.to_taxii()))
+            }
+            PutOutcome::Failed { message } => {
+                (Err((message, INVALID)), version_text.unwrap_or_default())
+            }
+        };
+        details[pos] = Some((id, version, result));
+    }
+    Ok(Written {
+        details: details.into_iter().flatten().collect(),
+        stored,
+        duplicates,
+        own,
+    })
 }
 
 /// `POST {api-root}/collections/{id}/objects/`.
@@ -236,6 +448,56 @@ pub async fn post_objects(
             "your role (reader) may not add objects; an analyst or administrator can",
         ));
     }
+    let body = read_body(&state, req).await?;
+    let request_timestamp = Timestamp::now();
+    let prov = match state.node() {
+        Some(node) => Provenancing::Local {
+            node: node.clone(),
+            org: p.org.0.clone(),
+            known: state.known_keys().await?,
+        },
+        None => Provenancing::Off,
+    };
+    let items = tokio::task::spawn_blocking(move || prepare(&body, &prov))
+        .await
+        .map_err(TaxiiError::internal)??;
+    let written = write_items(
+        state.store().as_ref(),
+        &cid,
+        items,
+        Some(&p),
+        None,
+        state.config().default_tlp,
+    )
+    .await?;
+    let (status_id, status_json, counts) =
+        status_resource(&state, request_timestamp, p.user.clone(), written.details).await;
+    state
+        .metrics()
+        .objects_written(written.stored, counts.1 as u64);
+    crate::rest::audit(
+        &state,
+        &p,
+        &origin,
+        "objects.add",
+        &cid,
+        json!({
+            "status": status_id,
+            "total": counts.0 + counts.1,
+            "stored": written.stored,
+            "success": counts.0,
+            "failure": counts.1,
+        }),
+    )
+    .await;
+    Ok(taxii_body(StatusCode::ACCEPTED, status_json))
+}
+
+/// The request body, refused early when it exceeds `max_content_length`.
+pub(crate) async fn read_body(
+    state: &AppState,
+    req: Request,
+) -> Result<axum::body::Bytes, TaxiiError> {
     let limit = state.config().max_content_length;
     let declared = req
         .headers()
@@ -245,87 +507,26 @@ pub async fn post_objects(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(payload_too_large(limit));
     }
-    let body = axum::body::to_bytes(req.into_body(), limit)
+    axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| payload_too_large(limit))?;
-    let request_timestamp = Timestamp::now();
-    let items = tokio::task::spawn_blocking(move || prepare(&body))
-        .await
-        .map_err(TaxiiError::internal)??;
+        .map_err(|_| payload_too_large(limit))
+}
 
-    let (orgs, users) = resolve_names(&state, &items).await?;
-    let default_tlp = state.config().default_tlp;
-
-    // Build the batch; remember where each stored object's outcome goes.
-    let mut details: Vec<Option<Detail>> = Vec::with_capacity(items.len());
-    let mut batch: Vec<NewObject> = Vec::new();
-    let mut batch_pos: Vec<(usize, Option<String>)> = Vec::new();
-    for item in items {
-        match item {
-            Item::Invalid {
-                id,
-                version,
-                message,
-            } => details.push(Some((id, version, Err(message)))),
-            Item::Valid(d) => match stewardship(&p, &d, default_tlp, &orgs, &users) {
-                Err(message) => details.push(Some((
-                    d.id,
-                    d.version_text.unwrap_or_default(),
-                    Err(message),
-                ))),
-                Ok(steward) => {
-                    batch_pos.push((details.len(), d.version_text));
-                    details.push(None);
-                    batch.push(NewObject {
-                        id: d.id,
-                        type_: d.type_,
-                        spec_version: d.spec_version,
-                        version: d.version,
-                        json: d.json,
-                        steward,
-                        values: d.values,
-                        origin: None,
-                        via: None,
-                    });
-                }
-            },
-        }
-    }
-    let ids: Vec<String> = batch.iter().map(|o| o.id.clone()).collect();
-    let outcomes = if batch.is_empty() {
-        Vec::new()
-    } else {
-        state.store().put_objects(&cid, batch).await?
-    };
-    if outcomes.len() != ids.len() {
-        return Err(TaxiiError::internal(format!(
-            "store returned {} outcomes for {} objects",
-            outcomes.len(),
-            ids.len()
-        )));
-    }
-    let mut stored = 0u64;
-    for (((pos, version_text), id), outcome) in batch_pos.into_iter().zip(ids).zip(outcomes) {
-        let (result, version) = match outcome {
-            PutOutcome::Stored { version } => {
-                stored += 1;
-                (Ok(()), version_text.unwrap_or_else(|| version.to_taxii()))
-            }
-            PutOutcome::Duplicate { version } => {
-                (Ok(()), version_text.unwrap_or_else(|| version.to_taxii()))
-            }
-            PutOutcome::Failed { message } => (Err(message), version_text.unwrap_or_default()),
-        };
-        details[pos] = Some((id, version, result));
-    }
-
+/// Build and keep the TAXII status resource of a write; returns its id, its JSON text and the
+/// (success, failure) counts.
+pub(crate) async fn status_resource(
+    state: &AppState,
+    request_timestamp: Timestamp,
+    owner: UserId,
+    details: Vec<Detail>,
+) -> (String, String, (usize, usize)) {
     let status_id = uuid::Uuid::new_v4().to_string();
     let mut successes = Vec::new();
     let mut failures = Vec::new();
-    for (id, version, result) in details.into_iter().flatten() {
+    for (id, version, result) in details {
         match result {
             Ok(()) => successes.push(json!({"id": id, "version": version})),
-            Err(message) => {
+            Err((message, _)) => {
                 failures.push(json!({"id": id, "version": version, "message": message}))
             }
         }
@@ -349,15 +550,11 @@ pub async fn post_objects(
     }
     status.insert("pending_count".into(), json!(0));
     let status_json = Value::Object(status).to_string();
-
-    state
-        .metrics()
-        .objects_written(stored, failure_count as u64);
     if let Err(e) = state
         .store()
         .put_status(&StatusRecord {
             id: status_id.clone(),
-            owner: p.user.clone(),
+            owner,
             request_timestamp,
             json: status_json.clone(),
         })
@@ -366,33 +563,19 @@ pub async fn post_objects(
         // The objects are committed: report the outcome even if the status could not be kept.
         tracing::error!(error = %e, status = %status_id, "could not store a TAXII status resource");
     }
-    crate::rest::audit(
-        &state,
-        &p,
-        &origin,
-        "objects.add",
-        &cid,
-        json!({
-            "status": status_id,
-            "total": success_count + failure_count,
-            "stored": stored,
-            "success": success_count,
-            "failure": failure_count,
-        }),
-    )
-    .await;
-    Ok(taxii_body(StatusCode::ACCEPTED, status_json))
+    (status_id, status_json, (success_count, failure_count))
 }
 
-/// The stewardship of one object written by `p`, or why it cannot be stored.
-fn stewardship(
-    p: &Principal,
+/// Organisation and user ids for the names an object addresses. `strict`: an unknown name is an
+/// error (a local post); otherwise unknown names are left out and reported in the third value.
+fn resolve_audience(
     d: &Draft,
-    default_tlp: Tlp,
     orgs: &HashMap<String, Option<OrgId>>,
     users: &HashMap<String, Option<UserId>>,
-) -> Result<Stewardship, String> {
+    strict: bool,
+) -> Result<(Vec<OrgId>, Vec<UserId>, bool), String> {
     let ext = kopa_core::AUDIENCE_EXTENSION_ID;
+    let mut unresolved = false;
     let mut org_ids = Vec::new();
     for name in &d.addressed.organisations {
         match orgs.get(name) {
@@ -401,12 +584,13 @@ fn stewardship(
                     org_ids.push(id.clone());
                 }
             }
-            _ => {
+            _ if strict => {
                 return Err(format!(
                 "{}: extensions.'{ext}'.organisations: no organisation named {name:?} on this node",
                 d.id
             ))
             }
+            _ => unresolved = true,
         }
     }
     let mut user_ids = Vec::new();
@@ -417,22 +601,58 @@ fn stewardship(
                     user_ids.push(id.clone());
                 }
             }
-            _ => {
+            _ if strict => {
                 return Err(format!(
                     "{}: extensions.'{ext}'.recipients: no user named {name:?} on this node",
                     d.id
                 ))
             }
+            _ => unresolved = true,
         }
     }
-    Ok(Stewardship {
-        owner_org: p.org.clone(),
-        author: p.user.clone(),
-        tlp: d.tlp.unwrap_or(default_tlp),
-        orgs: org_ids,
-        users: user_ids,
-        defaulted: d.tlp.is_none(),
-    })
+    Ok((org_ids, user_ids, unresolved))
+}
+
+/// The stewardship of one object: written by local principal `writer`, or received (its verified
+/// provenance in `d.origin`); or why it cannot be stored.
+///
+/// A received object is owned by its origin organisation and authored by its origin node (never a
+/// local user); its audience names are resolved here, and when one does not resolve the object stays
+/// narrowed to those that do (to its remote owner alone when none does): received objects never widen.
+fn stewardship(
+    writer: Option<&Principal>,
+    d: &Draft,
+    default_tlp: Tlp,
+    orgs: &HashMap<String, Option<OrgId>>,
+    users: &HashMap<String, Option<UserId>>,
+) -> Result<Stewardship, String> {
+    let tlp = d.tlp.unwrap_or(default_tlp);
+    match (&d.origin, writer) {
+        (Some(origin), _) => {
+            let (org_ids, user_ids, unresolved) = resolve_audience(d, orgs, users, false)?;
+            let addressed_orgs = !d.addressed.organisations.is_empty();
+            Ok(Stewardship {
+                owner_org: OrgId(origin.origin_org.clone()),
+                author: UserId(origin.origin_node.to_string()),
+                tlp,
+                defaulted: d.tlp.is_none() || (unresolved && addressed_orgs && org_ids.is_empty()),
+                orgs: org_ids,
+                users: user_ids,
+            })
+        }
+        (None, Some(p)) => {
+            let (org_ids, user_ids, _) = resolve_audience(d, orgs, users, true)?;
+            Ok(Stewardship {
+                owner_org: p.org.clone(),
+                author: p.user.clone(),
+                tlp,
+                orgs: org_ids,
+                users: user_ids,
+                defaulted: d.tlp.is_none(),
+            })
+        }
+        (None, None) => Err(format!("{}: received without a verified provenance", d.id)),
+    }
 }
 
 #[cfg(test)]
@@ -448,11 +668,13 @@ mod tests {
             (b"{\"more\": false}", 422, "objects"),
         ];
         for (body, status, needle) in cases {
-            let e = prepare(body).err().unwrap();
+            let e = prepare(body, &Provenancing::Off).err().unwrap();
             assert_eq!(e.status.as_u16(), *status);
             assert!(e.description.contains(needle), "{}", e.description);
         }
-        assert!(prepare(b"{\"objects\": []}").unwrap().is_empty());
+        assert!(prepare(b"{\"objects\": []}", &Provenancing::Off)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -470,7 +692,7 @@ mod tests {
             })
             .collect();
         let body = serde_json::to_vec(&json!({"objects": objects})).unwrap();
-        let items = prepare(&body).unwrap();
+        let items = prepare(&body, &Provenancing::Off).unwrap();
         assert_eq!(items.len(), 1000);
         for (i, item) in items.iter().enumerate() {
             match item {
@@ -482,6 +704,7 @@ mod tests {
                     assert_ne!(i % 7, 0, "object {i}");
                     assert_eq!(d.values, vec![format!("10.0.{}.{}", i / 256, i % 256)]);
                 }
+                Item::Own { .. } => panic!("object {i} taken for this node's own"),
             }
         }
     }

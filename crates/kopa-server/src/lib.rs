@@ -8,9 +8,10 @@
 
 pub mod auth;
 mod error;
+pub mod federation;
 mod filters;
 mod ingest;
-mod metrics;
+pub mod metrics;
 mod rest;
 mod taxii;
 pub mod token;
@@ -22,10 +23,12 @@ use std::time::Duration;
 
 use axum::Router;
 use kopa_core::Tlp;
-use kopa_store::Store;
+use kopa_federation::{KnownKeys, NodeIdentity};
+use kopa_store::{Store, StoreError};
 use serde::Deserialize;
 
 pub use error::{ApiError, TaxiiError};
+pub use metrics::Metrics;
 pub use rest::{OPENAPI, ROUTES as REST_ROUTES};
 pub use token::{authenticate, new_token, AuthError};
 
@@ -85,7 +88,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
-/// Everything a request handler needs: the store, the configuration and the metrics.
+/// Everything a request handler needs: the store, the configuration, the metrics, and for federation
+/// the node's identity and its declared peers.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -95,12 +99,25 @@ struct Inner {
     store: Arc<dyn Store>,
     config: ServerConfig,
     metrics: metrics::Metrics,
+    node: Option<Arc<NodeIdentity>>,
+    peers: federation::Peers,
 }
 
 impl AppState {
     /// State over a store. The configuration is checked by [`app`]'s callers through
     /// [`ServerConfig::check`]; `new` only normalises it.
-    pub fn new(store: Arc<dyn Store>, mut config: ServerConfig) -> Self {
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+        Self::with_node(store, config, None)
+    }
+
+    /// State of a node with identity `node`: objects its users post are signed as originated here,
+    /// and declared peers may call it with `Kopa-Node` authorization. Without an identity objects
+    /// are stored as sent and only users can call.
+    pub fn with_node(
+        store: Arc<dyn Store>,
+        mut config: ServerConfig,
+        node: Option<Arc<NodeIdentity>>,
+    ) -> Self {
         config.api_root = config.api_root.trim_matches('/').to_string();
         config.status_retention_hours = config.status_retention_hours.max(24);
         config.default_page_size = config
@@ -108,9 +125,11 @@ impl AppState {
             .clamp(1, config.max_page_size.max(1));
         AppState {
             inner: Arc::new(Inner {
+                peers: federation::Peers::new(store.clone(), node.as_deref()),
                 store,
                 config,
                 metrics: metrics::Metrics::new(),
+                node,
             }),
         }
     }
@@ -123,8 +142,41 @@ impl AppState {
         &self.inner.config
     }
 
-    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+    /// The server's metrics; the sync loop records peer figures here so that `/metrics` shows them.
+    pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
+    }
+
+    /// The node's identity, when it has one.
+    pub fn node(&self) -> Option<&Arc<NodeIdentity>> {
+        self.inner.node.as_ref()
+    }
+
+    /// The declared peers (cached).
+    pub fn peers(&self) -> &federation::Peers {
+        &self.inner.peers
+    }
+
+    /// The keys this node trusts as origins, its own and its peers', read from the store now (one
+    /// small query): a peer declared a moment ago is trusted at once.
+    pub async fn known_keys(&self) -> Result<Arc<KnownKeys>, StoreError> {
+        let own = self.node().map(|n| n.public_key());
+        Ok(Arc::new(
+            federation::known_keys(self.store().as_ref(), own).await?,
+        ))
+    }
+
+    /// What [`federation::receive`] needs, for a node with an identity.
+    pub async fn receiver(&self) -> Result<Option<federation::Receiver>, StoreError> {
+        let Some(node) = self.node() else {
+            return Ok(None);
+        };
+        Ok(Some(federation::Receiver {
+            store: self.store().clone(),
+            this_node: node.id().clone(),
+            known: self.known_keys().await?,
+            default_tlp: self.config().default_tlp,
+        }))
     }
 }
 
@@ -249,8 +301,16 @@ pub async fn serve_listener(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    config.check()?;
-    let state = AppState::new(store, config);
+    serve_app(listener, AppState::new(store, config), shutdown).await
+}
+
+/// Serve `state` (e.g. made with [`AppState::with_node`]) on an already bound listener.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    state.config().check()?;
     let purger = tokio::spawn(purge_statuses(state.clone()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "kopa listening");

@@ -1,6 +1,10 @@
 //! Prometheus metrics, recorded into a recorder this server owns (no global recorder, so that
 //! several servers — e.g. parallel tests — never share or fight over one).
+//!
+//! [`Metrics`] is a cheap handle (clone it): the federation sync loop records its peer figures
+//! through the same handle as the server, so `/metrics` shows them all.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -12,9 +16,21 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 
 use crate::AppState;
 
+/// The metrics of one node. Cloning shares the recorder.
+#[derive(Clone)]
 pub struct Metrics {
+    inner: Arc<Recording>,
+}
+
+struct Recording {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn meta() -> Metadata<'static> {
@@ -25,22 +41,89 @@ impl Metrics {
     pub fn new() -> Self {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
-        Metrics { recorder, handle }
+        Metrics {
+            inner: Arc::new(Recording { recorder, handle }),
+        }
     }
 
-    pub fn request(&self, route: String, method: String, status: u16, seconds: f64) {
+    fn counter(&self, name: &'static str, labels: Vec<Label>, n: u64) {
+        self.inner
+            .recorder
+            .register_counter(&Key::from_parts(name, labels), &meta())
+            .increment(n);
+    }
+
+    fn gauge(&self, name: &'static str, labels: Vec<Label>, v: f64) {
+        self.inner
+            .recorder
+            .register_gauge(&Key::from_parts(name, labels), &meta())
+            .set(v);
+    }
+
+    fn peer(peer: &str) -> Vec<Label> {
+        vec![Label::new("peer", peer.to_string())]
+    }
+
+    /// `kopa_peer_last_sync_timestamp_seconds{peer}`: the end of the last successful sync round
+    /// with `peer`, in unix seconds.
+    pub fn peer_synced(&self, peer: &str, unix_seconds: f64) {
+        self.gauge(
+            "kopa_peer_last_sync_timestamp_seconds",
+            Self::peer(peer),
+            unix_seconds,
+        );
+    }
+
+    /// `kopa_peer_lag_objects{peer}` and `kopa_peer_lag_seconds{peer}`: what `peer` still has for
+    /// this node after the last round, and how old the oldest of it is.
+    pub fn peer_lag(&self, peer: &str, objects: u64, seconds: f64) {
+        self.gauge("kopa_peer_lag_objects", Self::peer(peer), objects as f64);
+        self.gauge("kopa_peer_lag_seconds", Self::peer(peer), seconds);
+    }
+
+    /// `kopa_peer_sync_errors_total{peer}`: a failed sync round (refused connection, 5xx, …).
+    pub fn peer_sync_error(&self, peer: &str) {
+        self.counter("kopa_peer_sync_errors_total", Self::peer(peer), 1);
+    }
+
+    /// `kopa_peer_objects_received_total{peer}` (new versions stored),
+    /// `kopa_peer_objects_rejected_total{peer,reason}` and `kopa_signatures_verified_total`, from
+    /// what [`crate::federation::receive`] did with objects delivered by `peer`.
+    pub fn peer_received(&self, peer: &str, report: &crate::federation::ReceiveReport) {
+        self.counter(
+            "kopa_peer_objects_received_total",
+            Self::peer(peer),
+            report.stored,
+        );
+        for (reason, n) in report.rejected_by_reason() {
+            let labels = vec![
+                Label::new("peer", peer.to_string()),
+                Label::new("reason", reason),
+            ];
+            self.counter("kopa_peer_objects_rejected_total", labels, n);
+        }
+        self.counter(
+            "kopa_signatures_verified_total",
+            Vec::new(),
+            report.verified,
+        );
+    }
+
+    pub(crate) fn request(&self, route: String, method: String, status: u16, seconds: f64) {
         let labels = vec![
             Label::new("route", route),
             Label::new("method", method),
             Label::new("status", status.to_string()),
         ];
-        self.recorder
+        self.inner
+            .recorder
             .register_counter(
                 &Key::from_parts("kopa_http_requests_total", labels.clone()),
                 &meta(),
             )
             .increment(1);
-        self.recorder
+        self.inner
+            .recorder
             .register_histogram(
                 &Key::from_parts("kopa_http_request_duration_seconds", labels[..2].to_vec()),
                 &meta(),
@@ -49,16 +132,13 @@ impl Metrics {
     }
 
     pub fn objects_written(&self, stored: u64, failed: u64) {
-        self.recorder
-            .register_counter(&Key::from_name("kopa_objects_written_total"), &meta())
-            .increment(stored);
-        self.recorder
-            .register_counter(&Key::from_name("kopa_objects_rejected_total"), &meta())
-            .increment(failed);
+        self.counter("kopa_objects_written_total", Vec::new(), stored);
+        self.counter("kopa_objects_rejected_total", Vec::new(), failed);
     }
 
+    /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        self.handle.render()
+        self.inner.handle.render()
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{indicator, uuid_n, Auth, Node, TAXII};
+use common::{indicator, unsigned_all, uuid_n, Auth, Node, TAXII};
 use kopa_core::Role;
 use kopa_store::Access;
 use serde_json::{json, Value};
@@ -336,7 +336,7 @@ async fn mixed_envelope_stores_valid_and_lists_invalid() {
     let r = w.node.get(&objects_path(&w.shared), &w.alice).await;
     let env = r.json();
     assert_eq!(env["more"], false);
-    assert_eq!(env["objects"], json!(good));
+    assert_eq!(unsigned_all(&env["objects"]), json!(good));
 
     // The status is readable by the poster and its organisation, not by others.
     let status_path = format!("/kopa/status/{}/", s["id"].as_str().unwrap());
@@ -550,7 +550,10 @@ async fn filters_versions_manifest_get_and_delete() {
     // Default: latest versions only.
     let env = get(base.clone()).await.json();
     assert_eq!(env["objects"].as_array().unwrap().len(), 3);
-    assert!(env["objects"].as_array().unwrap().contains(&v3));
+    assert!(unsigned_all(&env["objects"])
+        .as_array()
+        .unwrap()
+        .contains(&v3));
     // match[type], match[id] (comma lists OR), combined fields AND.
     assert_eq!(
         ids(&get(format!("{base}?match[type]=malware")).await.json()),
@@ -566,39 +569,49 @@ async fn filters_versions_manifest_get_and_delete() {
         3
     );
     assert_eq!(
-        get(format!(
-            "{base}?match[id]={id1},{}&match[type]=indicator",
-            malware["id"].as_str().unwrap()
-        ))
-        .await
-        .json()["objects"],
+        unsigned_all(
+            &get(format!(
+                "{base}?match[id]={id1},{}&match[type]=indicator",
+                malware["id"].as_str().unwrap()
+            ))
+            .await
+            .json()["objects"]
+        ),
         json!([v3])
     );
     // match[version]
     assert_eq!(
-        get(format!("{base}?match[id]={id1}&match[version]=first"))
-            .await
-            .json()["objects"],
+        unsigned_all(
+            &get(format!("{base}?match[id]={id1}&match[version]=first"))
+                .await
+                .json()["objects"]
+        ),
         json!([v1])
     );
     assert_eq!(
-        get(format!("{base}?match[id]={id1}&match[version]=all"))
-            .await
-            .json()["objects"],
+        unsigned_all(
+            &get(format!("{base}?match[id]={id1}&match[version]=all"))
+                .await
+                .json()["objects"]
+        ),
         json!([v1, v2, v3])
     );
     assert_eq!(
-        get(format!(
-            "{base}?match[id]={id1}&match[version]=2024-02-01T00:00:00.000Z"
-        ))
-        .await
-        .json()["objects"],
+        unsigned_all(
+            &get(format!(
+                "{base}?match[id]={id1}&match[version]=2024-02-01T00:00:00.000Z"
+            ))
+            .await
+            .json()["objects"]
+        ),
         json!([v2])
     );
     assert_eq!(
-        get(format!("{base}?match[id]={id1}&match[version]=first,last"))
-            .await
-            .json()["objects"],
+        unsigned_all(
+            &get(format!("{base}?match[id]={id1}&match[version]=first,last"))
+                .await
+                .json()["objects"]
+        ),
         json!([v1, v3])
     );
     // match[spec_version]
@@ -624,10 +637,10 @@ async fn filters_versions_manifest_get_and_delete() {
     // One object: latest by default, all with match[version]=all, date headers set.
     let r = get(format!("{base}{id1}/")).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["objects"], json!([v3]));
+    assert_eq!(unsigned_all(&r.json()["objects"]), json!([v3]));
     assert!(r.header("x-taxii-date-added-first").is_some());
     assert_eq!(
-        get(format!("{base}{id1}/?match[version]=all")).await.json()["objects"],
+        unsigned_all(&get(format!("{base}{id1}/?match[version]=all")).await.json()["objects"]),
         json!([v1, v2, v3])
     );
     assert_eq!(

@@ -138,7 +138,10 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
         default_page_size: usize::try_from(config.page_size).unwrap_or(usize::MAX),
         max_page_size: usize::try_from(config.max_page_size).unwrap_or(usize::MAX),
     };
-    kopa_server::serve_listener(listener, store.clone(), server_config, shutdown)
+    // The node's identity: its users' objects are signed with it, and peers are checked against it.
+    let identity = std::sync::Arc::new(kopa_federation::NodeIdentity::new(key));
+    let state = kopa_server::AppState::with_node(store.clone(), server_config, Some(identity));
+    kopa_server::serve_app(listener, state, shutdown)
         .await
         .context("the server stopped with an error")?;
     tracing::info!("stopped cleanly");

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, Request};
 use axum::Router;
 use base64::Engine;
 use kopa_core::Role;
+use kopa_federation::{NodeIdentity, NodeKey, PROVENANCE_EXTENSION_ID};
 use kopa_server::{app, AppState, ServerConfig};
 use kopa_store::{Access, NewCollection, Store};
 use serde_json::{json, Value};
@@ -20,6 +21,8 @@ pub const TAXII: &str = "application/taxii+json;version=2.1";
 pub struct Node {
     pub app: Router,
     pub store: Arc<dyn Store>,
+    /// The node's identity: objects its users post are signed with it.
+    pub identity: Arc<NodeIdentity>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -76,10 +79,16 @@ impl Node {
     }
 
     pub fn over(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>, cfg: ServerConfig) -> Node {
-        let app = app(AppState::new(store.clone(), cfg));
+        let identity = Arc::new(NodeIdentity::new(NodeKey::generate()));
+        let app = app(AppState::with_node(
+            store.clone(),
+            cfg,
+            Some(identity.clone()),
+        ));
         Node {
             app,
             store,
+            identity,
             _dir: dir,
         }
     }
@@ -289,4 +298,33 @@ impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
             Err(e) => std::task::Poll::Ready(Err(e)),
         }
     }
+}
+
+/// `object` without the Kopa provenance extension (and without `extensions` when nothing else is
+/// left in it): what a client posted, before this node signed it.
+pub fn unsigned(object: &Value) -> Value {
+    let mut v = object.clone();
+    if let Some(m) = v.as_object_mut() {
+        let empty = match m.get_mut("extensions").and_then(Value::as_object_mut) {
+            Some(exts) => {
+                exts.remove(PROVENANCE_EXTENSION_ID);
+                exts.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            m.remove("extensions");
+        }
+    }
+    v
+}
+
+/// The objects of a TAXII envelope with their provenance extension removed.
+pub fn unsigned_all(objects: &Value) -> Value {
+    Value::Array(
+        objects
+            .as_array()
+            .map(|a| a.iter().map(unsigned).collect())
+            .unwrap_or_default(),
+    )
 }

@@ -1,0 +1,253 @@
+//! The node side of federation: receiving objects from peers, and knowing who the peers are.
+//!
+//! [`receive`] is the one way objects of other nodes enter this node: a peer's TAXII POST (push,
+//! sightings home) and the pull loop (`kopa-sync`) both call it. Each object is validated, its
+//! provenance verified (a valid signature by the node it names as origin, with a key this node knows),
+//! this node's own objects are skipped (nothing comes back to its origin), and the rest are stored in
+//! one transaction with their origin and the delivering peer recorded. Invalid, unsigned or wrongly
+//! signed objects are rejected with their reason and never stored.
+//!
+//! [`Peers`] caches the declared peers (keys and export policies) for authenticating `Kopa-Node`
+//! calls; it reloads from the store when a call names a node it does not know (at most once a second)
+//! and every few seconds, so a peer added or removed with `kopa peer` takes effect without a restart.
+//! Verifying objects uses the keys as stored at that moment ([`known_keys`]), never a stale copy, so a
+//! newly declared origin's objects are not rejected.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kopa_core::Tlp;
+use kopa_federation::{ExportPolicy, KnownKeys, NodeId, NodeIdentity, PublicKey, VerifyError};
+use kopa_store::{Store, StoreError};
+use serde_json::Value;
+
+use crate::ingest::{par_map, prepare_one, write_items, Item, Provenancing, INVALID};
+
+/// What [`receive`] did with one batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReceiveReport {
+    /// New versions stored.
+    pub stored: u64,
+    /// Versions already held: no-ops (loop prevention).
+    pub duplicates: u64,
+    /// Objects this node originated, come back: skipped.
+    pub own: u64,
+    /// Objects not stored, in the order received.
+    pub rejected: Vec<Rejected>,
+    /// Signatures checked (valid or not).
+    pub verified: u64,
+}
+
+/// One object that was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The object's id (empty when it has none).
+    pub id: String,
+    /// A short label for counting: `unsigned`, `malformed`, `unknown_node`, `bad_signature`,
+    /// `tampered` (provenance), or `invalid` (not valid STIX, or refused by the store).
+    pub reason: &'static str,
+    /// What is wrong, for logs and status.
+    pub message: String,
+}
+
+impl ReceiveReport {
+    /// Rejections counted by reason label.
+    pub fn rejected_by_reason(&self) -> BTreeMap<&'static str, u64> {
+        let mut m = BTreeMap::new();
+        for r in &self.rejected {
+            *m.entry(r.reason).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// The label of a provenance failure, as counted in metrics and peer status.
+pub fn reason_label(e: &VerifyError) -> &'static str {
+    match e {
+        VerifyError::Unsigned { .. } => "unsigned",
+        VerifyError::NotAnObject
+        | VerifyError::Malformed { .. }
+        | VerifyError::InexactNumber { .. } => "malformed",
+        VerifyError::UnknownNode { .. } => "unknown_node",
+        VerifyError::BadSignature { .. } => "bad_signature",
+        VerifyError::Tampered { .. } => "tampered",
+    }
+}
+
+/// Everything [`receive`] needs besides the objects: this node, the keys it trusts, and the TLP of
+/// unmarked objects (`ServerConfig::default_tlp`; they are then narrowed to their owner).
+#[derive(Clone)]
+pub struct Receiver {
+    pub store: Arc<dyn Store>,
+    pub this_node: NodeId,
+    pub known: Arc<KnownKeys>,
+    pub default_tlp: Tlp,
+}
+
+/// Store `objects` received from the peer whose node id is `via` into local collection
+/// `collection`: verify each, skip this node's own, reject the rest with their reason, and store the
+/// valid ones in one transaction with origin (the verified origin node) and via recorded.
+///
+/// Stewardship of a received object: owner = its origin organisation, author = its origin node, TLP
+/// from its markings (unmarked: the node default, narrowed), audience names resolved against this
+/// node's organisations and users (local and directory); a name that does not resolve never widens it.
+pub async fn receive(
+    r: &Receiver,
+    collection: &str,
+    objects: Vec<Value>,
+    via: &str,
+) -> Result<ReceiveReport, StoreError> {
+    let count = objects.len() as u64;
+    let prov = Provenancing::Received {
+        this_node: r.this_node.clone(),
+        known: r.known.clone(),
+    };
+    let items = tokio::task::spawn_blocking(move || par_map(objects, |v| prepare_one(v, &prov)))
+        .await
+        .map_err(|e| StoreError::Backend(format!("verification task failed: {e}")))?
+        .map_err(|e| StoreError::Backend(e.description))?;
+    let verified = items
+        .iter()
+        .filter(|i| !matches!(i, Item::Invalid { reason, .. } if *reason == INVALID))
+        .count() as u64;
+    let written = write_items(
+        r.store.as_ref(),
+        collection,
+        items,
+        None,
+        Some(via),
+        r.default_tlp,
+    )
+    .await?;
+    let rejected: Vec<Rejected> = written
+        .details
+        .into_iter()
+        .filter_map(|(id, _, result)| {
+            result.err().map(|(message, reason)| Rejected {
+                id,
+                reason,
+                message,
+            })
+        })
+        .collect();
+    debug_assert_eq!(
+        written.stored + written.duplicates + written.own + rejected.len() as u64,
+        count
+    );
+    Ok(ReceiveReport {
+        stored: written.stored,
+        duplicates: written.duplicates,
+        own: written.own,
+        rejected,
+        verified,
+    })
+}
+
+/// A declared peer as the server needs it to authenticate and authorise its calls.
+#[derive(Debug, Clone)]
+pub struct PeerEntry {
+    pub name: String,
+    pub node_id: NodeId,
+    pub policy: ExportPolicy,
+}
+
+/// What the cache holds: the keys this node trusts (its own and every peer's) and the peers by id.
+#[derive(Default)]
+struct Snapshot {
+    known: Arc<KnownKeys>,
+    by_node: HashMap<NodeId, PeerEntry>,
+}
+
+/// The declared peers, cached. See the module documentation for when it reloads.
+pub struct Peers {
+    store: Arc<dyn Store>,
+    own: Option<PublicKey>,
+    state: tokio::sync::Mutex<(Arc<Snapshot>, Option<Instant>)>,
+}
+
+/// A snapshot older than this is reloaded on the next use.
+const MAX_AGE: Duration = Duration::from_secs(5);
+/// A call naming an unknown node reloads the peers at most this often.
+const MIN_RELOAD: Duration = Duration::from_secs(1);
+
+/// The keys this node trusts as origins: its own (when it has one) and every declared peer's.
+/// A peer whose stored key does not parse is left out (and logged).
+pub async fn known_keys(
+    store: &dyn Store,
+    own: Option<PublicKey>,
+) -> Result<KnownKeys, StoreError> {
+    Ok(load(store, own).await?.known.as_ref().clone())
+}
+
+async fn load(store: &dyn Store, own: Option<PublicKey>) -> Result<Snapshot, StoreError> {
+    let mut known = KnownKeys::new();
+    if let Some(k) = own {
+        known.insert(k);
+    }
+    let mut by_node = HashMap::new();
+    for rec in store.peers().await? {
+        let p = &rec.peer;
+        let key = match PublicKey::parse(&p.public_key) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(peer = %p.name, error = %e, "peer key does not parse; peer ignored");
+                continue;
+            }
+        };
+        let policy: ExportPolicy = match serde_json::from_str(&p.policy) {
+            Ok(pol) => pol,
+            Err(e) => {
+                tracing::warn!(peer = %p.name, error = %e, "peer policy does not parse; peer ignored");
+                continue;
+            }
+        };
+        let node_id = known.insert(key);
+        by_node.insert(
+            node_id.clone(),
+            PeerEntry {
+                name: p.name.clone(),
+                node_id,
+                policy,
+            },
+        );
+    }
+    Ok(Snapshot {
+        known: Arc::new(known),
+        by_node,
+    })
+}
+
+impl Peers {
+    pub fn new(store: Arc<dyn Store>, node: Option<&NodeIdentity>) -> Peers {
+        Peers {
+            store,
+            own: node.map(NodeIdentity::public_key),
+            state: tokio::sync::Mutex::new((Arc::new(Snapshot::default()), None)),
+        }
+    }
+
+    /// The current snapshot; reloaded when stale, or when `wanted` is not in it and the last reload
+    /// is more than [`MIN_RELOAD`] old.
+    async fn snapshot(&self, wanted: &NodeId) -> Result<Arc<Snapshot>, StoreError> {
+        let mut guard = self.state.lock().await;
+        let (snap, loaded) = &*guard;
+        let age = loaded.map(|t| t.elapsed());
+        let stale = age.is_none_or(|a| a > MAX_AGE);
+        let missing = !snap.by_node.contains_key(wanted) && age.is_none_or(|a| a > MIN_RELOAD);
+        if stale || missing {
+            let fresh = Arc::new(load(self.store.as_ref(), self.own).await?);
+            *guard = (fresh, Some(Instant::now()));
+        }
+        Ok(guard.0.clone())
+    }
+
+    /// The declared peer with node id `node` (reloading once when unknown), with the trusted keys.
+    pub async fn lookup(
+        &self,
+        node: &NodeId,
+    ) -> Result<(Option<PeerEntry>, Arc<KnownKeys>), StoreError> {
+        let snap = self.snapshot(node).await?;
+        Ok((snap.by_node.get(node).cloned(), snap.known.clone()))
+    }
+}
