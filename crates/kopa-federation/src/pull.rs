@@ -107,8 +107,8 @@ impl Envelope {
     }
 }
 
-/// Percent-encode a query value (everything but RFC 3986 unreserved characters).
-fn encode(s: &str) -> String {
+/// Percent-encode a path segment or query value (everything but RFC 3986 unreserved characters).
+pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -120,7 +120,9 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// The URL of the next page: `GET {base}/taxii2/{api_root}/collections/{collection}/objects/`.
+/// The URL of the next page: `GET {base}/{api_root}/collections/{collection}/objects/` (Kopa serves
+/// its API root at `/{api_root}/`), asking for every version (`match[version]=all`) so that a pull
+/// copies each version, not only the latest. With `base = ""` this is the path and query.
 pub fn objects_url(
     base: &str,
     api_root: &str,
@@ -129,7 +131,7 @@ pub fn objects_url(
     limit: usize,
 ) -> String {
     let mut url = format!(
-        "{}/taxii2/{}/collections/{}/objects/?limit={limit}",
+        "{}/{}/collections/{}/objects/?limit={limit}&match%5Bversion%5D=all",
         base.trim_end_matches('/'),
         encode(api_root),
         encode(collection)
@@ -157,12 +159,12 @@ mod tests {
         };
         assert_eq!(
             objects_url("https://b.example/", "kopa", "c-1", &c, 1000),
-            "https://b.example/taxii2/kopa/collections/c-1/objects/?limit=1000\
+            "https://b.example/kopa/collections/c-1/objects/?limit=1000&match%5Bversion%5D=all\
              &added_after=2026-01-01T00%3A00%3A00.000001Z&next=a%20b%2Bc%2F%3D"
         );
         assert_eq!(
             objects_url("http://x", "kopa", "c", &PullCursor::default(), 5),
-            "http://x/taxii2/kopa/collections/c/objects/?limit=5"
+            "http://x/kopa/collections/c/objects/?limit=5&match%5Bversion%5D=all"
         );
     }
 

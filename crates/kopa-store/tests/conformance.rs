@@ -41,7 +41,15 @@ fn all_versions() -> VersionMatch {
 }
 
 fn filter(limit: usize) -> ObjectFilter {
-    object_filter(limit, VersionMatch::last())
+    ObjectFilter {
+        added_after: None,
+        after_seq: None,
+        limit,
+        ids: Vec::new(),
+        types: Vec::new(),
+        versions: VersionMatch::last(),
+        spec_versions: Vec::new(),
+    }
 }
 
 fn collection(title: &str, read: Access, write: Access) -> NewCollection {

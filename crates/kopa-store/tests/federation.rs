@@ -31,13 +31,18 @@ fn room(id: Option<&str>, title: &str, alias: Option<&str>) -> NewCollection {
 }
 
 fn all(limit: usize) -> ObjectFilter {
-    object_filter(
+    ObjectFilter {
+        added_after: None,
+        after_seq: None,
         limit,
-        VersionMatch {
+        ids: Vec::new(),
+        types: Vec::new(),
+        versions: VersionMatch {
             all: true,
             ..Default::default()
         },
-    )
+        spec_versions: Vec::new(),
+    }
 }
 
 const NODE_B: &str = "node--0000000000000000000000000000000b";

@@ -1,5 +1,7 @@
-//! `kopa serve`: open (or on first start create) the node and run its HTTP server until SIGINT or
-//! SIGTERM, then stop gracefully: in-flight requests finish, so no acknowledged write is lost.
+//! `kopa serve`: open (or on first start create) the node and run its HTTP server and its federation
+//! sync loop until SIGINT or SIGTERM, then stop gracefully: in-flight requests finish, so no
+//! acknowledged write is lost, and the sync loop stops between pages (its cursors are saved only
+//! after a page is stored).
 
 use crate::config::{self, Config};
 use crate::node;
@@ -138,14 +140,45 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
         default_page_size: usize::try_from(config.page_size).unwrap_or(usize::MAX),
         max_page_size: usize::try_from(config.max_page_size).unwrap_or(usize::MAX),
     };
-    // The node's identity: its users' objects are signed with it, and peers are checked against it.
+    // One signal stops both the server and the sync loop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    // The node's identity: its users' objects are signed with it, peers are checked against it,
+    // and the sync loop signs its calls to peers with it. Server and sync loop share one state.
     let identity = std::sync::Arc::new(kopa_federation::NodeIdentity::new(key));
     let state = kopa_server::AppState::with_node(store.clone(), server_config, Some(identity));
-    kopa_server::serve_app(listener, state, shutdown)
+    let sync = tokio::spawn(kopa_sync::run(
+        state.clone(),
+        sync_config(&config),
+        stopped(stop_rx.clone()),
+    ));
+    let served = kopa_server::serve_app(listener, state, stopped(stop_rx))
         .await
-        .context("the server stopped with an error")?;
+        .context("the server stopped with an error");
+    match sync.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the federation sync loop stopped with an error"),
+        Err(e) => tracing::error!(error = %e, "the federation sync loop failed"),
+    }
+    served?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The sync loop's settings from the `federation.*` keys.
+fn sync_config(config: &Config) -> kopa_sync::SyncConfig {
+    kopa_sync::SyncConfig {
+        pull_interval: std::time::Duration::from_secs(config.pull_interval_seconds),
+        page_size: usize::try_from(config.federation_page_size).unwrap_or(usize::MAX),
+        concurrency: usize::try_from(config.federation_concurrency).unwrap_or(usize::MAX),
+        ..kopa_sync::SyncConfig::default()
+    }
 }
 
 /// `KOPA_ADMIN_TOKEN` is used at first start only: say so when a later start is given another one.

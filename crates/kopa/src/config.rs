@@ -25,6 +25,9 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("tlp.default", Kind::Str),
     ("status_retention_hours", Kind::Int),
     ("log", Kind::Str),
+    ("federation.pull_interval_seconds", Kind::Int),
+    ("federation.page_size", Kind::Int),
+    ("federation.concurrency", Kind::Int),
 ];
 
 /// The kind of value a key takes.
@@ -82,6 +85,14 @@ max_page_size = 10000
 [tlp]
 # The label of objects that carry no TLP marking; they are also narrowed to their owner organisation.
 default = "TLP:AMBER"
+
+[federation]
+# Seconds between two pulls from one peer (after an error the wait doubles, up to eight times this).
+pull_interval_seconds = 30
+# Objects per page read from a peer, and per envelope posted to one.
+page_size = 1000
+# Peers synchronised at the same time.
+concurrency = 4
 "#;
 
 /// The node's effective configuration.
@@ -99,6 +110,9 @@ pub struct Config {
     pub tlp_default: Tlp,
     pub status_retention_hours: u64,
     pub log: String,
+    pub pull_interval_seconds: u64,
+    pub federation_page_size: u64,
+    pub federation_concurrency: u64,
 }
 
 impl Default for Config {
@@ -115,6 +129,9 @@ impl Default for Config {
             tlp_default: Tlp::Amber,
             status_retention_hours: 24,
             log: "info".into(),
+            pull_interval_seconds: 30,
+            federation_page_size: 1000,
+            federation_concurrency: 4,
         }
     }
 }
@@ -380,6 +397,9 @@ fn apply(config: &mut Config, key: &str, val: Val) -> anyhow::Result<()> {
         }
         ("status_retention_hours", Val::Int(n)) => config.status_retention_hours = n,
         ("log", Val::Str(s)) => config.log = s,
+        ("federation.pull_interval_seconds", Val::Int(n)) => config.pull_interval_seconds = n,
+        ("federation.page_size", Val::Int(n)) => config.federation_page_size = n,
+        ("federation.concurrency", Val::Int(n)) => config.federation_concurrency = n,
         (key, val) => bail!("value {val:?} does not fit key {key}"),
     }
     Ok(())
@@ -399,6 +419,12 @@ fn check(c: &Config) -> anyhow::Result<()> {
             c.page_size,
             c.max_page_size
         );
+    }
+    if c.pull_interval_seconds == 0 {
+        bail!("federation.pull_interval_seconds must be at least 1");
+    }
+    if c.federation_page_size == 0 || c.federation_concurrency == 0 {
+        bail!("federation.page_size and federation.concurrency must be at least 1");
     }
     if c.status_retention_hours < 24 {
         bail!("status_retention_hours must be at least 24 (TAXII keeps status resources a day)");
@@ -489,6 +515,9 @@ mod tests {
         assert_eq!(c.log, "debug");
         assert_eq!(c.node_name.as_deref(), Some("file"));
         assert_eq!(c.status_retention_hours, 24); // default
+        let e = env(&[("KOPA_FEDERATION__PULL_INTERVAL_SECONDS", "1")]);
+        let c = load_from(&Flags::default(), &e).unwrap().config;
+        assert_eq!((c.pull_interval_seconds, c.federation_page_size), (1, 1000));
     }
 
     #[test]
@@ -549,6 +578,17 @@ mod tests {
             ("KOPA_TLP__DEFAULT", "TLP:PURPLE", "TLP:PURPLE"),
             ("KOPA_DATABASE", "mysql://x/y", "not a PostgreSQL URL"),
             ("KOPA_STATUS_RETENTION_HOURS", "1", "at least 24"),
+            (
+                "KOPA_FEDERATION__PULL_INTERVAL_SECONDS",
+                "0",
+                "federation.pull_interval_seconds",
+            ),
+            ("KOPA_FEDERATION__PAGE_SIZE", "0", "federation.page_size"),
+            (
+                "KOPA_FEDERATION__CONCURRENCY",
+                "0",
+                "federation.concurrency",
+            ),
         ];
         for (name, value, want) in cases {
             let err = load_from(&Flags::default(), &env(&[(name, value)])).unwrap_err();

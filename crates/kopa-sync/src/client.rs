@@ -1,0 +1,386 @@
+//! The TAXII 2.1 client one node uses to call a peer: list its collections, read a page of a
+//! collection, post an envelope. Every request is authenticated as this node (`Kopa-Node`, signed
+//! with the node key over the target, method, path and time) or, for a peer declared with a token,
+//! with `Bearer <token>`. The token and the key never appear in errors or logs.
+
+use std::time::Duration;
+
+use kopa_federation::pull::{encode, objects_url, Envelope, PullCursor};
+use kopa_federation::request_auth::{now_unix, sign_request};
+use kopa_federation::{NodeId, NodeKey};
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use serde_json::Value;
+
+use crate::SyncError;
+
+/// TAXII 2.1 media type, for `Accept` and `Content-Type`.
+const TAXII: &str = "application/taxii+json;version=2.1";
+/// The API root every Kopa node serves.
+pub const API_ROOT: &str = "kopa";
+/// Longest error body kept in a message.
+const BODY_EXCERPT: usize = 300;
+
+/// How this node presents itself to one peer.
+#[derive(Clone)]
+pub enum PeerAuth {
+    /// `Authorization: Kopa-Node …`, signed per request.
+    Node,
+    /// `Authorization: Bearer <token>`: the peer was declared with a token of one of its users.
+    Bearer(String),
+}
+
+/// A collection as the peer lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCollection {
+    pub id: String,
+    pub alias: Option<String>,
+    pub can_read: bool,
+    pub can_write: bool,
+}
+
+/// One page read from a peer.
+#[derive(Debug)]
+pub struct RemotePage {
+    pub envelope: Envelope,
+    /// `X-TAXII-Date-Added-Last`: the resume point after this page.
+    pub date_added_last: Option<String>,
+    /// `X-Kopa-Remaining` when it was asked for and the peer answered it.
+    pub remaining: Option<u64>,
+}
+
+/// What the peer said about a posted envelope (its TAXII status resource).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Posted {
+    pub successes: u64,
+    /// `(object id, message)` of each object the peer refused.
+    pub failures: Vec<(String, String)>,
+}
+
+/// A client for one peer.
+pub struct PeerClient<'a> {
+    pub(crate) http: &'a reqwest::Client,
+    /// The peer's base URL, without a trailing '/'.
+    pub(crate) base: String,
+    pub(crate) target: NodeId,
+    pub(crate) key: &'a NodeKey,
+    pub(crate) auth: PeerAuth,
+}
+
+/// The `/kopa/collections/<id>/objects/` path of a collection.
+pub fn objects_path(collection: &str) -> String {
+    format!("/{API_ROOT}/collections/{}/objects/", encode(collection))
+}
+
+impl PeerClient<'_> {
+    /// The path as the peer's server sees it (the base URL may carry a path prefix).
+    fn full_path(&self, path_and_query: &str) -> String {
+        let prefix = self
+            .base
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+            .unwrap_or("");
+        format!("{prefix}{path_and_query}")
+    }
+
+    fn authorization(&self, method: &str, path_and_query: &str) -> String {
+        match &self.auth {
+            PeerAuth::Bearer(t) => format!("Bearer {t}"),
+            PeerAuth::Node => sign_request(
+                self.key,
+                &self.target,
+                method,
+                &self.full_path(path_and_query),
+                now_unix(),
+            ),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(HeaderMap, Vec<u8>), SyncError> {
+        let url = format!("{}{}", self.base, path_and_query);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .header(ACCEPT, TAXII)
+            .header(
+                AUTHORIZATION,
+                self.authorization(method.as_str(), path_and_query),
+            );
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.header(CONTENT_TYPE, TAXII).body(b);
+        }
+        let what = format!("{method} {}{}", self.base, path_and_query);
+        let resp = req.send().await.map_err(|e| SyncError::Http {
+            what: what.clone(),
+            message: describe(&e),
+        })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| SyncError::Http {
+            what: what.clone(),
+            message: describe(&e),
+        })?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            let excerpt: String = text.chars().take(BODY_EXCERPT).collect();
+            return Err(SyncError::Status {
+                what,
+                status: status.as_u16(),
+                body: excerpt,
+            });
+        }
+        Ok((headers, body.to_vec()))
+    }
+
+    /// The collections the peer shows this node.
+    pub async fn collections(&self) -> Result<Vec<RemoteCollection>, SyncError> {
+        let path = format!("/{API_ROOT}/collections/");
+        let (_, body) = self.send(reqwest::Method::GET, &path, &[], None).await?;
+        parse_collections(&body)
+    }
+
+    /// The peer's largest accepted request body (`max_content_length` of its API root).
+    pub async fn max_content_length(&self) -> Result<usize, SyncError> {
+        let path = format!("/{API_ROOT}/");
+        let (_, body) = self.send(reqwest::Method::GET, &path, &[], None).await?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| SyncError::Protocol(format!("API root is not JSON: {e}")))?;
+        v.get("max_content_length")
+            .and_then(Value::as_u64)
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .ok_or_else(|| SyncError::Protocol("API root has no max_content_length".into()))
+    }
+
+    /// One page of a collection after `cursor`. With `count`, the peer is asked how many objects
+    /// remain after the page (`X-Kopa-Remaining`).
+    pub async fn page(
+        &self,
+        collection: &str,
+        cursor: &PullCursor,
+        limit: usize,
+        count: bool,
+    ) -> Result<RemotePage, SyncError> {
+        let path = objects_url("", API_ROOT, collection, cursor, limit);
+        let extra: &[(&str, &str)] = if count {
+            &[("x-kopa-count-remaining", "1")]
+        } else {
+            &[]
+        };
+        let (headers, body) = self.send(reqwest::Method::GET, &path, extra, None).await?;
+        let envelope = Envelope::parse(&body)
+            .map_err(|e| SyncError::Protocol(format!("collection {collection}: {e}")))?;
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Ok(RemotePage {
+            envelope,
+            date_added_last: header("x-taxii-date-added-last"),
+            remaining: header("x-kopa-remaining").and_then(|v| v.trim().parse().ok()),
+        })
+    }
+
+    /// POST an envelope already written as JSON (`{"objects":[…]}`) to a collection of the peer.
+    pub async fn post(&self, collection: &str, envelope: Vec<u8>) -> Result<Posted, SyncError> {
+        let path = objects_path(collection);
+        let (_, body) = self
+            .send(reqwest::Method::POST, &path, &[], Some(envelope))
+            .await?;
+        parse_status(&body)
+    }
+}
+
+/// The error of a request without the URL (reqwest's messages name it; ours already does) and
+/// with its cause ("connection refused").
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    let mut last = String::new();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    if !last.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(&last);
+    }
+    msg
+}
+
+/// `{"collections": [...]}` (or `{}`) as the peer answers it.
+pub fn parse_collections(body: &[u8]) -> Result<Vec<RemoteCollection>, SyncError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| SyncError::Protocol(format!("collections answer is not JSON: {e}")))?;
+    let list = match v.get("collections") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(_) => {
+            return Err(SyncError::Protocol(
+                "collections answer: 'collections' is not a list".into(),
+            ))
+        }
+    };
+    list.iter()
+        .map(|c| {
+            let id = c.get("id").and_then(Value::as_str).ok_or_else(|| {
+                SyncError::Protocol("collections answer: a collection has no 'id'".into())
+            })?;
+            Ok(RemoteCollection {
+                id: id.to_string(),
+                alias: c.get("alias").and_then(Value::as_str).map(str::to_string),
+                can_read: c.get("can_read").and_then(Value::as_bool).unwrap_or(false),
+                can_write: c.get("can_write").and_then(Value::as_bool).unwrap_or(false),
+            })
+        })
+        .collect()
+}
+
+/// A TAXII status resource: success count and the failures with their messages.
+pub fn parse_status(body: &[u8]) -> Result<Posted, SyncError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| SyncError::Protocol(format!("status answer is not JSON: {e}")))?;
+    let successes = v
+        .get("success_count")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| SyncError::Protocol("status answer has no success_count".into()))?;
+    let failures = v
+        .get("failures")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|f| {
+                    let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                    (s("id"), s("message"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Posted {
+        successes,
+        failures,
+    })
+}
+
+/// Split objects (JSON texts) into envelopes of at most `max_objects` objects and `max_bytes`
+/// bytes. An object larger than `max_bytes` on its own is sent alone (the peer will refuse it, and
+/// say so in its answer).
+pub fn envelopes(objects: &[String], max_objects: usize, max_bytes: usize) -> Vec<Vec<u8>> {
+    // `cur` holds `{"objects":[` and the objects so far; closing it adds `]}`.
+    const CLOSE: usize = 2;
+    let mut out = Vec::new();
+    let mut cur: Vec<u8> = Vec::new();
+    let mut n = 0;
+    for o in objects {
+        let grows = o.len() + usize::from(n > 0);
+        if n > 0 && (n >= max_objects.max(1) || cur.len() + grows + CLOSE > max_bytes) {
+            cur.extend_from_slice(b"]}");
+            out.push(std::mem::take(&mut cur));
+            n = 0;
+        }
+        if n == 0 {
+            cur.extend_from_slice(br#"{"objects":["#);
+        } else {
+            cur.push(b',');
+        }
+        cur.extend_from_slice(o.as_bytes());
+        n += 1;
+    }
+    if n > 0 {
+        cur.extend_from_slice(b"]}");
+        out.push(cur);
+    }
+    out
+}
+
+/// The HTTP client shared by every peer.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, SyncError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10).min(timeout))
+        .timeout(timeout)
+        .user_agent(concat!("kopa/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| SyncError::Http {
+            what: "HTTP client".into(),
+            message: describe(&e),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_respect_both_limits_and_keep_order() {
+        let objs: Vec<String> = (0..7).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
+        let by_count = envelopes(&objs, 3, usize::MAX);
+        assert_eq!(by_count.len(), 3);
+        let parsed: Vec<Value> = by_count
+            .iter()
+            .map(|b| serde_json::from_slice(b).unwrap())
+            .collect();
+        let ns: Vec<u64> = parsed
+            .iter()
+            .flat_map(|e| e["objects"].as_array().unwrap().clone())
+            .map(|o| o["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ns, (0..7).collect::<Vec<u64>>());
+        // {"objects":[ + {"n":0} + , + {"n":1} + ]} = 14 + 7 + 1 + 7 = 29 bytes for two objects.
+        let by_size = envelopes(&objs, 100, 29);
+        assert_eq!(by_size.len(), 4);
+        assert!(by_size.iter().all(|b| b.len() <= 29));
+        assert!(envelopes(&[], 10, 10).is_empty());
+        // An object bigger than the limit goes alone.
+        let big = vec!["x".repeat(50), "{}".into()];
+        assert_eq!(envelopes(&big, 10, 20).len(), 2);
+    }
+
+    #[test]
+    fn answers_are_checked() {
+        let cs = parse_collections(
+            br#"{"collections":[{"id":"a","alias":"x","can_read":true,"can_write":false},{"id":"b"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(cs.len(), 2);
+        assert_eq!(cs[0].alias.as_deref(), Some("x"));
+        assert!(cs[0].can_read && !cs[1].can_read && !cs[1].can_write);
+        assert!(parse_collections(b"{}").unwrap().is_empty());
+        for bad in [
+            &b"nope"[..],
+            br#"{"collections":{}}"#,
+            br#"{"collections":[{}]}"#,
+        ] {
+            assert!(matches!(
+                parse_collections(bad),
+                Err(SyncError::Protocol(_))
+            ));
+        }
+        let st = parse_status(
+            br#"{"success_count":2,"failures":[{"id":"indicator--1","message":"tampered"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            st,
+            Posted {
+                successes: 2,
+                failures: vec![("indicator--1".into(), "tampered".into())]
+            }
+        );
+        assert!(parse_status(b"{}").is_err());
+    }
+}

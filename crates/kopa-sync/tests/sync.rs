@@ -1,0 +1,492 @@
+//! The sync loop against real Kopa servers in this process: two (or three) nodes, each a store and a
+//! `kopa_server` listening on a loopback port, peered both ways. Objects posted on one node reach
+//! the other through `Syncer::sync_once`; restarts resume from the saved cursors; a refused port is
+//! recorded as the peer's error and heals; push and sightings home deliver without a pull.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kopa_core::{Audience, Role, UserId};
+use kopa_federation::{ExportPolicy, NodeIdentity, NodeKey, PROVENANCE_EXTENSION_ID};
+use kopa_server::{AppState, ServerConfig};
+use kopa_store::{Access, NewCollection, NewPeer, ObjectFilter, Store, VersionMatch};
+use kopa_sync::{SyncConfig, Syncer};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+const TAXII: &str = "application/taxii+json;version=2.1";
+
+/// One node: store, key, a user who may write, and (while running) its server.
+struct Node {
+    state: AppState,
+    store: Arc<dyn Store>,
+    key: NodeKey,
+    token: String,
+    user: UserId,
+    org: kopa_core::OrgId,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    async fn new(seed: u8) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let store = kopa_store::open(dir.path().join("data").to_str().unwrap(), true)
+            .await
+            .unwrap();
+        let key = NodeKey::from_seed([seed; 32]);
+        store
+            .init_node(&kopa_store::NodeInfo {
+                id: key.node_id().to_string(),
+                name: format!("node-{seed}"),
+            })
+            .await
+            .unwrap();
+        let org = store.add_org(&format!("Org {seed}")).await.unwrap();
+        let user = store
+            .add_user(&format!("analyst{seed}"), &org.id, Role::Analyst)
+            .await
+            .unwrap();
+        let (record, token) = kopa_server::new_token(&user.id);
+        store.add_token(&record).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = ServerConfig {
+            max_content_length: 256 * 1024,
+            ..ServerConfig::default()
+        };
+        let identity = Arc::new(NodeIdentity::new(NodeKey::from_seed([seed; 32])));
+        let state = AppState::with_node(store.clone(), config, Some(identity));
+        let mut node = Node {
+            state,
+            store,
+            key,
+            token,
+            user: user.id,
+            org: org.id,
+            addr,
+            stop: None,
+            server: None,
+            _dir: dir,
+        };
+        node.serve(listener);
+        node
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let (tx, rx) = oneshot::channel::<()>();
+        let state = self.state.clone();
+        self.server = Some(tokio::spawn(async move {
+            kopa_server::serve_app(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        }));
+        self.stop = Some(tx);
+    }
+
+    /// Stop the server (the port is then refused) and wait until it is down.
+    async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            s.await.unwrap();
+        }
+    }
+
+    /// Serve again on the same port.
+    async fn restart(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn me(&self) -> Audience {
+        Audience {
+            org: self.org.clone(),
+            user: self.user.clone(),
+        }
+    }
+
+    /// A collection readable and writable by everyone here, with this id (or a new one) and alias.
+    async fn collection(&self, id: Option<&str>, alias: Option<&str>) -> String {
+        self.store
+            .add_collection(&NewCollection {
+                id: id.map(str::to_string),
+                title: "shared".into(),
+                description: None,
+                alias: alias.map(str::to_string),
+                read: Access::All,
+                write: Access::All,
+            })
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// Declare `other` as a peer that may read `collections` (CLEAR/GREEN), called with the token
+    /// of `other`'s analyst.
+    async fn peer(&self, name: &str, other: &Node, collections: &[&str], push: bool) {
+        self.peer_with(name, other, collections, push, Some(other.token.clone()))
+            .await
+    }
+
+    async fn peer_with(
+        &self,
+        name: &str,
+        other: &Node,
+        collections: &[&str],
+        push: bool,
+        token: Option<String>,
+    ) {
+        let policy = ExportPolicy {
+            collections: collections.iter().map(|c| c.to_string()).collect(),
+            ..ExportPolicy::default()
+        };
+        self.store
+            .add_peer(&NewPeer {
+                name: name.into(),
+                node_id: other.key.node_id().to_string(),
+                url: other.url(),
+                public_key: other.key.public_key().encode(),
+                token,
+                policy: serde_json::to_string(&policy).unwrap(),
+            })
+            .await
+            .unwrap();
+        if push {
+            self.store.set_peer_push(name, true).await.unwrap();
+        }
+    }
+
+    async fn post(&self, collection: &str, objects: &[Value]) {
+        let resp = reqwest::Client::new()
+            .post(format!(
+                "{}/kopa/collections/{collection}/objects/",
+                self.url()
+            ))
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("accept", TAXII)
+            .header("content-type", TAXII)
+            .body(serde_json::to_vec(&json!({ "objects": objects })).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+        let status: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!(status["failure_count"], 0, "{status}");
+    }
+
+    /// Every object version held in `collection` as this node's analyst sees them: (id, modified).
+    async fn held(&self, collection: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .store
+                .objects(
+                    &self.me().into(),
+                    collection,
+                    &ObjectFilter {
+                        added_after: None,
+                        after_seq: Some(after),
+                        limit: 1000,
+                        ids: Vec::new(),
+                        types: Vec::new(),
+                        versions: VersionMatch {
+                            all: true,
+                            ..Default::default()
+                        },
+                        spec_versions: Vec::new(),
+                    },
+                )
+                .await
+                .unwrap();
+            for o in &page.objects {
+                out.push((o.id.clone(), o.version.to_taxii()));
+                after = o.seq;
+            }
+            if !page.more {
+                break;
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn syncer(&self, page_size: usize) -> Arc<Syncer> {
+        Arc::new(
+            Syncer::new(
+                self.state.clone(),
+                SyncConfig {
+                    pull_interval: Duration::from_millis(200),
+                    page_size,
+                    ..SyncConfig::default()
+                },
+            )
+            .unwrap(),
+        )
+    }
+}
+
+fn uuid_n(n: usize) -> String {
+    format!("8e2e2d2b-17d4-4cbf-938f-{n:012}")
+}
+
+/// A TLP:CLEAR indicator (shareable with any peer whose policy names the collection).
+fn indicator(n: usize, modified: &str) -> Value {
+    json!({
+        "type": "indicator", "spec_version": "2.1",
+        "id": format!("indicator--{}", uuid_n(n)),
+        "created": "2024-01-01T00:00:00.000Z", "modified": modified,
+        "name": format!("indicator {n}"),
+        "pattern": format!("[ipv4-addr:value = '198.51.100.{}']", n % 250),
+        "pattern_type": "stix", "valid_from": "2024-01-01T00:00:00Z",
+        "object_marking_refs": ["marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"],
+    })
+}
+
+const T0: &str = "2024-01-01T00:00:00.000Z";
+
+/// A and B peered both ways over one collection with the same id; B pulls from A.
+async fn pair() -> (Node, Node, String) {
+    let (a, b) = (Node::new(1).await, Node::new(2).await);
+    let cid = a.collection(None, None).await;
+    b.collection(Some(&cid), None).await;
+    a.peer("b", &b, &[&cid], false).await;
+    b.peer("a", &a, &[&cid], false).await;
+    (a, b, cid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_posted_on_a_reach_b_in_one_round_with_their_provenance() {
+    let (a, b, cid) = pair().await;
+    let objects: Vec<Value> = (0..25).map(|n| indicator(n, T0)).collect();
+    a.post(&cid, &objects).await;
+    // Page size 10: three pages, each stored before its cursor is saved.
+    let reports = b.syncer(10).sync_once(None).await.unwrap();
+    assert_eq!(reports.len(), 1);
+    let r = &reports[0];
+    assert_eq!(r.error, None);
+    assert_eq!((r.received, r.duplicates, r.rejected), (25, 0, 0));
+    assert_eq!(b.held(&cid).await, a.held(&cid).await);
+    assert_eq!(b.held(&cid).await.len(), 25);
+    // Stored as received: the origin's signature kept, origin and via recorded.
+    let one = &b
+        .store
+        .objects(
+            &b.me().into(),
+            &cid,
+            &ObjectFilter {
+                added_after: None,
+                after_seq: None,
+                limit: 1,
+                ids: vec![format!("indicator--{}", uuid_n(3))],
+                types: Vec::new(),
+                versions: VersionMatch::last(),
+                spec_versions: Vec::new(),
+            },
+        )
+        .await
+        .unwrap()
+        .objects[0];
+    let v: Value = serde_json::from_str(&one.json).unwrap();
+    assert_eq!(
+        v["extensions"][PROVENANCE_EXTENSION_ID]["origin_node"],
+        a.key.node_id().as_str()
+    );
+    assert_eq!(one.origin.as_deref(), Some(a.key.node_id().as_str()));
+    let routes = b
+        .store
+        .object_routes(&[format!("indicator--{}", uuid_n(3))])
+        .await
+        .unwrap();
+    assert_eq!(routes[0].via.as_deref(), Some(a.key.node_id().as_str()));
+    // Status: last sync recorded, counters written, nothing left.
+    let peer = b.store.peer("a").await.unwrap();
+    assert!(peer.last_sync_at.is_some());
+    assert_eq!(peer.last_error, None);
+    let st = kopa_sync::PeerStatus::from_stored(peer.status.as_ref());
+    assert_eq!((st.received, st.lag_objects), (25, 0));
+    // A round with nothing new reads nothing and stores nothing.
+    let again = b.syncer(10).sync_once(Some("a")).await.unwrap();
+    assert_eq!((again[0].received, again[0].duplicates), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_loop_resumes_from_the_saved_cursor_without_duplicates() {
+    let (a, b, cid) = pair().await;
+    a.post(&cid, &(0..12).map(|n| indicator(n, T0)).collect::<Vec<_>>())
+        .await;
+    let first = b.syncer(5).sync_once(None).await.unwrap();
+    assert_eq!(first[0].received, 12);
+    let cursors = b.store.peer_cursors("a").await.unwrap();
+    assert_eq!(cursors.len(), 1);
+    assert_eq!(cursors[0].0, cid);
+    // New objects and a new version of an old one, then a new loop over the same store (a restart).
+    let mut more: Vec<Value> = (12..20).map(|n| indicator(n, T0)).collect();
+    more.push(indicator(0, "2024-02-01T00:00:00.000Z"));
+    a.post(&cid, &more).await;
+    let second = b.syncer(5).sync_once(None).await.unwrap();
+    assert_eq!(second[0].error, None);
+    assert_eq!((second[0].received, second[0].duplicates), (9, 0));
+    assert_eq!(b.held(&cid).await, a.held(&cid).await);
+    assert_eq!(b.held(&cid).await.len(), 21);
+    // A lost cursor (say a crash before it was written) costs a re-read, not duplicates.
+    b.store.remove_peer("a").await.unwrap();
+    b.peer("a", &a, &[&cid], false).await;
+    let reread = b.syncer(5).sync_once(None).await.unwrap();
+    assert_eq!((reread[0].received, reread[0].duplicates), (0, 21));
+    assert_eq!(b.held(&cid).await.len(), 21);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_port_is_recorded_as_the_peers_error_and_heals() {
+    let (mut a, b, cid) = pair().await;
+    a.post(&cid, &[indicator(1, T0)]).await;
+    a.stop().await;
+    let syncer = b.syncer(10);
+    let down = syncer.sync_once(None).await.unwrap();
+    let err = down[0].error.clone().expect("an error while A is down");
+    assert!(err.contains("cannot connect"), "{err}");
+    let peer = b.store.peer("a").await.unwrap();
+    assert_eq!(peer.error_count, 1);
+    assert_eq!(peer.last_error.as_deref(), Some(err.as_str()));
+    assert!(peer.last_sync_at.is_none());
+    assert!(b.held(&cid).await.is_empty());
+
+    a.restart().await;
+    let up = syncer.sync_once(None).await.unwrap();
+    assert_eq!(up[0].error, None);
+    assert_eq!(up[0].received, 1);
+    let peer = b.store.peer("a").await.unwrap();
+    assert_eq!((peer.last_error, peer.error_count), (None, 1));
+    assert!(peer.last_sync_at.is_some());
+    assert_eq!(b.held(&cid).await, a.held(&cid).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_match_by_alias_and_unmatched_ones_are_reported() {
+    let (a, b) = (Node::new(1).await, Node::new(2).await);
+    let on_a = a.collection(None, Some("cti-room")).await;
+    let lonely = a.collection(None, None).await;
+    let on_b = b.collection(None, Some("cti-room")).await;
+    assert_ne!(on_a, on_b);
+    a.peer("b", &b, &[&on_a, &lonely], false).await;
+    b.peer("a", &a, &[&on_b], false).await;
+    a.post(&on_a, &[indicator(1, T0), indicator(2, T0)]).await;
+    a.post(&lonely, &[indicator(3, T0)]).await;
+    let r = b.syncer(10).sync_once(None).await.unwrap();
+    assert_eq!(r[0].error, None);
+    assert_eq!(r[0].received, 2);
+    assert_eq!(b.held(&on_b).await, a.held(&on_a).await);
+    let expected = format!("no local collection for remote {lonely}");
+    assert_eq!(r[0].skipped, vec![expected.clone()]);
+    let st = kopa_sync::PeerStatus::from_stored(b.store.peer("a").await.unwrap().status.as_ref());
+    assert_eq!(st.skipped, vec![expected]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_declared_with_a_token_is_read_as_that_user() {
+    let (a, b) = (Node::new(1).await, Node::new(2).await);
+    let cid = a.collection(None, None).await;
+    b.collection(Some(&cid), None).await;
+    a.peer("b", &b, &[&cid], false).await;
+    b.peer_with("a", &a, &[&cid], false, Some(a.token.clone()))
+        .await;
+    a.post(&cid, &[indicator(1, T0)]).await;
+    let r = b.syncer(10).sync_once(None).await.unwrap();
+    assert_eq!((r[0].error.as_deref(), r[0].received), (None, 1));
+    // A wrong token is refused by A, and the refusal is the peer's error.
+    b.store.remove_peer("a").await.unwrap();
+    b.peer_with("a", &a, &[&cid], false, Some("kopa_nope.nope".into()))
+        .await;
+    let r = b.syncer(10).sync_once(None).await.unwrap();
+    let err = r[0].error.clone().unwrap();
+    assert!(err.contains("HTTP 401"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_delivers_without_a_pull_and_only_what_the_policy_allows() {
+    let (a, b) = (Node::new(1).await, Node::new(2).await);
+    let shared = a.collection(None, None).await;
+    let private = a.collection(None, None).await;
+    b.collection(Some(&shared), None).await;
+    b.collection(Some(&private), None).await;
+    a.peer("b", &b, &[&shared], true).await;
+    b.peer("a", &a, &[], false).await;
+    let mut amber = indicator(50, T0);
+    amber["object_marking_refs"] =
+        json!(["marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"]);
+    a.post(&shared, &[indicator(1, T0), indicator(2, T0), amber])
+        .await;
+    a.post(&private, &[indicator(3, T0)]).await;
+    let r = a.syncer(10).sync_once(None).await.unwrap();
+    assert_eq!(r[0].error, None);
+    // Two CLEAR indicators of the shared collection; AMBER is above the policy's GREEN.
+    assert_eq!(r[0].pushed, 2);
+    let on_b: Vec<String> = b
+        .held(&shared)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        on_b,
+        vec![
+            format!("indicator--{}", uuid_n(1)),
+            format!("indicator--{}", uuid_n(2))
+        ]
+    );
+    assert!(b.held(&private).await.is_empty());
+    // The push cursor moved: a second round sends nothing.
+    let again = a.syncer(10).sync_once(None).await.unwrap();
+    assert_eq!(again[0].pushed, 0);
+    a.post(&shared, &[indicator(4, T0)]).await;
+    let third = a.syncer(10).sync_once(None).await.unwrap();
+    assert_eq!(third[0].pushed, 1);
+    assert_eq!(b.held(&shared).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighting_of_a_pulled_indicator_goes_home_to_its_origin() {
+    let (a, b, cid) = pair().await;
+    a.post(&cid, &[indicator(1, T0)]).await;
+    assert_eq!(b.syncer(10).sync_once(None).await.unwrap()[0].received, 1);
+    let sighting = json!({
+        "type": "sighting", "spec_version": "2.1",
+        "id": "sighting--ee60c3d8-4ae5-4f4e-9a5e-000000000001",
+        "created": "2024-03-01T00:00:00.000Z", "modified": "2024-03-01T00:00:00.000Z",
+        "sighting_of_ref": format!("indicator--{}", uuid_n(1)),
+        "count": 3,
+        "object_marking_refs": ["marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"],
+    });
+    // A sighting of B's own indicator does not travel home anywhere.
+    let own = json!({
+        "type": "sighting", "spec_version": "2.1",
+        "id": "sighting--ee60c3d8-4ae5-4f4e-9a5e-000000000002",
+        "created": "2024-03-01T00:00:00.000Z", "modified": "2024-03-01T00:00:00.000Z",
+        "sighting_of_ref": format!("indicator--{}", uuid_n(99)),
+        "object_marking_refs": ["marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"],
+    });
+    b.post(&cid, &[indicator(99, T0), sighting, own]).await;
+    // B's round with A: nothing new to pull; the sighting is posted home. A does not pull.
+    let r = b.syncer(10).sync_once(Some("a")).await.unwrap();
+    assert_eq!(r[0].error, None);
+    assert_eq!(r[0].sightings_sent, 1);
+    let at_a: Vec<String> = a.held(&cid).await.into_iter().map(|(id, _)| id).collect();
+    assert!(at_a.contains(&"sighting--ee60c3d8-4ae5-4f4e-9a5e-000000000001".to_string()));
+    assert!(!at_a.contains(&"sighting--ee60c3d8-4ae5-4f4e-9a5e-000000000002".to_string()));
+    assert!(!at_a.contains(&format!("indicator--{}", uuid_n(99))));
+    // Sent once.
+    let r = b.syncer(10).sync_once(Some("a")).await.unwrap();
+    assert_eq!(r[0].sightings_sent, 0);
+}
