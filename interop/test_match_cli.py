@@ -381,6 +381,11 @@ def test_node_indicators_match_like_files(match_world, posted, data):
     r2 = run_match(d, "--node", w.node.api_root, "--collection", w.shared["id"], "--observations",
                    "logs.jsonl", env={"KOPA_TOKEN": w.bob["token"]})
     assert sorted(r2.stdout.splitlines()) == want
+    # The collection's alias names it too.
+    r3 = run_match(d, "--node", w.node.url, "--collection", "shared", "--token", w.bob["token"],
+                   "--observations", "logs.jsonl")
+    assert sorted(r3.stdout.splitlines()) == want
+    assert objects_url in r3.stderr, r3.stderr
 
 
 def test_node_together_with_indicator_files(match_world, posted, data, tmp_path):

@@ -353,248 +353,67 @@ mod tests {
         }
     }
 
+    /// (peer, collection, type, tlp, orgs, users, defaulted, origin, visible)
+    type PeerCase<'a> = (
+        &'a PeerAudience,
+        &'a str,
+        &'a str,
+        Tlp,
+        &'a [&'a str],
+        &'a [&'a str],
+        bool,
+        Option<&'a str>,
+        bool,
+    );
+
     #[test]
-    #[allow(clippy::type_complexity)]
     fn peer_table() {
         use Tlp::*;
-        let peer = PeerAudience {
+        let r = PeerAudience {
             node: "node--p".into(),
             collections: vec!["c1".into()],
             max_tlp: Red,
             object_types: vec![],
         };
-        let green = PeerAudience {
+        let g = PeerAudience {
             max_tlp: Green,
-            ..peer.clone()
+            ..r.clone()
         };
-        let only_ind = PeerAudience {
+        let ind = PeerAudience {
             object_types: vec!["indicator".into()],
-            ..peer.clone()
+            ..r.clone()
         };
         let hosts_orgs = [OrgId("hosted".into())];
         let hosts_users = [UserId("remote-user".into())];
-        // (name, peer, collection, type, tlp, orgs, users, defaulted, origin, visible)
-        let cases: &[(
-            &str,
-            &PeerAudience,
-            &str,
-            &str,
-            Tlp,
-            &[&str],
-            &[&str],
-            bool,
-            Option<&str>,
-            bool,
-        )] = &[
-            (
-                "clear in policy",
-                &peer,
-                "c1",
-                "indicator",
-                Clear,
-                &[],
-                &[],
-                false,
-                None,
-                true,
-            ),
-            (
-                "other collection",
-                &peer,
-                "c2",
-                "indicator",
-                Clear,
-                &[],
-                &[],
-                false,
-                None,
-                false,
-            ),
-            (
-                "green at green cap",
-                &green,
-                "c1",
-                "indicator",
-                Green,
-                &[],
-                &[],
-                false,
-                None,
-                true,
-            ),
-            (
-                "amber above green cap",
-                &green,
-                "c1",
-                "indicator",
-                Amber,
-                &[],
-                &[],
-                false,
-                None,
-                false,
-            ),
-            (
-                "amber open",
-                &peer,
-                "c1",
-                "indicator",
-                Amber,
-                &[],
-                &[],
-                false,
-                None,
-                true,
-            ),
-            (
-                "amber narrowed elsewhere",
-                &peer,
-                "c1",
-                "indicator",
-                Amber,
-                &["x"],
-                &[],
-                false,
-                None,
-                false,
-            ),
-            (
-                "amber narrowed to hosted",
-                &peer,
-                "c1",
-                "indicator",
-                Amber,
-                &["x", "hosted"],
-                &[],
-                false,
-                None,
-                true,
-            ),
-            (
-                "defaulted",
-                &peer,
-                "c1",
-                "indicator",
-                Amber,
-                &[],
-                &[],
-                true,
-                None,
-                false,
-            ),
-            (
-                "strict unnamed",
-                &peer,
-                "c1",
-                "indicator",
-                AmberStrict,
-                &[],
-                &[],
-                false,
-                None,
-                false,
-            ),
-            (
-                "strict hosted",
-                &peer,
-                "c1",
-                "indicator",
-                AmberStrict,
-                &["hosted"],
-                &[],
-                false,
-                None,
-                true,
-            ),
-            (
-                "strict hosted capped",
-                &green,
-                "c1",
-                "indicator",
-                AmberStrict,
-                &["hosted"],
-                &[],
-                false,
-                None,
-                false,
-            ),
-            (
-                "red elsewhere",
-                &peer,
-                "c1",
-                "indicator",
-                Red,
-                &["hosted"],
-                &["u"],
-                false,
-                None,
-                false,
-            ),
-            (
-                "red hosted recipient",
-                &peer,
-                "c1",
-                "indicator",
-                Red,
-                &[],
-                &["remote-user"],
-                false,
-                None,
-                true,
-            ),
-            (
-                "type filtered",
-                &only_ind,
-                "c1",
-                "malware",
-                Clear,
-                &[],
-                &[],
-                false,
-                None,
-                false,
-            ),
-            (
-                "type allowed",
-                &only_ind,
-                "c1",
-                "indicator",
-                Clear,
-                &[],
-                &[],
-                false,
-                None,
-                true,
-            ),
-            (
-                "back to its origin",
-                &peer,
-                "c1",
-                "indicator",
-                Clear,
-                &[],
-                &[],
-                false,
-                Some("node--p"),
-                false,
-            ),
-            (
-                "from a third node",
-                &peer,
-                "c1",
-                "indicator",
-                Clear,
-                &[],
-                &[],
-                false,
-                Some("node--q"),
-                true,
-            ),
+        let (p, q) = (Some("node--p"), Some("node--q"));
+        let (i, m) = ("indicator", "malware");
+        let h: &[&str] = &["hosted"];
+        let cases: &[PeerCase] = &[
+            (&r, "c1", i, Clear, &[], &[], false, None, true),
+            (&r, "c2", i, Clear, &[], &[], false, None, false),
+            (&g, "c1", i, Green, &[], &[], false, None, true),
+            (&g, "c1", i, Amber, &[], &[], false, None, false),
+            (&r, "c1", i, Amber, &[], &[], false, None, true),
+            (&r, "c1", i, Amber, &["x"], &[], false, None, false),
+            (&r, "c1", i, Amber, &["x", "hosted"], &[], false, None, true),
+            (&r, "c1", i, Amber, &[], &[], true, None, false),
+            (&r, "c1", i, AmberStrict, &[], &[], false, None, false),
+            (&r, "c1", i, AmberStrict, h, &[], false, None, true),
+            (&g, "c1", i, AmberStrict, h, &[], false, None, false),
+            (&r, "c1", i, Red, h, &["u"], false, None, false),
+            (&r, "c1", i, Red, &[], &["remote-user"], false, None, true),
+            (&ind, "c1", m, Clear, &[], &[], false, None, false),
+            (&ind, "c1", i, Clear, &[], &[], false, None, true),
+            // Never back to its origin; from a third node it may go on.
+            (&r, "c1", i, Clear, &[], &[], false, p, false),
+            (&r, "c1", i, Clear, &[], &[], false, q, true),
         ];
-        for &(name, p, coll, ty, tlp, orgs, users, defaulted, origin, want) in cases {
+        for (n, &(peer, coll, ty, tlp, orgs, users, defaulted, origin, want)) in
+            cases.iter().enumerate()
+        {
             let s = steward(tlp, orgs, users, defaulted);
-            let got = p.reference_visible(coll, ty, &s, origin, &hosts_orgs, &hosts_users);
-            assert_eq!(got, want, "{name}");
+            let got = peer.reference_visible(coll, ty, &s, origin, &hosts_orgs, &hosts_users);
+            assert_eq!(got, want, "case {n}");
         }
     }
 

@@ -41,15 +41,7 @@ fn all_versions() -> VersionMatch {
 }
 
 fn filter(limit: usize) -> ObjectFilter {
-    ObjectFilter {
-        added_after: None,
-        after_seq: None,
-        limit,
-        ids: Vec::new(),
-        types: Vec::new(),
-        versions: VersionMatch::last(),
-        spec_versions: Vec::new(),
-    }
+    object_filter(limit, VersionMatch::last())
 }
 
 fn collection(title: &str, read: Access, write: Access) -> NewCollection {

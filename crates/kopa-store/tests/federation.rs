@@ -31,18 +31,13 @@ fn room(id: Option<&str>, title: &str, alias: Option<&str>) -> NewCollection {
 }
 
 fn all(limit: usize) -> ObjectFilter {
-    ObjectFilter {
-        added_after: None,
-        after_seq: None,
+    object_filter(
         limit,
-        ids: Vec::new(),
-        types: Vec::new(),
-        versions: VersionMatch {
+        VersionMatch {
             all: true,
             ..Default::default()
         },
-        spec_versions: Vec::new(),
-    }
+    )
 }
 
 const NODE_B: &str = "node--0000000000000000000000000000000b";

@@ -179,18 +179,6 @@ impl World {
     }
 }
 
-fn filter(limit: usize, versions: VersionMatch) -> ObjectFilter {
-    ObjectFilter {
-        added_after: None,
-        after_seq: None,
-        limit,
-        ids: Vec::new(),
-        types: Vec::new(),
-        versions,
-        spec_versions: Vec::new(),
-    }
-}
-
 /// Read everything through the store's paging, checking order and page sizes.
 async fn read_all(
     store: &Arc<dyn Store>,
@@ -243,7 +231,7 @@ async fn check(store: &Arc<dyn Store>, w: &World, page: usize) -> (usize, usize)
                     store,
                     &who.clone().into(),
                     cid,
-                    filter(page, versions.clone()),
+                    object_filter(page, versions.clone()),
                 )
                 .await;
                 assert_eq!(got, want, "collection {ci}, {who:?}, {versions:?}");
@@ -260,7 +248,7 @@ async fn check(store: &Arc<dyn Store>, w: &World, page: usize) -> (usize, usize)
                 .collect();
             ids.dedup();
             for id in ids.into_iter().take(4) {
-                let mut f = filter(1000, vm(true, false, false));
+                let mut f = object_filter(1000, vm(true, false, false));
                 f.ids = vec![id.to_string()];
                 let want: Vec<_> = w
                     .expect(&who, ci, &vm(true, false, false))
@@ -321,7 +309,7 @@ async fn check_peers(store: &Arc<dyn Store>, w: &World, page: usize) -> usize {
                 vm(false, true, false),
             ] {
                 let want = w.expect_for(&who, ci, &versions);
-                let f = filter(page, versions.clone());
+                let f = object_filter(page, versions.clone());
                 let got = read_all(store, &who, cid, f.clone()).await;
                 assert_eq!(got, want, "collection {ci}, {p:?}, {versions:?}");
                 let count = store.count_objects(&who, cid, &f).await.unwrap();

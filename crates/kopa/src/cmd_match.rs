@@ -45,7 +45,7 @@ pub struct MatchArgs {
     /// /taxii2/), a discovery URL or an API root URL.
     #[arg(long, value_name = "URL", requires = "collection")]
     node: Option<String>,
-    /// The collection on --node to read indicators from (and post sightings to).
+    /// The collection on --node (its id, or its alias) to read indicators from and post sightings to.
     #[arg(long, value_name = "ID", requires = "node")]
     collection: Option<String>,
     /// The API token for --node, sent as a Bearer token (KOPA_TOKEN keeps it off the command line).

@@ -108,7 +108,22 @@ fn error_detail(body: &[u8]) -> String {
     }
 }
 
-/// The message for a refused request: the status, what it usually means, and the server's words.
+/// A refused request: the HTTP status, and the message (the URL, what the status usually means, and the
+/// server's words).
+#[derive(Debug)]
+struct HttpError {
+    status: StatusCode,
+    message: String,
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
 fn http_error(url: &Url, status: StatusCode, body: &[u8]) -> anyhow::Error {
     let detail = error_detail(body);
     let meaning = match status {
@@ -120,7 +135,15 @@ fn http_error(url: &Url, status: StatusCode, body: &[u8]) -> anyhow::Error {
         StatusCode::PAYLOAD_TOO_LARGE => " (the envelope is larger than the node accepts)",
         _ => "",
     };
-    anyhow!("{url}: HTTP {status}{meaning}{detail}")
+    anyhow::Error::new(HttpError {
+        status,
+        message: format!("{url}: HTTP {status}{meaning}{detail}"),
+    })
+}
+
+fn is_status(e: &anyhow::Error, status: StatusCode) -> bool {
+    e.downcast_ref::<HttpError>()
+        .is_some_and(|h| h.status == status)
 }
 
 /// A transport error with its causes ("connection refused"), without repeating the URL.
@@ -311,8 +334,23 @@ impl TaxiiClient {
             .and_then(|m| m.as_u64())
             .filter(|&m| m > 0)
             .unwrap_or(DEFAULT_MAX_CONTENT_LENGTH);
-        let url = join_segments(&api_root, &["collections", id])?;
-        let c = self.get_json(&url)?;
+        let mut url = join_segments(&api_root, &["collections", id])?;
+        let c = match self.get_json(&url) {
+            Ok(c) => c,
+            Err(e) if is_status(&e, StatusCode::NOT_FOUND) => {
+                // Not an id: perhaps the collection's alias.
+                let Some(real) = self.collection_by_alias(&api_root, id) else {
+                    return Err(e);
+                };
+                url = join_segments(&api_root, &["collections", &real])?;
+                self.get_json(&url)?
+            }
+            Err(e) => return Err(e),
+        };
+        // The collection's own id from here on (a server may have found it by its alias).
+        if let Some(real) = c.get("id").and_then(|i| i.as_str()).filter(|r| *r != id) {
+            url = join_segments(&api_root, &["collections", real])?;
+        }
         let flag = |k: &str| c.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
         Ok(Collection {
             max_content_length,
@@ -320,6 +358,21 @@ impl TaxiiClient {
             api_root,
             url,
         })
+    }
+
+    /// The id of the one collection whose `alias` is `alias`, if the API root lists one.
+    fn collection_by_alias(&self, api_root: &Url, alias: &str) -> Option<String> {
+        let list = self
+            .get_json(&join_segments(api_root, &["collections"]).ok()?)
+            .ok()?;
+        let mut found = list
+            .get("collections")?
+            .as_array()?
+            .iter()
+            .filter(|c| c.get("alias").and_then(|a| a.as_str()) == Some(alias))
+            .filter_map(|c| c.get("id").and_then(|i| i.as_str()));
+        let id = found.next()?;
+        found.next().is_none().then(|| id.to_string())
     }
 
     /// Reads the collection's indicators, calling `page` with each envelope's body (its URL too) and
@@ -668,7 +721,12 @@ mod tests {
         let (base, log) = fake(|_, target, _| match target {
             "/taxii2/" => ok(r#"{"title":"t","api_roots":["/api1/"]}"#),
             "/api1/" => ok(r#"{"title":"r","versions":[],"max_content_length":2048}"#),
-            "/api1/collections/c1/" => ok(r#"{"id":"c1","can_read":true,"can_write":false}"#),
+            "/api1/collections/c1/" | "/api1/collections/own-alias/" => {
+                ok(r#"{"id":"c1","can_read":true,"can_write":false}"#)
+            }
+            "/api1/collections/" => ok(
+                r#"{"collections":[{"id":"c1","alias":"feed"},{"id":"c2","alias":"twin"},{"id":"c3","alias":"twin"}]}"#,
+            ),
             _ => (404, vec![], "{}".into()),
         });
         let client = TaxiiClient::new("tok-123").unwrap();
@@ -690,6 +748,19 @@ mod tests {
                 "{s:?}"
             );
             assert_eq!(h("accept").as_deref(), Some(TAXII_MEDIA_TYPE));
+        }
+        // An alias names the collection too (when exactly one collection has it).
+        let c = client.open(&base, "feed").unwrap();
+        assert_eq!(c.url, base.join("api1/collections/c1/").unwrap());
+        let c = client.open(&base, "own-alias").unwrap();
+        assert_eq!(c.url, base.join("api1/collections/c1/").unwrap());
+        for missing in ["twin", "nothing"] {
+            let e = client.open(&base, missing).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains(&format!("/api1/collections/{missing}/: HTTP 404")),
+                "{e}"
+            );
         }
         // An API root URL is used as it is.
         let c = client.open(&base.join("api1/").unwrap(), "c1").unwrap();

@@ -186,13 +186,48 @@ fn json_cmd(data: &Path, args: &[&str]) -> (bool, Value) {
     )
 }
 
-#[test]
-fn peers_add_list_remove() {
+/// A node started once (in a temporary directory kept alive by the first value), its data
+/// directory, and the public keys of two would-be peers.
+fn started_node_and_two_peer_keys() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    kopa_federation::PublicKey,
+    kopa_federation::PublicKey,
+) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     serve_once(&data);
     let b_key = kopa_federation::NodeKey::from_seed([2; 32]).public_key();
     let c_key = kopa_federation::NodeKey::from_seed([3; 32]).public_key();
+    (dir, data, b_key, c_key)
+}
+
+/// The command fails with one JSON error object whose message contains `needle`.
+fn assert_refused(data: &Path, args: &[&str], needle: &str) {
+    let (ok, v) = json_cmd(data, args);
+    assert!(!ok, "{args:?} should fail: {v}");
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(needle),
+        "{args:?}: {msg:?} should mention {needle:?}"
+    );
+}
+
+/// Every change is in the audit log, whose chain verifies.
+fn audit_verifies(data: &Path) {
+    let out = kopa(&["audit", "verify", "--data", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn peers_add_list_remove() {
+    let (_dir, data, b_key, c_key) = started_node_and_two_peer_keys();
 
     let (ok, b) = json_cmd(
         &data,
@@ -328,13 +363,7 @@ fn peers_add_list_remove() {
         ),
         (vec!["peer", "remove", "nobody"], "no peer named"),
     ] {
-        let (ok, v) = json_cmd(&data, &args);
-        assert!(!ok, "{args:?} should fail: {v}");
-        let msg = v["error"].as_str().unwrap_or_default();
-        assert!(
-            msg.contains(needle),
-            "{args:?}: {msg:?} should mention {needle:?}"
-        );
+        assert_refused(&data, &args, needle);
     }
 
     let (ok, list) = json_cmd(&data, &["peer", "list"]);
@@ -352,13 +381,147 @@ fn peers_add_list_remove() {
     let (_, list) = json_cmd(&data, &["peer", "list"]);
     assert_eq!(list["peers"].as_array().unwrap().len(), 1);
 
-    // Every change is in the audit log, whose chain still verifies.
-    let out = kopa(&["audit", "verify", "--data", data.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    audit_verifies(&data);
+}
+
+#[test]
+fn directory_organisations_collection_ids_and_push() {
+    let (_dir, data, b_key, c_key) = started_node_and_two_peer_keys();
+    let b_node = b_key.node_id().as_str().to_string();
+
+    // A peer declared with --push; another without.
+    let (ok, b) = json_cmd(
+        &data,
+        &[
+            "peer",
+            "add",
+            "node-b",
+            "--url",
+            "https://b.example",
+            "--key",
+            &b_key.encode(),
+            "--push",
+        ],
     );
+    assert!(ok, "{b}");
+    assert_eq!(b["push"], true);
+    assert_eq!(b["status"], Value::Null);
+    let (ok, c) = json_cmd(
+        &data,
+        &[
+            "peer",
+            "add",
+            "node-c",
+            "--url",
+            "https://c.example",
+            "--key",
+            &c_key.encode(),
+        ],
+    );
+    assert!(ok, "{c}");
+    assert_eq!(c["push"], false);
+    let (_, list) = json_cmd(&data, &["peer", "list"]);
+    let push: Vec<(&str, bool)> = list["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["push"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(push, [("node-b", true), ("node-c", false)]);
+
+    // Organisations: one hosted here, one hosted on node-b (a directory entry).
+    let (ok, local) = json_cmd(&data, &["org", "add", "National CSIRT"]);
+    assert!(ok, "{local}");
+    assert_eq!(local["node"], Value::Null);
+    let (ok, remote) = json_cmd(&data, &["org", "add", "Bank B", "--peer", "node-b"]);
+    assert!(ok, "{remote}");
+    assert_eq!(remote["name"], "Bank B");
+    assert_eq!(remote["node"], b_node.as_str());
+    let (_, orgs) = json_cmd(&data, &["org", "list"]);
+    let homes: Vec<(&str, &Value)> = orgs["organisations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["name"].as_str().unwrap(), &o["node"]))
+        .collect();
+    assert!(homes.contains(&("Bank B", &Value::String(b_node.clone()))));
+    assert!(homes.contains(&("National CSIRT", &Value::Null)));
+
+    // A user of a directory organisation gets no token; a local user does.
+    let (ok, bob) = json_cmd(
+        &data,
+        &["user", "add", "bob", "--org", "Bank B", "--role", "analyst"],
+    );
+    assert!(ok, "{bob}");
+    assert_eq!(bob["token"], Value::Null);
+    assert_eq!(bob["org"], "Bank B");
+    assert_eq!(bob["node"], b_node.as_str());
+    let (ok, nina) = json_cmd(&data, &["user", "add", "nina", "--org", "National CSIRT"]);
+    assert!(ok, "{nina}");
+    assert!(nina["token"].as_str().unwrap().starts_with("kopa_"));
+
+    // A collection with a given id (the same sharing room on several nodes).
+    let id = "6F1C2B8A-1D2E-4F30-9A4B-5C6D7E8F9A0B";
+    let (ok, coll) = json_cmd(
+        &data,
+        &[
+            "collection",
+            "add",
+            "Shared",
+            "--id",
+            id,
+            "--read",
+            "all",
+            "--write",
+            "all",
+        ],
+    );
+    assert!(ok, "{coll}");
+    assert_eq!(coll["id"], id.to_lowercase());
+
+    // Refusals, each with a clear message.
+    for (args, needle) in [
+        (
+            vec!["org", "add", "Bank Q", "--peer", "nobody"],
+            "no peer named \"nobody\"",
+        ),
+        (
+            vec!["org", "add", "Bank B", "--peer", "node-c"],
+            "already exists",
+        ),
+        (
+            vec![
+                "collection",
+                "add",
+                "Again",
+                "--id",
+                id,
+                "--read",
+                "all",
+                "--write",
+                "all",
+            ],
+            "already exists",
+        ),
+        (
+            vec![
+                "collection",
+                "add",
+                "Bad",
+                "--id",
+                "room-1",
+                "--read",
+                "all",
+                "--write",
+                "all",
+            ],
+            "not a UUID",
+        ),
+    ] {
+        assert_refused(&data, &args, needle);
+    }
+    let (_, colls) = json_cmd(&data, &["collection", "list"]);
+    assert_eq!(colls["collections"].as_array().unwrap().len(), 1, "{colls}");
+
+    audit_verifies(&data);
 }

@@ -45,6 +45,14 @@ fn unknown(name: &str) -> StoreError {
     StoreError::NotFound(format!("peer {name:?}"))
 }
 
+/// An update of one peer's row: `NotFound` when it touched none.
+fn one_peer(rows: u64, name: &str) -> Result<()> {
+    if rows == 0 {
+        return Err(unknown(name));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl PeerStore for PgStore {
     async fn add_peer(&self, p: &NewPeer) -> Result<PeerRecord> {
@@ -185,10 +193,7 @@ impl PeerStore for PgStore {
             .await
             .map_err(backend)?
             .rows_affected();
-        if n == 0 {
-            return Err(unknown(peer));
-        }
-        Ok(())
+        one_peer(n, peer)
     }
 
     async fn set_peer_push(&self, peer: &str, push: bool) -> Result<()> {
@@ -199,9 +204,6 @@ impl PeerStore for PgStore {
             .await
             .map_err(backend)?
             .rows_affected();
-        if n == 0 {
-            return Err(unknown(peer));
-        }
-        Ok(())
+        one_peer(n, peer)
     }
 }

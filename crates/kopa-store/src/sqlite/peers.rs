@@ -180,30 +180,30 @@ impl PeerStore for SqliteStore {
     }
 
     async fn set_peer_status(&self, peer: &str, status: &serde_json::Value) -> Result<()> {
-        let peer = peer.to_string();
-        let status = status.to_string();
-        self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE peers SET status = ?2 WHERE name = ?1",
-                    params![peer, status],
-                )
-                .map_err(backend)?;
-            if n == 0 {
-                return Err(unknown(&peer));
-            }
-            Ok(())
-        })
-        .await
+        self.update_peer(peer, "status = ?2", status.to_string().into())
+            .await
     }
 
     async fn set_peer_push(&self, peer: &str, push: bool) -> Result<()> {
+        self.update_peer(peer, "push = ?2", i64::from(push).into())
+            .await
+    }
+}
+
+impl SqliteStore {
+    /// `UPDATE peers SET <set> WHERE name = ?1` with `value` as `?2`; `NotFound` for an unknown peer.
+    async fn update_peer(
+        &self,
+        peer: &str,
+        set: &'static str,
+        value: rusqlite::types::Value,
+    ) -> Result<()> {
         let peer = peer.to_string();
         self.write(move |c| {
             let n = c
                 .execute(
-                    "UPDATE peers SET push = ?2 WHERE name = ?1",
-                    params![peer, i64::from(push)],
+                    &format!("UPDATE peers SET {set} WHERE name = ?1"),
+                    params![peer, value],
                 )
                 .map_err(backend)?;
             if n == 0 {

@@ -6,7 +6,7 @@
 
 use kopa_core::{Audience, OrgId, Stewardship, Tlp, UserId};
 use kopa_stix::Timestamp;
-use kopa_store::{NewObject, Store};
+use kopa_store::{NewObject, ObjectFilter, Store, VersionMatch};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -255,6 +255,19 @@ pub fn audience(org: &OrgId, user: &UserId) -> Audience {
     Audience {
         org: org.clone(),
         user: user.clone(),
+    }
+}
+
+/// A read of up to `limit` objects per page with `versions` and no other filter.
+pub fn object_filter(limit: usize, versions: VersionMatch) -> ObjectFilter {
+    ObjectFilter {
+        added_after: None,
+        after_seq: None,
+        limit,
+        ids: Vec::new(),
+        types: Vec::new(),
+        versions,
+        spec_versions: Vec::new(),
     }
 }
 
