@@ -1,13 +1,14 @@
 //! Store benchmark (not a test): bulk insert in batches of 1,000, then a full read in pages of
-//! 1,000 (first and last page timed), a filtered read and a search, on SQLite or PostgreSQL.
+//! 1,000 (first and last page timed) as a person and as a peer node, the count of a peer's lag, and
+//! a search, on SQLite or PostgreSQL.
 //!
 //! `cargo run --release -p kopa-store --example store_bench -- [N] [LOCATION]`
 //! N defaults to 100000; LOCATION to a temporary directory (SQLite); a `postgres://` URL must name
 //! an existing, empty database.
 
-use kopa_core::{Audience, OrgId, Role, Stewardship, Tlp};
+use kopa_core::{Audience, OrgId, PeerAudience, Reader, Role, Stewardship, Tlp};
 use kopa_stix::Timestamp;
-use kopa_store::{Access, NewCollection, NewObject, ObjectFilter, VersionMatch};
+use kopa_store::{Access, NewCollection, NewObject, ObjectFilter, Store, VersionMatch};
 use std::time::Instant;
 
 #[tokio::main]
@@ -100,21 +101,66 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         n as f64 / cpu.max(1e-9)
     );
 
-    let mut f = ObjectFilter {
+    let person: Reader = who.clone().into();
+    full_read(&*store, "full read", &person, &coll.id).await?;
+    // A peer node reading the same collection under an export policy up to TLP:AMBER (what a pull
+    // of federation reads), and the count of what it has left (its lag) from the start.
+    let peer: Reader = PeerAudience {
+        node: "node--00000000000000000000000000000bee".into(),
+        collections: vec![coll.id.clone()],
+        max_tlp: Tlp::Amber,
+        object_types: Vec::new(),
+    }
+    .into();
+    full_read(&*store, "peer read", &peer, &coll.id).await?;
+    let t = Instant::now();
+    let lag = store
+        .count_objects(&peer, &coll.id, &page_filter(None))
+        .await?;
+    println!(
+        "peer count: {lag} objects in {:.1} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    let t = Instant::now();
+    let hits = store.search(&who, "10.0.1.1", 10).await?;
+    println!(
+        "search: {} hit(s) in {:.2} ms",
+        hits.len(),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    if location == tmp.display().to_string() {
+        drop(store);
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(())
+}
+
+fn page_filter(after_seq: Option<i64>) -> ObjectFilter {
+    ObjectFilter {
         added_after: None,
-        after_seq: None,
+        after_seq,
         limit: 1000,
         ids: Vec::new(),
         types: Vec::new(),
         versions: VersionMatch::last(),
         spec_versions: Vec::new(),
-    };
+    }
+}
+
+/// Read a whole collection as `who` in pages of 1,000 and print the rate and first/last page times.
+async fn full_read(
+    store: &dyn Store,
+    label: &str,
+    who: &Reader,
+    coll: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut f = page_filter(None);
     let start = Instant::now();
     let (mut read, mut pages, mut first_ms) = (0usize, 0usize, 0.0);
     let mut last_ms: f64;
     loop {
         let t = Instant::now();
-        let page = store.objects(&who.clone().into(), &coll.id, &f).await?;
+        let page = store.objects(who, coll, &f).await?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         if pages == 0 {
             first_ms = ms;
@@ -129,20 +175,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "full read: {read} visible objects in {pages} pages, {:.0} objects/s; first page {first_ms:.1} ms, last page {last_ms:.1} ms",
+        "{label}: {read} visible objects in {pages} pages, {:.0} objects/s; first page {first_ms:.1} ms, last page {last_ms:.1} ms",
         read as f64 / secs
     );
-    let t = Instant::now();
-    let hits = store.search(&who, "10.0.1.1", 10).await?;
-    println!(
-        "search: {} hit(s) in {:.2} ms",
-        hits.len(),
-        t.elapsed().as_secs_f64() * 1000.0
-    );
-    if location == tmp.display().to_string() {
-        drop(store);
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
     Ok(())
 }
 
