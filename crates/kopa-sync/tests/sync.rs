@@ -490,3 +490,88 @@ async fn a_sighting_of_a_pulled_indicator_goes_home_to_its_origin() {
     let r = b.syncer(10).sync_once(Some("a")).await.unwrap();
     assert_eq!(r[0].sightings_sent, 0);
 }
+
+/// Write objects into a node's store as they are, bypassing signing on ingest (what a broken or
+/// hostile node could serve).
+async fn put_raw(node: &Node, collection: &str, objects: &[Value]) {
+    let news = objects
+        .iter()
+        .map(|o| kopa_store::NewObject {
+            id: o["id"].as_str().unwrap().into(),
+            type_: o["type"].as_str().unwrap().into(),
+            spec_version: "2.1".into(),
+            version: Some(kopa_stix::Timestamp::parse(o["modified"].as_str().unwrap()).unwrap()),
+            json: o.to_string(),
+            steward: kopa_core::Stewardship {
+                owner_org: node.org.clone(),
+                author: node.user.clone(),
+                tlp: kopa_core::Tlp::Clear,
+                orgs: Vec::new(),
+                users: Vec::new(),
+                defaulted: false,
+            },
+            values: Vec::new(),
+            origin: None,
+            via: None,
+        })
+        .collect();
+    node.store.put_objects(collection, news).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_unsigned_and_unknown_objects_are_rejected_and_counted_by_reason() {
+    let (a, b, cid) = pair().await;
+    let stranger = NodeKey::from_seed([77; 32]);
+    let mut tampered = kopa_federation::sign(&indicator(1, T0), &a.key, "org").unwrap();
+    tampered["name"] = json!("indicator l");
+    let by_stranger = kopa_federation::sign(&indicator(2, T0), &stranger, "org").unwrap();
+    let unsigned = indicator(3, T0);
+    let good = kopa_federation::sign(&indicator(4, T0), &a.key, "org").unwrap();
+    put_raw(&a, &cid, &[tampered, by_stranger, unsigned, good]).await;
+    let r = b.syncer(10).sync_once(None).await.unwrap();
+    assert_eq!(r[0].error, None);
+    assert_eq!((r[0].received, r[0].rejected), (1, 3));
+    let held: Vec<String> = b.held(&cid).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(held, vec![format!("indicator--{}", uuid_n(4))]);
+    let st = kopa_sync::PeerStatus::from_stored(b.store.peer("a").await.unwrap().status.as_ref());
+    let by_reason: Vec<(&str, u64)> = st.rejected.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        by_reason,
+        [("tampered", 1), ("unknown_node", 1), ("unsigned", 1)]
+    );
+    // Rejections are final: the cursor moved past them, the next round reads nothing.
+    let again = b.syncer(10).sync_once(None).await.unwrap();
+    assert_eq!((again[0].received, again[0].rejected), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_a_b_c_carries_a_objects_to_c_with_their_origin() {
+    let (a, b, c) = (Node::new(1).await, Node::new(2).await, Node::new(3).await);
+    let cid = a.collection(None, None).await;
+    b.collection(Some(&cid), None).await;
+    c.collection(Some(&cid), None).await;
+    a.peer("b", &b, &[&cid], false).await;
+    b.peer("a", &a, &[&cid], false).await;
+    b.peer("c", &c, &[&cid], false).await;
+    c.peer("b", &b, &[&cid], false).await;
+    // C knows A's key (to verify A's signatures) without pulling from A: A exports nothing to C.
+    c.peer("a", &a, &[], false).await;
+    a.post(&cid, &(0..5).map(|n| indicator(n, T0)).collect::<Vec<_>>())
+        .await;
+    b.syncer(2).sync_once(Some("a")).await.unwrap();
+    let r = c.syncer(2).sync_once(Some("b")).await.unwrap();
+    assert_eq!(r[0].error, None);
+    assert_eq!(c.held(&cid).await, a.held(&cid).await);
+    let routes = c
+        .store
+        .object_routes(&[format!("indicator--{}", uuid_n(0))])
+        .await
+        .unwrap();
+    assert_eq!(routes[0].origin.as_deref(), Some(a.key.node_id().as_str()));
+    assert_eq!(routes[0].via.as_deref(), Some(b.key.node_id().as_str()));
+    // Nothing comes back into A: reading B as B's user, A gets its own objects and skips them.
+    let back = a.syncer(2).sync_once(Some("b")).await.unwrap();
+    assert_eq!((back[0].received, back[0].error.as_deref()), (0, None));
+    assert_eq!(back[0].own, 5);
+    assert_eq!(a.held(&cid).await.len(), 5);
+}
