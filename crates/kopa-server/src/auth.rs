@@ -12,7 +12,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
-use kopa_core::Principal;
+use kopa_core::{PeerAudience, Principal, Reader};
 use kopa_federation::request_auth::{claimed_node, is_node_auth, now_unix, verify_request};
 use kopa_federation::{ExportPolicy, NodeId};
 
@@ -38,6 +38,21 @@ pub struct PeerCaller {
     pub node_id: NodeId,
     /// What this node exports to it.
     pub policy: ExportPolicy,
+}
+
+impl Caller {
+    /// Whom the store's reads are for: the user's audience, or the peer's export policy.
+    pub fn reader(&self) -> Reader {
+        match self {
+            Caller::User(p) => p.reader(),
+            Caller::Peer(peer) => Reader::Peer(PeerAudience {
+                node: peer.node_id.to_string(),
+                collections: peer.policy.collections.clone(),
+                max_tlp: peer.policy.max_tlp,
+                object_types: peer.policy.object_types.clone(),
+            }),
+        }
+    }
 }
 
 /// A caller (user or peer) authenticated on a TAXII route.

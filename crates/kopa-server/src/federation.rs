@@ -22,7 +22,7 @@ use kopa_federation::{ExportPolicy, KnownKeys, NodeId, NodeIdentity, PublicKey, 
 use kopa_store::{Store, StoreError};
 use serde_json::Value;
 
-use crate::ingest::{par_map, prepare_one, write_items, Item, Provenancing, INVALID};
+use crate::ingest::{par_map, prepare_one, write_items, Item, Provenancing, Written, INVALID};
 
 /// What [`receive`] did with one batch.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -107,10 +107,7 @@ pub async fn receive(
         .await
         .map_err(|e| StoreError::Backend(format!("verification task failed: {e}")))?
         .map_err(|e| StoreError::Backend(e.description))?;
-    let verified = items
-        .iter()
-        .filter(|i| !matches!(i, Item::Invalid { reason, .. } if *reason == INVALID))
-        .count() as u64;
+    let verified = verified(&items);
     let written = write_items(
         r.store.as_ref(),
         collection,
@@ -120,28 +117,57 @@ pub async fn receive(
         r.default_tlp,
     )
     .await?;
-    let rejected: Vec<Rejected> = written
-        .details
-        .into_iter()
-        .filter_map(|(id, _, result)| {
-            result.err().map(|(message, reason)| Rejected {
-                id,
-                reason,
-                message,
-            })
-        })
-        .collect();
+    let report = report(&written, verified);
     debug_assert_eq!(
-        written.stored + written.duplicates + written.own + rejected.len() as u64,
+        report.stored + report.duplicates + report.own + report.rejected.len() as u64,
         count
     );
-    Ok(ReceiveReport {
+    Ok(report)
+}
+
+/// How many of `items` had their signature checked (valid or not): all but those refused before.
+pub(crate) fn verified(items: &[Item]) -> u64 {
+    items
+        .iter()
+        .filter(|i| !matches!(i, Item::Invalid { reason, .. } if *reason == INVALID))
+        .count() as u64
+}
+
+/// The report of a write of received objects.
+pub(crate) fn report(written: &Written, verified: u64) -> ReceiveReport {
+    ReceiveReport {
         stored: written.stored,
         duplicates: written.duplicates,
         own: written.own,
-        rejected,
+        rejected: written
+            .details
+            .iter()
+            .filter_map(|(id, _, result)| {
+                result.as_ref().err().map(|(message, reason)| Rejected {
+                    id: id.clone(),
+                    reason,
+                    message: message.clone(),
+                })
+            })
+            .collect(),
         verified,
-    })
+    }
+}
+
+/// Log the objects a peer delivered that were not stored (the first few one by one, then a count).
+pub fn log_rejections(peer: &str, report: &ReceiveReport) {
+    const EACH: usize = 10;
+    for r in report.rejected.iter().take(EACH) {
+        tracing::warn!(peer, id = %r.id, reason = r.reason, message = %r.message, "received object rejected");
+    }
+    if report.rejected.len() > EACH {
+        tracing::warn!(
+            peer,
+            more = report.rejected.len() - EACH,
+            by_reason = ?report.rejected_by_reason(),
+            "more received objects rejected"
+        );
+    }
 }
 
 /// A declared peer as the server needs it to authenticate and authorise its calls.

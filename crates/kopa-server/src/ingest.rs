@@ -22,7 +22,7 @@ use kopa_store::{NewObject, PutOutcome, StatusRecord, Store, StoreError};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::auth::{Origin, TaxiiAuth};
+use crate::auth::{Caller, Origin, PeerCaller, TaxiiCaller};
 use crate::error::TaxiiError;
 use crate::federation::reason_label;
 use crate::taxii::{taxii_body, view};
@@ -429,20 +429,25 @@ pub(crate) async fn write_items(
     })
 }
 
-/// `POST {api-root}/collections/{id}/objects/`.
+/// `POST {api-root}/collections/{id}/objects/`: a user's objects are signed as originated here; a
+/// peer's are received (verified, stored with their provenance, see [`crate::federation::receive`]).
 pub async fn post_objects(
     State(state): State<AppState>,
-    TaxiiAuth(p): TaxiiAuth,
+    TaxiiCaller(caller): TaxiiCaller,
     Origin(origin): Origin,
     Path(cid): Path<String>,
     req: Request,
 ) -> Result<Response, TaxiiError> {
-    let v = view(&state, &p, &cid).await?;
+    let v = view(&state, &caller.reader(), &cid).await?;
     if !v.can_write {
         return Err(TaxiiError::forbidden(format!(
             "you may read collection {cid} but not write to it"
         )));
     }
+    let p = match caller {
+        Caller::User(p) => p,
+        Caller::Peer(peer) => return post_from_peer(state, peer, origin, cid, req).await,
+    };
     if !p.role.writes_intelligence() {
         return Err(TaxiiError::forbidden(
             "your role (reader) may not add objects; an analyst or administrator can",
@@ -487,6 +492,71 @@ pub async fn post_objects(
             "stored": written.stored,
             "success": counts.0,
             "failure": counts.1,
+        }),
+    )
+    .await;
+    Ok(taxii_body(StatusCode::ACCEPTED, status_json))
+}
+
+/// A peer's POST (push, sightings home): every object must verify; this node's own are skipped.
+async fn post_from_peer(
+    state: AppState,
+    peer: PeerCaller,
+    origin: String,
+    cid: String,
+    req: Request,
+) -> Result<Response, TaxiiError> {
+    let Some(node) = state.node() else {
+        return Err(TaxiiError::internal(
+            "a peer was authenticated on a server without a node identity",
+        ));
+    };
+    let body = read_body(&state, req).await?;
+    let request_timestamp = Timestamp::now();
+    let prov = Provenancing::Received {
+        this_node: node.id().clone(),
+        known: state.known_keys().await?,
+    };
+    let items = tokio::task::spawn_blocking(move || prepare(&body, &prov))
+        .await
+        .map_err(TaxiiError::internal)??;
+    let verified = crate::federation::verified(&items);
+    let written = write_items(
+        state.store().as_ref(),
+        &cid,
+        items,
+        None,
+        Some(peer.node_id.as_str()),
+        state.config().default_tlp,
+    )
+    .await?;
+    let report = crate::federation::report(&written, verified);
+    crate::federation::log_rejections(&peer.name, &report);
+    state.metrics().peer_received(&peer.name, &report);
+    let (status_id, status_json, counts) = status_resource(
+        &state,
+        request_timestamp,
+        UserId(peer.node_id.to_string()),
+        written.details,
+    )
+    .await;
+    state
+        .metrics()
+        .objects_written(written.stored, counts.1 as u64);
+    crate::rest::audit_as(
+        &state,
+        &format!("peer:{}", peer.name),
+        &origin,
+        "objects.receive",
+        &cid,
+        json!({
+            "status": status_id,
+            "node": peer.node_id,
+            "total": counts.0 + counts.1,
+            "stored": written.stored,
+            "duplicates": written.duplicates,
+            "own": written.own,
+            "rejected": report.rejected_by_reason(),
         }),
     )
     .await;

@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/collections"),
     ("get", "/api/export/{collection}"),
     ("get", "/api/audit"),
+    ("get", "/api/v1/peers"),
     ("get", "/healthz"),
     ("get", "/metrics"),
 ];
@@ -61,6 +62,72 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/export/{collection}", get(export))
         .route("/api/audit", get(audit_log))
+        .route("/api/v1/peers", get(list_peers))
+}
+
+/// Keys of the sync loop's status report shown beside the peer's own columns (zero until the
+/// first round).
+const STATUS_FIELDS: &[&str] = &[
+    "lag_objects",
+    "lag_seconds",
+    "received",
+    "duplicates",
+    "own",
+    "rejected",
+    "pushed",
+    "sightings_sent",
+    "skipped",
+];
+
+fn status_zero(key: &str) -> Value {
+    match key {
+        "rejected" => json!({}),
+        "skipped" => json!([]),
+        _ => json!(0),
+    }
+}
+
+/// One peer as the REST API shows it: declaration, policy, sync status (never its token).
+fn peer_json(p: &kopa_store::PeerRecord) -> Value {
+    let ts = |t: Option<kopa_stix::Timestamp>| t.map_or(Value::Null, |t| json!(t.to_taxii()));
+    let policy: Value =
+        serde_json::from_str(&p.peer.policy).unwrap_or_else(|_| json!(p.peer.policy));
+    let mut m = serde_json::Map::new();
+    m.insert("name".into(), json!(p.peer.name));
+    m.insert("node_id".into(), json!(p.peer.node_id));
+    m.insert("url".into(), json!(p.peer.url));
+    m.insert("public_key".into(), json!(p.peer.public_key));
+    m.insert("token_set".into(), json!(p.peer.token.is_some()));
+    m.insert("push".into(), json!(p.push));
+    m.insert("policy".into(), policy);
+    m.insert("added_at".into(), ts(Some(p.added_at)));
+    m.insert("last_sync_at".into(), ts(p.last_sync_at));
+    m.insert("last_error".into(), json!(p.last_error));
+    m.insert("last_error_at".into(), ts(p.last_error_at));
+    m.insert("error_count".into(), json!(p.error_count));
+    for key in STATUS_FIELDS {
+        let v = p
+            .status
+            .as_ref()
+            .and_then(|s| s.get(*key))
+            .cloned()
+            .unwrap_or_else(|| status_zero(key));
+        m.insert((*key).into(), v);
+    }
+    m.insert("status".into(), p.status.clone().unwrap_or(Value::Null));
+    Value::Object(m)
+}
+
+/// `GET /api/v1/peers` (administrators): every declared peer with its sync status.
+async fn list_peers(
+    State(state): State<AppState>,
+    ApiAuth(p): ApiAuth,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&p)?;
+    let peers = state.store().peers().await?;
+    Ok(Json(
+        json!({"peers": peers.iter().map(peer_json).collect::<Vec<_>>()}),
+    ))
 }
 
 /// Append an audit entry for an act of `p`. A failure to audit is logged loudly; the act itself has
@@ -73,8 +140,20 @@ pub async fn audit(
     target: &str,
     detail: Value,
 ) {
+    audit_as(state, &p.user_name, origin, action, target, detail).await;
+}
+
+/// Append an audit entry for an act of `actor` (a user name, or `peer:NAME` for a peer node).
+pub async fn audit_as(
+    state: &AppState,
+    actor: &str,
+    origin: &str,
+    action: &str,
+    target: &str,
+    detail: Value,
+) {
     let entry = NewAuditEntry {
-        actor: p.user_name.clone(),
+        actor: actor.into(),
         action: action.into(),
         target: target.into(),
         origin: origin.into(),

@@ -11,11 +11,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use kopa_core::Principal;
+use kopa_core::Reader;
 use kopa_store::{CollectionView, Page, StoreError};
 use serde_json::json;
 
-use crate::auth::{Origin, TaxiiAuth};
+use crate::auth::{Caller, Origin, TaxiiAuth, TaxiiCaller};
 use crate::error::TaxiiError;
 use crate::filters::{self, Endpoint};
 use crate::{ingest, AppState, STIX_MEDIA_TYPE, TAXII_MEDIA_TYPE};
@@ -229,8 +229,8 @@ fn envelope(page: &Page, q: &filters::Query) -> Response {
 
 /// The collection as the caller sees it; 404 when it may neither read nor write it (or it does not
 /// exist: the two are not told apart).
-pub async fn view(state: &AppState, p: &Principal, id: &str) -> Result<CollectionView, TaxiiError> {
-    match state.store().collection(&p.reader(), id).await {
+pub async fn view(state: &AppState, who: &Reader, id: &str) -> Result<CollectionView, TaxiiError> {
+    match state.store().collection(who, id).await {
         Ok(v) => Ok(v),
         Err(StoreError::NotFound(_)) => Err(TaxiiError::not_found(format!(
             "no collection {id:?} that you may read or write"
@@ -272,7 +272,7 @@ fn api_root_url(state: &AppState, headers: &HeaderMap) -> String {
 
 async fn discovery(
     State(state): State<AppState>,
-    _auth: TaxiiAuth,
+    _auth: TaxiiCaller,
     headers: HeaderMap,
 ) -> Response {
     let url = api_root_url(&state, &headers);
@@ -285,7 +285,7 @@ async fn discovery(
     taxii_body(StatusCode::OK, body.to_string())
 }
 
-async fn api_root(State(state): State<AppState>, _auth: TaxiiAuth) -> Response {
+async fn api_root(State(state): State<AppState>, _auth: TaxiiCaller) -> Response {
     let body = json!({
         "title": state.config().title,
         "description": "Collections shared on this node",
@@ -297,7 +297,7 @@ async fn api_root(State(state): State<AppState>, _auth: TaxiiAuth) -> Response {
 
 async fn status(
     State(state): State<AppState>,
-    TaxiiAuth(p): TaxiiAuth,
+    TaxiiCaller(c): TaxiiCaller,
     Path(id): Path<String>,
 ) -> Result<Response, TaxiiError> {
     let not_found = || TaxiiError::not_found(format!("no status resource {id:?}"));
@@ -306,7 +306,14 @@ async fn status(
         Err(StoreError::NotFound(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
-    // Readable by the poster's organisation only.
+    // Readable by the poster's organisation only; a peer's by that peer only.
+    let p = match c {
+        Caller::User(p) => p,
+        Caller::Peer(peer) if record.owner.0 == peer.node_id.as_str() => {
+            return Ok(taxii_body(StatusCode::OK, record.json))
+        }
+        Caller::Peer(_) => return Err(not_found()),
+    };
     if record.owner != p.user {
         let owner = match state.store().user_by_id(&record.owner).await {
             Ok(u) => u,
@@ -339,9 +346,9 @@ fn collection_json(v: &CollectionView) -> serde_json::Value {
 
 async fn collections(
     State(state): State<AppState>,
-    TaxiiAuth(p): TaxiiAuth,
+    TaxiiCaller(c): TaxiiCaller,
 ) -> Result<Response, TaxiiError> {
-    let views = state.store().collections(&p.reader()).await?;
+    let views = state.store().collections(&c.reader()).await?;
     let body = if views.is_empty() {
         json!({})
     } else {
@@ -352,34 +359,58 @@ async fn collections(
 
 async fn collection(
     State(state): State<AppState>,
-    TaxiiAuth(p): TaxiiAuth,
+    TaxiiCaller(c): TaxiiCaller,
     Path(id): Path<String>,
 ) -> Result<Response, TaxiiError> {
-    let v = view(&state, &p, &id).await?;
+    let v = view(&state, &c.reader(), &id).await?;
     Ok(taxii_body(StatusCode::OK, collection_json(&v).to_string()))
 }
 
 async fn objects(
     State(state): State<AppState>,
-    TaxiiAuth(p): TaxiiAuth,
+    TaxiiCaller(c): TaxiiCaller,
     Path(cid): Path<String>,
     TaxiiQuery(params): TaxiiQuery,
+    headers: HeaderMap,
 ) -> Result<Response, TaxiiError> {
-    let (page, q) = read_page(&state, &p, &cid, None, &params, Endpoint::Objects).await?;
-    Ok(envelope(&page, &q))
+    let who = c.reader();
+    let (page, q) = read_page(&state, &who, &cid, None, &params, Endpoint::Objects).await?;
+    let mut resp = envelope(&page, &q);
+    let wanted = headers
+        .get(COUNT_REMAINING)
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
+    if wanted {
+        // What the reader would still get after this page: how far behind a puller is.
+        let remaining = match page.objects.last() {
+            Some(last) if page.more => {
+                let mut rest = q.filter.clone();
+                rest.after_seq = Some(last.seq);
+                state.store().count_objects(&who, &cid, &rest).await?
+            }
+            _ => 0,
+        };
+        resp.headers_mut()
+            .insert(REMAINING, HeaderValue::from(remaining));
+    }
+    Ok(resp)
 }
+
+/// Request header: `1` asks for [`REMAINING`] on a TAXII objects page (used by peers for lag).
+pub const COUNT_REMAINING: &str = "x-kopa-count-remaining";
+/// Response header: how many objects the reader would still get after this page, same filters.
+pub const REMAINING: &str = "x-kopa-remaining";
 
 /// One page of a collection read (objects, manifest; one object's versions when `oid` is given)
 /// as `p` may see it: the collection must be readable, the filters are those of `endpoint`.
 async fn read_page(
     state: &AppState,
-    p: &Principal,
+    who: &Reader,
     cid: &str,
     oid: Option<&str>,
     params: &[(String, String)],
     endpoint: Endpoint,
 ) -> Result<(Page, filters::Query), TaxiiError> {
-    let v = view(state, p, cid).await?;
+    let v = view(state, who, cid).await?;
     readable(&v)?;
     let cfg = state.config();
     let scope = match oid {
@@ -396,7 +427,7 @@ async fn read_page(
     if let Some(oid) = oid {
         q.filter.ids = vec![oid.to_string()];
     }
-    let page = state.store().objects(&p.reader(), cid, &q.filter).await?;
+    let page = state.store().objects(who, cid, &q.filter).await?;
     Ok((page, q))
 }
 
@@ -404,13 +435,13 @@ async fn read_page(
 /// may see none of it (unless the request continues a listing).
 async fn one_object(
     state: &AppState,
-    p: &Principal,
+    who: &Reader,
     cid: &str,
     oid: &str,
     params: &[(String, String)],
     endpoint: Endpoint,
 ) -> Result<(Page, filters::Query), TaxiiError> {
-    let (page, q) = read_page(state, p, cid, Some(oid), params, endpoint).await?;
+    let (page, q) = read_page(state, who, cid, Some(oid), params, endpoint).await?;
     if page.objects.is_empty() && !q.continued {
         return Err(TaxiiError::not_found(format!(
             "no object {oid:?} in collection {cid} that you may see"
@@ -421,21 +452,22 @@ async fn one_object(
 
 async fn object(
     State(state): State<AppState>,
-    TaxiiAuth(p): TaxiiAuth,
+    TaxiiCaller(c): TaxiiCaller,
     Path((cid, oid)): Path<(String, String)>,
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
-    let (page, q) = one_object(&state, &p, &cid, &oid, &params, Endpoint::Object).await?;
+    let (page, q) = one_object(&state, &c.reader(), &cid, &oid, &params, Endpoint::Object).await?;
     Ok(envelope(&page, &q))
 }
 
 async fn versions(
     State(state): State<AppState>,
-    TaxiiAuth(p): TaxiiAuth,
+    TaxiiCaller(c): TaxiiCaller,
     Path((cid, oid)): Path<(String, String)>,
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
-    let (page, q) = one_object(&state, &p, &cid, &oid, &params, Endpoint::Versions).await?;
+    let (page, q) =
+        one_object(&state, &c.reader(), &cid, &oid, &params, Endpoint::Versions).await?;
     let body = listing(
         &page,
         &q,
@@ -449,11 +481,11 @@ async fn versions(
 
 async fn manifest(
     State(state): State<AppState>,
-    TaxiiAuth(p): TaxiiAuth,
+    TaxiiCaller(c): TaxiiCaller,
     Path(cid): Path<String>,
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
-    let (page, q) = read_page(&state, &p, &cid, None, &params, Endpoint::Manifest).await?;
+    let (page, q) = read_page(&state, &c.reader(), &cid, None, &params, Endpoint::Manifest).await?;
     let body = listing(
         &page,
         &q,
@@ -480,7 +512,7 @@ async fn delete_object(
     Path((cid, oid)): Path<(String, String)>,
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
-    let v = view(&state, &p, &cid).await?;
+    let v = view(&state, &p.reader(), &cid).await?;
     if !v.can_read || !v.can_write {
         return Err(TaxiiError::forbidden(format!(
             "deleting from collection {cid} needs both read and write access"

@@ -23,6 +23,7 @@ pub struct Node {
     pub store: Arc<dyn Store>,
     /// The node's identity: objects its users post are signed with it.
     pub identity: Arc<NodeIdentity>,
+    pub state: AppState,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -80,13 +81,10 @@ impl Node {
 
     pub fn over(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>, cfg: ServerConfig) -> Node {
         let identity = Arc::new(NodeIdentity::new(NodeKey::generate()));
-        let app = app(AppState::with_node(
-            store.clone(),
-            cfg,
-            Some(identity.clone()),
-        ));
+        let state = AppState::with_node(store.clone(), cfg, Some(identity.clone()));
         Node {
-            app,
+            app: app(state.clone()),
+            state,
             store,
             identity,
             _dir: dir,
