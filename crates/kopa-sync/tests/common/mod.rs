@@ -129,11 +129,10 @@ impl Node {
             .id
     }
 
-    /// Declare `other` as a peer that may read `collections` (CLEAR/GREEN), called with the token
-    /// of `other`'s analyst.
+    /// Declare `other` as a peer that may read `collections` (CLEAR/GREEN), called as this node
+    /// (`Kopa-Node`).
     pub async fn peer(&self, name: &str, other: &Node, collections: &[&str], push: bool) {
-        self.peer_with(name, other, collections, push, Some(other.token.clone()))
-            .await
+        self.peer_with(name, other, collections, push, None).await
     }
 
     pub async fn peer_with(
