@@ -113,14 +113,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     .into();
     full_read(&*store, "peer read", &peer, &coll.id).await?;
-    let t = Instant::now();
-    let lag = store
-        .count_objects(&peer, &coll.id, &page_filter(None))
-        .await?;
-    println!(
-        "peer count: {lag} objects in {:.1} ms",
-        t.elapsed().as_secs_f64() * 1000.0
-    );
+    for (label, versions) in [
+        ("latest versions", VersionMatch::last()),
+        (
+            "all versions, as a pull asks",
+            VersionMatch {
+                all: true,
+                ..Default::default()
+            },
+        ),
+    ] {
+        let f = ObjectFilter {
+            versions,
+            ..page_filter(None)
+        };
+        let t = Instant::now();
+        let lag = store.count_objects(&peer, &coll.id, &f).await?;
+        println!(
+            "peer count ({label}): {lag} objects in {:.1} ms",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     let t = Instant::now();
     let hits = store.search(&who, "10.0.1.1", 10).await?;
     println!(

@@ -289,6 +289,9 @@ async fn a_chain_a_b_c_carries_a_objects_to_c_with_their_origin() {
     // Nothing goes back to its origin: B's reader for A never returns A's objects.
     let back = a.syncer(2).sync_once(Some("b")).await.unwrap();
     assert_eq!(back[0].error, None);
-    assert_eq!((back[0].received, back[0].duplicates, back[0].own), (0, 0, 0));
+    assert_eq!(
+        (back[0].received, back[0].duplicates, back[0].own),
+        (0, 0, 0)
+    );
     assert_eq!(a.held(&cid).await.len(), 5);
 }
