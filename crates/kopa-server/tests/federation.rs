@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{indicator, unsigned, unsigned_all, uuid_n, Auth, Node};
+use common::{indicator, unsigned, unsigned_all, uuid_n, Auth, Node, PgDb};
 use kopa_core::{OrgId, PeerAudience, Role, Stewardship, Tlp, UserId, AUDIENCE_EXTENSION_ID};
 use kopa_federation::request_auth::now_unix;
 use kopa_federation::{sign, sign_request, verify, KnownKeys, NodeKey, PROVENANCE_EXTENSION_ID};
@@ -226,13 +226,40 @@ fn malware(n: usize, extra: Value) -> Value {
     v
 }
 
-#[tokio::test]
-async fn a_peer_reads_exactly_what_its_policy_and_the_markings_allow() {
-    let node = Node::sqlite_with(ServerConfig {
+fn big() -> ServerConfig {
+    ServerConfig {
         max_content_length: 4 << 20,
         ..common::config()
-    })
+    }
+}
+
+#[tokio::test]
+async fn a_peer_reads_exactly_what_its_policy_and_the_markings_allow_on_sqlite() {
+    peer_reads(Node::sqlite_with(big()).await).await;
+}
+
+#[tokio::test]
+async fn a_peer_reads_exactly_what_its_policy_and_the_markings_allow_on_postgres() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let url = db.url.clone();
+    let result = common::CatchUnwind(Box::pin(async move {
+        let store = kopa_store::open(&url, true).await.unwrap();
+        assert_eq!(store.backend(), "postgres");
+        peer_reads(Node::over(store, None, big())).await;
+    }))
     .await;
+    db.drop_db().await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// Objects of every label and audience in three collections; three peers with different policies
+/// (and the organisations and users they host) read each collection over HTTP: exactly what the
+/// peer rule (`PeerAudience::reference_visible`) allows.
+async fn peer_reads(node: Node) {
     let (p_key, x_key, q_key) = (
         NodeKey::from_seed([11; 32]),
         NodeKey::from_seed([12; 32]),
