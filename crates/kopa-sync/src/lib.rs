@@ -116,6 +116,7 @@ struct PeerView {
     policy: ExportPolicy,
     push: bool,
     status: Option<Value>,
+    added_at: Timestamp,
 }
 
 impl PeerView {
@@ -139,6 +140,7 @@ impl PeerView {
             policy,
             push: r.push,
             status: r.status.clone(),
+            added_at: r.added_at,
         })
     }
 
@@ -364,13 +366,14 @@ impl Syncer {
             }
             Err(e) => {
                 st.last_pull_error = Some(e.to_string());
-                st.lag_seconds = st
+                // Behind since the last complete round, or since the peer was declared.
+                let since = st
                     .caught_up_at
                     .as_deref()
                     .and_then(|t| Timestamp::parse(t).ok())
-                    .map_or(0, |t| {
-                        ((Timestamp::now().micros() - t.micros()).max(0) / 1_000_000) as u64
-                    });
+                    .unwrap_or(peer.added_at);
+                st.lag_seconds =
+                    ((Timestamp::now().micros() - since.micros()).max(0) / 1_000_000) as u64;
             }
         }
         st.skipped = report.skipped.clone();

@@ -295,3 +295,48 @@ async fn a_chain_a_b_c_carries_a_objects_to_c_with_their_origin() {
     );
     assert_eq!(a.held(&cid).await.len(), 5);
 }
+
+/// Wait (at most 30 s, polling) until `node` holds `n` object versions in `collection`.
+async fn until_held(node: &Node, collection: &str, n: usize) -> usize {
+    for _ in 0..300 {
+        let held = node.held(collection).await.len();
+        if held >= n {
+            return held;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    node.held(collection).await.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_loop_pulls_and_pushes_until_it_is_stopped() {
+    let (a, b, cid) = pair().await;
+    // A pushes to B; B pulls from A.
+    a.store.set_peer_push("b", true).await.unwrap();
+    let config = kopa_sync::SyncConfig {
+        pull_interval: std::time::Duration::from_millis(200),
+        push_interval: std::time::Duration::from_millis(100),
+        ..kopa_sync::SyncConfig::default()
+    };
+    let (stop_a, stopped_a) = tokio::sync::oneshot::channel::<()>();
+    let (stop_b, stopped_b) = tokio::sync::oneshot::channel::<()>();
+    let run_a = tokio::spawn(kopa_sync::run(a.state.clone(), config.clone(), async {
+        let _ = stopped_a.await;
+    }));
+    let run_b = tokio::spawn(kopa_sync::run(b.state.clone(), config, async {
+        let _ = stopped_b.await;
+    }));
+    a.post(&cid, &(0..3).map(|n| indicator(n, T0)).collect::<Vec<_>>())
+        .await;
+    assert_eq!(until_held(&b, &cid, 3).await, 3);
+    // Written on B: A's loop pulls it.
+    b.post(&cid, &[indicator(10, T0)]).await;
+    assert_eq!(until_held(&a, &cid, 4).await, 4);
+    stop_a.send(()).unwrap();
+    stop_b.send(()).unwrap();
+    run_a.await.unwrap().unwrap();
+    run_b.await.unwrap().unwrap();
+    assert_eq!(a.held(&cid).await, b.held(&cid).await);
+    let status = b.store.peer("a").await.unwrap();
+    assert!(status.last_sync_at.is_some());
+}
