@@ -182,16 +182,21 @@ impl FromRequestParts<AppState> for TaxiiAuth {
     ) -> Result<Self, Self::Rejection> {
         match caller(parts, state).await {
             Ok(Caller::User(p)) => Ok(TaxiiAuth(p)),
-            Ok(Caller::Peer(_)) | Err(Failure::PeerRefused) => {
-                Err(TaxiiError::forbidden(PEER_REFUSED))
-            }
-            Err(Failure::Unauthenticated(m)) => Err(TaxiiError::unauthorized(m)),
-            Err(Failure::Internal(cause)) => Err(TaxiiError::internal(cause)),
+            Ok(Caller::Peer(_)) => Err(taxii_rejection(Failure::PeerRefused)),
+            Err(f) => Err(taxii_rejection(f)),
         }
     }
 }
 
-const PEER_REFUSED: &str = "peer nodes may read and push TAXII objects only; this needs a user";
+fn taxii_rejection(f: Failure) -> TaxiiError {
+    match f {
+        Failure::PeerRefused => TaxiiError::forbidden(
+            "peer nodes may read and push TAXII objects only; this needs a user",
+        ),
+        Failure::Unauthenticated(m) => TaxiiError::unauthorized(m),
+        Failure::Internal(cause) => TaxiiError::internal(cause),
+    }
+}
 
 impl FromRequestParts<AppState> for TaxiiCaller {
     type Rejection = TaxiiError;
@@ -200,12 +205,10 @@ impl FromRequestParts<AppState> for TaxiiCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match caller(parts, state).await {
-            Ok(c) => Ok(TaxiiCaller(c)),
-            Err(Failure::PeerRefused) => Err(TaxiiError::forbidden(PEER_REFUSED)),
-            Err(Failure::Unauthenticated(m)) => Err(TaxiiError::unauthorized(m)),
-            Err(Failure::Internal(cause)) => Err(TaxiiError::internal(cause)),
-        }
+        caller(parts, state)
+            .await
+            .map(TaxiiCaller)
+            .map_err(taxii_rejection)
     }
 }
 

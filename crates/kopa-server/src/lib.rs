@@ -3,8 +3,9 @@
 //!
 //! [`app`] builds the whole router from an [`AppState`] (testable in-process with
 //! `tower::ServiceExt::oneshot`); [`serve`] and [`serve_listener`] run it with graceful shutdown.
-//! Who sees what is never decided here: every read passes the caller's `Audience` to the store, which
-//! applies the visibility rule inside its query.
+//! Who sees what is never decided here: every read passes the caller's `Reader` (a user's audience, or
+//! a peer node's export policy) to the store, which applies the visibility rule inside its query.
+//! [`federation`] is the node side of federation: objects received from peers, and the peers' keys.
 
 pub mod auth;
 mod error;

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{indicator, unsigned, unsigned_all, uuid_n, Auth, Node, PgDb};
+use common::{id_set, indicator, unsigned, unsigned_all, uuid_n, Auth, Node, PgDb};
 use kopa_core::{OrgId, PeerAudience, Role, Stewardship, Tlp, UserId, AUDIENCE_EXTENSION_ID};
 use kopa_federation::request_auth::now_unix;
 use kopa_federation::{sign, sign_request, verify, KnownKeys, NodeKey, PROVENANCE_EXTENSION_ID};
@@ -200,17 +200,6 @@ async fn peer_post(node: &Node, caller: &NodeKey, coll: &str, objects: &[Value])
         Some(body),
     )
     .await
-}
-
-fn id_set(v: &Value) -> BTreeSet<String> {
-    v["objects"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|o| o["id"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn malware(n: usize, extra: Value) -> Value {

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{indicator, uuid_n, Node, PgDb};
+use common::{id_set, indicator, uuid_n, Node, PgDb};
 use kopa_core::{Audience, OrgId, Role, Stewardship, Tlp, UserId, AUDIENCE_EXTENSION_ID};
 use kopa_store::Access;
 use serde_json::{json, Value};
@@ -286,17 +286,6 @@ async fn isolation(node: Node) {
         seen_by(&readers[0].token, idx(5, 0)).await,
         "RED reaches its author"
     );
-}
-
-fn id_set(v: &Value) -> BTreeSet<String> {
-    v["objects"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|o| o["id"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test]

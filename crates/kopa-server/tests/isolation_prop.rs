@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{indicator, Node};
+use common::{id_set, indicator, Node};
 use kopa_core::{Audience, OrgId, Role, Stewardship, Tlp, UserId, AUDIENCE_EXTENSION_ID};
 use kopa_store::Access;
 use proptest::prelude::*;
@@ -148,17 +148,6 @@ async fn check(objs: Vec<Obj>) {
             .await;
         assert_eq!(id_set(&r.json()), want(None), "{name}: search");
     }
-}
-
-fn id_set(v: &Value) -> BTreeSet<String> {
-    v["objects"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|o| o["id"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]

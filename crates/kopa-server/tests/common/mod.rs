@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -325,4 +326,16 @@ pub fn unsigned_all(objects: &Value) -> Value {
             .map(|a| a.iter().map(unsigned).collect())
             .unwrap_or_default(),
     )
+}
+
+/// The ids of a TAXII envelope's objects.
+pub fn id_set(v: &Value) -> BTreeSet<String> {
+    v["objects"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|o| o["id"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
