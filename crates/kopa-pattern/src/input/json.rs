@@ -18,66 +18,119 @@ pub struct JsonScanner {
 }
 
 /// What the scanner knows about a dotted key: its mapping target and timestamp rank, and whether it is
-/// the prefix of a wanted key (an object to descend into).
+/// the prefix of a wanted key (an object to descend into, whose keys are then looked up under `node`).
 #[derive(Debug, Clone, Copy, Default)]
 struct KeyInfo {
     want: Want,
     prefix: bool,
+    node: u16,
 }
 
-/// The dotted keys of a mapping (and their prefixes) in a small open-addressing table with a cheap hash
-/// of the key's length and first and last eight bytes. The table is fixed once built and kept at most a
+/// The dotted keys of a mapping (and their prefixes) in a small open-addressing table. A key is looked up
+/// under the object it appears in: `node` 0 is the record, and every prefix of a wanted key is a node, so
+/// `{"dns":{"question.name":…}}` finds ("dns" node, "question.name") and `{"dns.question.name":…}`
+/// finds (record, "dns.question.name"), both the same field. The hash reads the key's length and first
+/// and last eight bytes where they lie in the line; the table is fixed once built and kept at most a
 /// quarter full, so a lookup probes a bounded number of slots whatever the key.
 #[derive(Debug, Clone)]
 struct KeyTable {
     slots: Vec<u32>,
-    entries: Vec<(Box<[u8]>, KeyInfo)>,
+    /// `slots.len() == 1 << bits`
+    bits: u32,
+    entries: Vec<KeyEntry>,
 }
 
+/// A key as two words: its first eight bytes (zero-padded) and its last eight (zero when shorter than
+/// eight). For keys of at most 16 bytes the words and the length determine the key.
 #[inline]
-fn key_hash(k: &[u8]) -> u64 {
+fn key_words(k: &[u8]) -> (u64, u64) {
     let n = k.len();
-    let word = |b: &[u8]| {
+    let w8 = |b: &[u8]| {
         let mut w = [0u8; 8];
-        w[..b.len()].copy_from_slice(b);
+        w.copy_from_slice(&b[..8]);
         u64::from_le_bytes(w)
     };
-    let (a, b) = if n >= 8 {
-        (word(&k[..8]), word(&k[n - 8..]))
+    if n >= 8 {
+        return (w8(k), w8(&k[n - 8..]));
+    }
+    // Shorter keys: two overlapping loads, or-ed into place (the overlap holds the same bytes).
+    let a = if n >= 4 {
+        let lo = u32::from_le_bytes([k[0], k[1], k[2], k[3]]);
+        let hi = u32::from_le_bytes([k[n - 4], k[n - 3], k[n - 2], k[n - 1]]);
+        u64::from(lo) | (u64::from(hi) << (8 * (n - 4)))
+    } else if n >= 2 {
+        let lo = u16::from_le_bytes([k[0], k[1]]);
+        let hi = u16::from_le_bytes([k[n - 2], k[n - 1]]);
+        u64::from(lo) | (u64::from(hi) << (8 * (n - 2)))
+    } else if n == 1 {
+        u64::from(k[0])
     } else {
-        (word(k), 0)
+        0
     };
-    let h = (a ^ (n as u64).rotate_left(56)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-    h ^ (h >> 29)
+    (a, 0)
+}
+
+/// The slot of a key in a table of `1 << bits` slots: the words folded together and multiplied, the top
+/// bits of the product taken (they depend on every input bit).
+#[inline]
+fn key_slot(node: u16, n: usize, (a, b): (u64, u64), bits: u32) -> usize {
+    let h = (a ^ b.rotate_left(29) ^ ((n as u64) << 58) ^ (u64::from(node) << 40))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - bits)) as usize
+}
+
+#[derive(Debug, Clone)]
+struct KeyEntry {
+    node: u16,
+    words: (u64, u64),
+    key: Box<[u8]>,
+    info: KeyInfo,
 }
 
 impl KeyTable {
-    fn build(entries: Vec<(Box<[u8]>, KeyInfo)>) -> Self {
-        let size = (entries.len() * 4).next_power_of_two().max(16);
+    fn build(keys: Vec<(u16, Box<[u8]>, KeyInfo)>) -> Self {
+        let size = (keys.len() * 4).next_power_of_two().max(16);
+        let bits = size.trailing_zeros();
         let mut slots = vec![0u32; size];
-        for (n, (k, _)) in entries.iter().enumerate() {
-            let mut i = key_hash(k) as usize & (size - 1);
+        let mut entries = Vec::with_capacity(keys.len());
+        for (n, (node, key, info)) in keys.into_iter().enumerate() {
+            let words = key_words(&key);
+            let mut i = key_slot(node, key.len(), words, bits);
             while slots[i] != 0 {
                 i = (i + 1) & (size - 1);
             }
             slots[i] = n as u32 + 1;
+            entries.push(KeyEntry {
+                node,
+                words,
+                key,
+                info,
+            });
         }
-        KeyTable { slots, entries }
+        KeyTable {
+            slots,
+            bits,
+            entries,
+        }
     }
 
     #[inline]
-    fn get(&self, k: &[u8]) -> KeyInfo {
+    fn get(&self, node: u16, k: &[u8]) -> KeyInfo {
         let mask = self.slots.len() - 1;
-        let mut i = key_hash(k) as usize & mask;
+        let words = key_words(k);
+        let mut i = key_slot(node, k.len(), words, self.bits);
         loop {
             let s = self.slots[i];
             if s == 0 {
                 return KeyInfo::default();
             }
-            let (key, info) = &self.entries[s as usize - 1];
-            if &key[..] == k {
-                return *info;
+            let e = &self.entries[s as usize - 1];
+            if e.words == words
+                && e.node == node
+                && e.key.len() == k.len()
+                && (k.len() <= 16 || &e.key[..] == k)
+            {
+                return e.info;
             }
             i = (i + 1) & mask;
         }
@@ -94,44 +147,65 @@ pub struct JsonError {
 
 impl JsonScanner {
     pub fn new(mapping: &Mapping) -> Self {
-        let mut keys: HashMap<Box<[u8]>, KeyInfo> = HashMap::new();
-        let add_prefixes = |keys: &mut HashMap<Box<[u8]>, KeyInfo>, k: &str| {
+        // Every wanted dotted key and every prefix of one (at a dot), with what it means.
+        let mut keys: HashMap<String, KeyInfo> = HashMap::new();
+        let add_prefixes = |keys: &mut HashMap<String, KeyInfo>, k: &str| {
             for (i, b) in k.bytes().enumerate() {
                 if b == b'.' {
-                    keys.entry(k.as_bytes()[..i].into()).or_default().prefix = true;
+                    keys.entry(k[..i].to_string()).or_default().prefix = true;
                 }
             }
         };
         for (i, t) in mapping.targets.iter().enumerate() {
-            keys.entry(t.field.as_bytes().into())
-                .or_default()
-                .want
-                .target = Some(i as u16);
+            keys.entry(t.field.clone()).or_default().want.target = Some(i as u16);
             add_prefixes(&mut keys, &t.field);
         }
         for (i, k) in mapping.timestamp.iter().enumerate() {
-            let w = &mut keys.entry(k.as_bytes().into()).or_default().want;
+            let w = &mut keys.entry(k.clone()).or_default().want;
             if w.time.is_none() {
                 w.time = Some(i.min(250) as u8);
             }
             add_prefixes(&mut keys, k);
         }
+        // Nodes: the record (0) and each prefix.
+        let mut names: Vec<&String> = keys
+            .iter()
+            .filter(|(_, v)| v.prefix)
+            .map(|(k, _)| k)
+            .collect();
+        names.sort();
+        let node_of: HashMap<String, u16> = names
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ((*k).clone(), i as u16 + 1))
+            .collect();
+        // Each key is entered under the record and under each of its prefixes, with the rest of the key.
+        let mut entries = Vec::new();
+        for (k, info) in &keys {
+            let mut info = *info;
+            info.node = node_of.get(k).copied().unwrap_or(0);
+            entries.push((0u16, k.as_bytes().into(), info));
+            for (i, b) in k.bytes().enumerate() {
+                if b == b'.' {
+                    if let Some(&node) = node_of.get(&k[..i]) {
+                        entries.push((node, k.as_bytes()[i + 1..].into(), info));
+                    }
+                }
+            }
+        }
         JsonScanner {
-            keys: KeyTable::build(keys.into_iter().collect()),
+            keys: KeyTable::build(entries),
         }
     }
 
     /// Scans one line into `out` (cleared first). Returns `Ok(false)` for a blank line.
     pub fn scan(&self, line: &[u8], out: &mut LineFields) -> Result<bool, JsonError> {
         out.clear();
-        let mut path = std::mem::take(&mut out.path);
         let mut scratch = std::mem::take(&mut out.scratch);
-        path.clear();
         let mut c = Cursor {
             s: line,
             i: 0,
             sc: self,
-            path: &mut path,
             scratch: &mut scratch,
             out,
         };
@@ -141,7 +215,7 @@ impl JsonScanner {
         } else if c.peek() != Some(b'{') {
             Err(c.err("a record must be a JSON object"))
         } else {
-            c.object(0).and_then(|()| {
+            c.object(0, 0).and_then(|()| {
                 c.ws();
                 if c.i == c.s.len() {
                     Ok(true)
@@ -150,7 +224,6 @@ impl JsonScanner {
                 }
             })
         };
-        out.path = path;
         out.scratch = scratch;
         if r.is_err() {
             out.clear();
@@ -163,7 +236,6 @@ struct Cursor<'a, 'b> {
     s: &'a [u8],
     i: usize,
     sc: &'b JsonScanner,
-    path: &'b mut Vec<u8>,
     scratch: &'b mut Vec<u8>,
     out: &'b mut LineFields,
 }
@@ -195,30 +267,47 @@ impl Cursor<'_, '_> {
     }
 
     /// Scans a string starting at its opening quote; returns (start, end, has_escapes) of the content.
+    /// Eight bytes are tested at a time for a quote or a backslash.
     #[inline]
     fn string_span(&mut self) -> Result<(usize, usize, bool), JsonError> {
+        let s = self.s;
         let start = self.i + 1;
         let mut j = start;
         let mut esc = false;
         loop {
-            match memchr::memchr2(b'"', b'\\', &self.s[j..]) {
-                None => {
-                    self.i = self.s.len();
-                    return Err(self.err("unterminated string"));
+            let mut found = None;
+            while j + 8 <= s.len() {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&s[j..j + 8]);
+                let m = quote_or_backslash(u64::from_le_bytes(w));
+                if m != 0 {
+                    found = Some(j + (m.trailing_zeros() / 8) as usize);
+                    break;
                 }
-                Some(k) => {
-                    let p = j + k;
-                    if self.s[p] == b'"' {
-                        self.i = p + 1;
-                        return Ok((start, p, esc));
-                    }
-                    esc = true;
-                    j = p + 2;
-                    if j > self.s.len() {
-                        self.i = self.s.len();
+                j += 8;
+            }
+            let p = match found {
+                Some(p) => p,
+                None => match s[j.min(s.len())..]
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\')
+                {
+                    Some(k) => j + k,
+                    None => {
+                        self.i = s.len();
                         return Err(self.err("unterminated string"));
                     }
-                }
+                },
+            };
+            if s[p] == b'"' {
+                self.i = p + 1;
+                return Ok((start, p, esc));
+            }
+            esc = true;
+            j = p + 2;
+            if j > s.len() {
+                self.i = s.len();
+                return Err(self.err("unterminated string"));
             }
         }
     }
@@ -296,7 +385,7 @@ impl Cursor<'_, '_> {
         Ok(())
     }
 
-    fn object(&mut self, depth: usize) -> Result<(), JsonError> {
+    fn object(&mut self, depth: usize, node: u16) -> Result<(), JsonError> {
         if depth >= MAX_DEPTH {
             return Err(self.err("nested too deeply"));
         }
@@ -311,25 +400,19 @@ impl Cursor<'_, '_> {
                 return Err(self.err("expected a key"));
             }
             let (ks, ke, kesc) = self.string_span()?;
-            let base = self.path.len();
-            if base > 0 {
-                self.path.push(b'.');
-            }
-            if kesc {
+            let info = if kesc {
                 self.unescape(ks, ke)?;
-                self.path.extend_from_slice(self.scratch);
+                self.sc.keys.get(node, self.scratch)
             } else {
-                self.path.extend_from_slice(&self.s[ks..ke]);
-            }
+                self.sc.keys.get(node, &self.s[ks..ke])
+            };
             self.ws();
             if self.peek() != Some(b':') {
                 return Err(self.err("expected ':'"));
             }
             self.i += 1;
             self.ws();
-            let info = self.sc.keys.get(&self.path[..]);
             self.value(depth, info)?;
-            self.path.truncate(base);
             self.ws();
             match self.peek() {
                 Some(b',') => {
@@ -358,7 +441,7 @@ impl Cursor<'_, '_> {
             }
             Some(b'{') => {
                 if info.prefix {
-                    self.object(depth + 1)
+                    self.object(depth + 1, info.node)
                 } else {
                     self.skip_container(depth)
                 }
@@ -463,6 +546,16 @@ impl Cursor<'_, '_> {
     }
 }
 
+/// A word with the high bit set in the lowest byte of `w` that is a quote or a backslash (higher bits may
+/// be set spuriously; only the lowest one counts).
+#[inline]
+fn quote_or_backslash(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')))
+}
+
 fn hex4(s: &[u8], i: usize, end: usize) -> Option<u32> {
     if i + 4 > end {
         return None;
@@ -563,6 +656,32 @@ mod tests {
                 ("@time".into(), "2024-01-01T00:00:00Z".into()),
             ]
         );
+    }
+
+    #[test]
+    fn partly_dotted_keys_and_escaped_keys() {
+        for line in [
+            r#"{"dns":{"question.name":"a.example"}}"#,
+            r#"{"dns.question":{"name":"a.example"}}"#,
+            r#"{"dns":{"question":{"name":"a.example"}}}"#,
+            r#"{"dns.question.name":"a.example"}"#,
+            r#"{"d\u006es":{"quest\u0069on":{"name":"a.example"}}}"#,
+            r#"{"dns":[{"question":[{"name":"a.example"}]}]}"#,
+        ] {
+            assert_eq!(
+                scan(line).unwrap(),
+                vec![("dns.question.name".to_string(), "a.example".to_string())],
+                "{line}"
+            );
+        }
+        for line in [
+            r#"{"question":{"name":"a.example"}}"#,
+            r#"{"x":{"dns.question.name":"a.example"}}"#,
+            r#"{"dns":{"dns.question.name":"a.example"}}"#,
+            r#"{"dnsquestion.name":"a.example"}"#,
+        ] {
+            assert_eq!(scan(line).unwrap(), vec![], "{line}");
+        }
     }
 
     #[test]

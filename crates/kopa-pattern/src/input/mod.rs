@@ -43,7 +43,6 @@ pub struct LineFields {
     fields: Vec<FieldRef>,
     time: Option<(u32, u32)>,
     time_rank: u8,
-    pub(crate) path: Vec<u8>,
     pub(crate) scratch: Vec<u8>,
 }
 
