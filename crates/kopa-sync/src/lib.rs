@@ -227,6 +227,11 @@ impl Syncer {
         }
     }
 
+    /// The peer's saved cursors by key (remote collection id, `push:<id>`, `home:<id>`).
+    async fn cursors(&self, peer: &str) -> Result<HashMap<String, String>, SyncError> {
+        Ok(self.store.peer_cursors(peer).await?.into_iter().collect())
+    }
+
     /// What `receive` needs: this node, the keys it trusts now (every declared peer's and its own).
     async fn receiver(&self) -> Result<Receiver, SyncError> {
         self.state
@@ -393,12 +398,7 @@ impl Syncer {
         let client = self.client(peer);
         let remote = client.collections().await?;
         let local = self.local_collections().await?;
-        let cursors: HashMap<String, String> = self
-            .store
-            .peer_cursors(&peer.name)
-            .await?
-            .into_iter()
-            .collect();
+        let cursors = self.cursors(&peer.name).await?;
         let receiver = self.receiver().await?;
         for rc in remote.iter().filter(|c| c.can_read) {
             let target = local
@@ -553,12 +553,7 @@ impl Syncer {
             Outgoing::Everything => push_key,
             Outgoing::SightingsHome => home_key,
         };
-        let cursors: HashMap<String, String> = self
-            .store
-            .peer_cursors(&peer.name)
-            .await?
-            .into_iter()
-            .collect();
+        let cursors = self.cursors(&peer.name).await?;
         let reader = peer.reader();
         let local = self.local_collections().await?;
         // Only ask the peer for its collections once there is something to send.
