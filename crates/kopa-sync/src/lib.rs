@@ -590,7 +590,7 @@ impl Syncer {
                 };
                 let texts: Vec<String> = match what {
                     Outgoing::Everything => page.objects.into_iter().map(|o| o.json).collect(),
-                    Outgoing::SightingsHome => self.sightings_for(peer, page.objects).await?,
+                    Outgoing::SightingsHome => self.sightings_for(peer, cid, page.objects).await?,
                 };
                 if !texts.is_empty() {
                     if remote.is_none() {
@@ -648,11 +648,14 @@ impl Syncer {
         Ok(())
     }
 
-    /// The sightings of a page that go home to `peer`: their `sighting_of_ref` was originated by the
-    /// peer, or came through it from an origin that is not a peer of this node.
+    /// The sightings of a page of `collection` that go home to `peer`: their `sighting_of_ref` was
+    /// originated by the peer, or came through it from an origin that is not a peer exporting
+    /// `collection` from this node (a peer declared only so that its signatures verify here is
+    /// reached through the node its indicator came through).
     async fn sightings_for(
         &self,
         peer: &PeerView,
+        collection: &str,
         objects: Vec<kopa_store::StoredObject>,
     ) -> Result<Vec<String>, SyncError> {
         let parsed: Vec<(String, String)> = objects
@@ -670,13 +673,15 @@ impl Syncer {
         refs.sort();
         refs.dedup();
         let routes = self.store.object_routes(&refs).await?;
-        let peer_nodes: Vec<String> = self
+        // Peers this node exports `collection` to: the origins a sighting can go to directly.
+        let direct: Vec<String> = self
             .store
             .peers()
             .await?
             .iter()
-            .filter_map(|p| PublicKey::parse(&p.peer.public_key).ok())
-            .map(|k| k.node_id().as_str().to_string())
+            .filter_map(|p| PeerView::of(p).ok())
+            .filter(|p| p.policy.collections.iter().any(|c| c == collection))
+            .map(|p| p.node.as_str().to_string())
             .collect();
         let me = self.identity.id().as_str();
         let home_of = |r: &str| -> Option<String> {
@@ -685,7 +690,7 @@ impl Syncer {
             if origin == me {
                 return None;
             }
-            if peer_nodes.iter().any(|n| n == origin) {
+            if direct.iter().any(|n| n == origin) {
                 Some(origin.to_string())
             } else {
                 route.via.clone()

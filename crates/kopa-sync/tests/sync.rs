@@ -340,3 +340,47 @@ async fn the_running_loop_pulls_and_pushes_until_it_is_stopped() {
     let status = b.store.peer("a").await.unwrap();
     assert!(status.last_sync_at.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighting_travels_home_through_the_node_that_delivered_the_indicator() {
+    // A → B → C. A and C know each other's key (to verify each other's signatures) but export
+    // nothing to each other: the sighting goes home the way its indicator came.
+    let (a, b, c) = (Node::new(1).await, Node::new(2).await, Node::new(3).await);
+    let cid = a.collection(None, None).await;
+    b.collection(Some(&cid), None).await;
+    c.collection(Some(&cid), None).await;
+    a.peer("b", &b, &[&cid], false).await;
+    a.peer("c", &c, &[], false).await;
+    c.peer("a", &a, &[], false).await;
+    b.peer("a", &a, &[&cid], false).await;
+    b.peer("c", &c, &[&cid], false).await;
+    c.peer("b", &b, &[&cid], false).await;
+    a.post(&cid, &[indicator(1, T0)]).await;
+    b.syncer(10).sync_once(Some("a")).await.unwrap();
+    c.syncer(10).sync_once(Some("b")).await.unwrap();
+    let id = "sighting--ee60c3d8-4ae5-4f4e-9a5e-000000000003";
+    c.post(
+        &cid,
+        &[json!({
+            "type": "sighting", "spec_version": "2.1", "id": id,
+            "created": "2024-03-01T00:00:00.000Z", "modified": "2024-03-01T00:00:00.000Z",
+            "sighting_of_ref": format!("indicator--{}", uuid_n(1)),
+            "object_marking_refs": ["marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"],
+        })],
+    )
+    .await;
+    // C sends it to B, the node its indicator came through ...
+    let r = c.syncer(10).sync_once(Some("b")).await.unwrap();
+    assert_eq!((r[0].error.as_deref(), r[0].sightings_sent), (None, 1));
+    // ... and B, which is not the indicator's origin either, forwards it to A, the origin.
+    let r = b.syncer(10).sync_once(Some("a")).await.unwrap();
+    assert_eq!((r[0].error.as_deref(), r[0].sightings_sent), (None, 1));
+    let at_a: Vec<String> = a.held(&cid).await.into_iter().map(|(id, _)| id).collect();
+    assert!(at_a.contains(&id.to_string()), "{at_a:?}");
+    let route = &a.store.object_routes(&[id.to_string()]).await.unwrap()[0];
+    assert_eq!(route.origin.as_deref(), Some(c.key.node_id().as_str()));
+    assert_eq!(route.via.as_deref(), Some(b.key.node_id().as_str()));
+    // B does not send it back to C, where it came from.
+    let r = b.syncer(10).sync_once(Some("c")).await.unwrap();
+    assert_eq!((r[0].error.as_deref(), r[0].sightings_sent), (None, 0));
+}
