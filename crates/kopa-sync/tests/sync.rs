@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{indicator, pair, put_raw, uuid_n, Node, T0};
+use common::{indicator, pair, put_raw, uuid_n, Node, PgDb, T0};
 use kopa_federation::{NodeKey, PROVENANCE_EXTENSION_ID};
 use kopa_store::{ObjectFilter, VersionMatch};
 use serde_json::{json, Value};
@@ -383,4 +383,34 @@ async fn a_sighting_travels_home_through_the_node_that_delivered_the_indicator()
     // B does not send it back to C, where it came from.
     let r = b.syncer(10).sync_once(Some("c")).await.unwrap();
     assert_eq!((r[0].error.as_deref(), r[0].sightings_sent), (None, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_node_and_a_sqlite_node_sync_both_ways() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let a = Node::new(1).await;
+    let b = Node::over(2, Some(&db.url)).await;
+    let cid = a.collection(None, None).await;
+    b.collection(Some(&cid), None).await;
+    a.peer("b", &b, &[&cid], false).await;
+    b.peer("a", &a, &[&cid], true).await;
+    a.post(&cid, &(0..15).map(|n| indicator(n, T0)).collect::<Vec<_>>())
+        .await;
+    b.post(&cid, &[indicator(100, T0), indicator(101, T0)])
+        .await;
+    // B (PostgreSQL) pulls A's fifteen and pushes its own two.
+    let r = b.syncer(4).sync_once(None).await.unwrap();
+    assert_eq!(r[0].error, None);
+    assert_eq!((r[0].received, r[0].pushed), (15, 2));
+    assert_eq!(a.held(&cid).await, b.held(&cid).await);
+    assert_eq!(a.held(&cid).await.len(), 17);
+    // A pulling from B then finds nothing it lacks; B's status is kept in PostgreSQL.
+    let r = a.syncer(4).sync_once(None).await.unwrap();
+    assert_eq!((r[0].error.as_deref(), r[0].received), (None, 0));
+    let st = kopa_sync::PeerStatus::from_stored(b.store.peer("a").await.unwrap().status.as_ref());
+    assert_eq!((st.received, st.pushed), (15, 2));
+    drop(b);
+    db.drop_db().await;
 }

@@ -32,11 +32,17 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node over SQLite in a temporary directory.
     pub async fn new(seed: u8) -> Node {
+        Self::over(seed, None).await
+    }
+
+    /// A node over the PostgreSQL database at `url` (SQLite when `None`).
+    pub async fn over(seed: u8, url: Option<&str>) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let store = kopa_store::open(dir.path().join("data").to_str().unwrap(), true)
-            .await
-            .unwrap();
+        let sqlite = dir.path().join("data");
+        let location = url.unwrap_or(sqlite.to_str().unwrap());
+        let store = kopa_store::open(location, true).await.unwrap();
         let key = NodeKey::from_seed([seed; 32]);
         store
             .init_node(&kopa_store::NodeInfo {
@@ -287,4 +293,50 @@ pub async fn put_raw(node: &Node, collection: &str, objects: &[Value]) {
         })
         .collect();
     node.store.put_objects(collection, news).await.unwrap();
+}
+
+/// A fresh PostgreSQL database for one test (dropped by [`PgDb::drop_db`]), or `None` with a
+/// message when `KOPA_TEST_PG_URL` is not set.
+pub struct PgDb {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDb {
+    pub async fn create() -> Option<PgDb> {
+        use sqlx::Connection;
+        let admin_url = match std::env::var("KOPA_TEST_PG_URL") {
+            Ok(u) if !u.trim().is_empty() => u.trim().to_string(),
+            _ => {
+                println!("skipping PostgreSQL: KOPA_TEST_PG_URL is not set");
+                return None;
+            }
+        };
+        let name = format!("kopa_sync_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        Some(PgDb {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    pub async fn drop_db(&self) {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::raw_sql(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
+        }
+    }
 }
