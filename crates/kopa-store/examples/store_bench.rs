@@ -101,6 +101,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         n as f64 / cpu.max(1e-9)
     );
 
+    // `KOPA_STORE_BENCH_INSERT_ONLY=1` stops here (for profiling the write path alone).
+    if std::env::var_os("KOPA_STORE_BENCH_INSERT_ONLY").is_some() {
+        return Ok(());
+    }
     let person: Reader = who.clone().into();
     full_read(&*store, "full read", &person, &coll.id).await?;
     // A peer node reading the same collection under an export policy up to TLP:AMBER (what a pull

@@ -188,6 +188,12 @@ pub(crate) fn visible(sql: &Sql, w: &Who, o: &str) -> String {
 /// `match[version]` for the row `o`; `None` when every version matches. First and last are taken
 /// among the versions the reader can see (and that match `spec_versions`). An empty match means
 /// `last`, the TAXII default.
+///
+/// The caller's query must itself require `o` to be visible to the reader and to match
+/// `spec_versions` (every caller does): "`o` is the last such version" is then "no such version of
+/// the object is later", a `NOT EXISTS` on the `(collection, stix_id, version)` index that reads
+/// no row at all for an object with one version (a `max()` subquery reads the latest version's row
+/// back for every row of a page).
 pub(crate) fn version_cond(
     sql: &mut Sql,
     w: &Who,
@@ -200,10 +206,10 @@ pub(crate) fn version_cond(
     }
     let last = vm.last || (!vm.first && vm.at.is_empty());
     let mut parts = Vec::new();
-    let mut extreme = |sql: &mut Sql, agg: &str| {
+    let mut extreme = |sql: &mut Sql, beyond: &str| {
         let mut inner = format!(
-            "{o}.version = (SELECT {agg}(v.version) FROM objects v WHERE v.collection = \
-             {o}.collection AND v.stix_id = {o}.stix_id AND {vis}",
+            "NOT EXISTS (SELECT 1 FROM objects v WHERE v.collection = {o}.collection AND \
+             v.stix_id = {o}.stix_id AND v.version {beyond} {o}.version AND {vis}",
             vis = visible(sql, w, "v")
         );
         if !spec_versions.is_empty() {
@@ -214,10 +220,10 @@ pub(crate) fn version_cond(
         parts.push(inner);
     };
     if last {
-        extreme(sql, "max");
+        extreme(sql, ">");
     }
     if vm.first {
-        extreme(sql, "min");
+        extreme(sql, "<");
     }
     if !vm.at.is_empty() {
         let at: Vec<i64> = vm.at.iter().map(|t| t.micros()).collect();
