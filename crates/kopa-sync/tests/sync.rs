@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{indicator, pair, put_raw, uuid_n, Node, PgDb, T0};
+use common::{failing_proxy, indicator, pair, put_raw, uuid_n, Node, PgDb, T0};
 use kopa_federation::{NodeKey, PROVENANCE_EXTENSION_ID};
 use kopa_store::{ObjectFilter, VersionMatch};
 use serde_json::{json, Value};
@@ -413,4 +413,42 @@ async fn a_postgresql_node_and_a_sqlite_node_sync_both_ways() {
     assert_eq!((st.received, st.pushed), (15, 2));
     drop(b);
     db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_failing_mid_pull_leaves_the_stored_pages_the_lag_and_the_error() {
+    let (a, b) = (Node::new(1).await, Node::new(2).await);
+    let cid = a.collection(None, None).await;
+    b.collection(Some(&cid), None).await;
+    a.peer("b", &b, &[&cid], false).await;
+    a.post(&cid, &(0..25).map(|n| indicator(n, T0)).collect::<Vec<_>>())
+        .await;
+    // Through the proxy: the collections list and the first page pass, the second page gets 503.
+    let budget = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
+    let proxy = failing_proxy(a.url(), budget.clone()).await;
+    b.declare("a", &a, &proxy, &[&cid], false, None).await;
+    let r = b.syncer(10).sync_once(None).await.unwrap();
+    let err = r[0].error.clone().expect("the round fails");
+    assert!(err.contains("HTTP 503"), "{err}");
+    assert_eq!(r[0].received, 10);
+    assert_eq!(b.held(&cid).await.len(), 10);
+    let peer = b.store.peer("a").await.unwrap();
+    assert_eq!((peer.error_count, peer.last_sync_at), (1, None));
+    let st = kopa_sync::PeerStatus::from_stored(peer.status.as_ref());
+    // A said 15 objects remained after the first page.
+    assert_eq!((st.received, st.lag_objects), (10, 15));
+    assert!(st
+        .last_pull_error
+        .as_deref()
+        .is_some_and(|e| e.contains("HTTP 503")));
+    // The peer is reachable again: the pull resumes after the stored page, nothing twice.
+    budget.store(1000, std::sync::atomic::Ordering::SeqCst);
+    let r = b.syncer(10).sync_once(None).await.unwrap();
+    assert_eq!(r[0].error, None);
+    assert_eq!((r[0].received, r[0].duplicates), (15, 0));
+    assert_eq!(b.held(&cid).await, a.held(&cid).await);
+    let peer = b.store.peer("a").await.unwrap();
+    assert!(peer.last_sync_at.is_some() && peer.last_error.is_none());
+    let st = kopa_sync::PeerStatus::from_stored(peer.status.as_ref());
+    assert_eq!((st.received, st.lag_objects, st.lag_seconds), (25, 0, 0));
 }

@@ -149,6 +149,20 @@ impl Node {
         push: bool,
         token: Option<String>,
     ) {
+        self.declare(name, other, &other.url(), collections, push, token)
+            .await
+    }
+
+    /// Declare `other` as a peer reached at `url` (e.g. through a proxy).
+    pub async fn declare(
+        &self,
+        name: &str,
+        other: &Node,
+        url: &str,
+        collections: &[&str],
+        push: bool,
+        token: Option<String>,
+    ) {
         let policy = ExportPolicy {
             collections: collections.iter().map(|c| c.to_string()).collect(),
             ..ExportPolicy::default()
@@ -157,7 +171,7 @@ impl Node {
             .add_peer(&NewPeer {
                 name: name.into(),
                 node_id: other.key.node_id().to_string(),
-                url: other.url(),
+                url: url.to_string(),
                 public_key: other.key.public_key().encode(),
                 token,
                 policy: serde_json::to_string(&policy).unwrap(),
@@ -339,4 +353,45 @@ impl PgDb {
             .await;
         }
     }
+}
+
+/// An HTTP proxy in front of `target` that forwards requests while `budget` lasts (one per request)
+/// and answers the others with 503 — a peer failing in the middle of a pull, healed by raising the
+/// budget. Returns its base URL.
+pub async fn failing_proxy(target: String, budget: Arc<std::sync::atomic::AtomicUsize>) -> String {
+    use axum::body::{to_bytes, Body};
+    use axum::extract::Request;
+    use axum::response::Response;
+    use std::sync::atomic::Ordering;
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (budget, client, target) = (budget.clone(), client.clone(), target.clone());
+        async move {
+            let spent =
+                budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1));
+            if spent.is_err() {
+                let mut r = Response::new(Body::from("unavailable"));
+                *r.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                return r;
+            }
+            let url = format!("{target}{}", req.uri());
+            let mut out = client.request(req.method().clone(), url);
+            for (k, v) in req.headers() {
+                if k != axum::http::header::HOST {
+                    out = out.header(k, v);
+                }
+            }
+            let body = to_bytes(req.into_body(), usize::MAX).await.unwrap();
+            let resp = out.body(body).send().await.unwrap();
+            let mut r = Response::builder().status(resp.status());
+            for (k, v) in resp.headers() {
+                r = r.header(k, v);
+            }
+            r.body(Body::from(resp.bytes().await.unwrap())).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
 }
