@@ -294,12 +294,13 @@ class Cluster:
     def link(self, x, y, x_to_y=None, y_to_x=None, push=False):
         """Peer x and y on both sides. A policy is {"collections": [...], "max_tlp": "GREEN",
         "types": [...]}; None exports nothing that way."""
-        self._peer(x, y, x_to_y, push)
-        self._peer(y, x, y_to_x, push)
+        self.peer(x, y, x_to_y, push)
+        self.peer(y, x, y_to_x, push)
 
-    def _peer(self, x, y, policy, push):
+    def peer(self, x, y, policy, push=False, url=None):
+        """Declare y as a peer on x (one side), with x's export policy towards y."""
         nx, ny = self.nodes[x], self.nodes[y]
-        args = ["peer", "add", y, "--url", ny.url, "--key", ny.public_key]
+        args = ["peer", "add", y, f"--url={url or ny.url}", f"--key={ny.public_key}"]
         if policy:
             if policy.get("collections"):
                 args += ["--collections", ",".join(policy["collections"])]

@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import ADMIN_TOKEN, TAXII
+from conftest import ADMIN_TOKEN, TAXII, free_port
 from fedcluster import (PROVENANCE_EXT, Cluster, Model, check_converged, check_views, indicator,
                         new_version, parse_time, wait_for)
 
@@ -457,12 +457,8 @@ def test_push_delivers_when_the_receiver_cannot_pull(cluster):
     room = cluster.collection("Push room")
     cluster.org("node-a", "Org A", ["alice"])
     cluster.org("node-b", "Org B", ["bob"])
-    a.cli("peer", "add", "node-b", "--url", b.url, "--key", b.public_key, "--collections", room,
-          "--max-tlp", "GREEN", "--push")
-    cluster.links[("node-a", "node-b")] = {"collections": [room], "max_tlp": "GREEN"}
-    dead = f"http://127.0.0.1:{_closed_port()}"
-    b.cli("peer", "add", "node-a", "--url", dead, "--key", a.public_key)
-    cluster.links[("node-b", "node-a")] = None
+    cluster.peer("node-a", "node-b", {"collections": [room], "max_tlp": "GREEN"}, push=True)
+    cluster.peer("node-b", "node-a", None, url=f"http://127.0.0.1:{free_port()}")
     model = Model(cluster)
     batch = [indicator(1, "pushed green"), indicator(2, "amber stays", tlp="AMBER"),
              indicator(3, "clear pushed", tlp="CLEAR")]
@@ -473,11 +469,6 @@ def test_push_delivers_when_the_receiver_cannot_pull(cluster):
     assert ids(b, room) == {(o["id"], o["modified"]) for o in batch if o["name"] != "amber stays"}
     assert b.peer_status()["node-a"]["last_error"], "B's pulls from the closed port should fail"
     check_views(cluster, model, [room])
-
-
-def _closed_port():
-    from conftest import free_port
-    return free_port()
 
 
 def test_sightings_flow_home(cluster):
