@@ -58,7 +58,7 @@ def parse_time(s):
     # Python before 3.11 only takes 3 or 6 fraction digits: pad or cut to 6.
     if "." in s:
         head, rest = s.split(".", 1)
-        frac = "".join(ch for ch in rest if ch.isdigit())
+        frac = rest[:len(rest) - len(rest.lstrip("0123456789"))]
         tz = rest[len(frac):]
         s = f"{head}.{(frac + '000000')[:6]}{tz}"
     return datetime.fromisoformat(s)
@@ -296,6 +296,20 @@ class Cluster:
         "types": [...]}; None exports nothing that way."""
         self.peer(x, y, x_to_y, push)
         self.peer(y, x, y_to_x, push)
+
+    def know(self, x, y):
+        """Peer x and y with nothing exported either way: each knows the other's key (to verify
+        objects that originate there and reach it through other nodes) and may record its
+        organisations, but no data flows between them directly."""
+        self.link(x, y, None, None)
+
+    def know_all(self):
+        """Every pair of nodes not yet peered knows each other's key (see `know`)."""
+        names = list(self.nodes)
+        for i, x in enumerate(names):
+            for y in names[i + 1:]:
+                if (x, y) not in self.links:
+                    self.know(x, y)
 
     def peer(self, x, y, policy, push=False, url=None):
         """Declare y as a peer on x (one side), with x's export policy towards y."""
