@@ -469,7 +469,8 @@ def test_push_delivers_when_the_receiver_cannot_pull(cluster):
         model.add("node-a", "alice", room, o)
     wait_for(lambda: check_converged(cluster, model, [room]), "push convergence")
     assert ids(b, room) == {(o["id"], o["modified"]) for o in batch if o["name"] != "amber stays"}
-    assert b.peer_status()["node-a"]["last_error"], "B's pulls from the closed port should fail"
+    wait_for(lambda: (b.peer_status()["node-a"]["last_error"] is not None, b.peer_status()["node-a"]),
+             "B recording that its pulls from the closed port fail")
     check_views(cluster, model, [room])
 
 
