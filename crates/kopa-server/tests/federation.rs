@@ -898,3 +898,20 @@ async fn the_sync_loops_figures_show_in_metrics() {
         assert!(text.contains(line), "{line} not in:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_peer_declared_while_the_server_runs_is_accepted_without_a_restart() {
+    let node = Node::sqlite().await;
+    let coll = node.collection("Room", Access::All, Access::All).await;
+    let first = NodeKey::from_seed([61; 32]);
+    let later = NodeKey::from_seed([62; 32]);
+    declare_peer(&node, "first", &first, json!({"collections": [coll]})).await;
+    let path = objects_path(&coll);
+    // The peers are now cached, without `later`.
+    assert_eq!(peer_get(&node, &first, &path).await.status, 200);
+    assert_eq!(peer_get(&node, &later, &path).await.status, 401);
+    declare_peer(&node, "later", &later, json!({"collections": [coll]})).await;
+    // An unknown caller reloads the peers, at most once a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(peer_get(&node, &later, &path).await.status, 200);
+}
