@@ -2,7 +2,8 @@
 
 1. Ingest: N indicators (TLP:GREEN) POSTed to one fresh node in envelopes of 1,000 (two posters):
    the time one node takes to take the objects in.
-2. Chain: nodes A -> B -> C (A exports the collection to B, B to C; pull every second). The same N
+2. Chain: nodes A -> B -> C (A exports the collection to B, B to C; pull every second, and with
+   --push A also pushes to B and B to C). The same N
    objects are POSTed to A the same way; the clock runs from the first POST until C holds all N
    (its database is polled). Ratio = chain time / ingest time (target <= 1.5).
 3. One pull: a fresh node D is peered with A (which holds the N objects); the clock runs from the
@@ -76,6 +77,7 @@ def main():
     ap.add_argument("-n", type=int, default=100_000)
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--push", action="store_true", help="A pushes to B and B to C (besides pulls)")
     ap.add_argument("--dir", default=None, help="where the nodes' data go (default: a temporary dir)")
     args = ap.parse_args()
     if args.backend == "postgres" and not os.environ.get("KOPA_TEST_PG_URL"):
@@ -85,7 +87,7 @@ def main():
     objects = [indicator(i, f"bench {i}", rng=rng) for i in range(args.n)]
     base = pathlib.Path(tempfile.mkdtemp(prefix="kopa-fed-bench-", dir=args.dir))
     env = {"KOPA_LOG": "warn"}
-    out = {"objects": args.n, "backend": args.backend, "envelope": ENVELOPE, "posters": POSTERS}
+    out = {"objects": args.n, "backend": args.backend, "push": args.push, "envelope": ENVELOPE, "posters": POSTERS}
 
     # 1. One node's ingest.
     solo = Cluster(base / "solo", env)
@@ -94,6 +96,7 @@ def main():
         room = solo.collection("Bench")
         solo.org("solo", "Org S", ["sam"])
         out["ingest_s"] = round(post_all(s, room, solo.auth("sam"), objects), 2)
+        print(json.dumps(out), file=sys.stderr, flush=True)
     finally:
         solo.close()
 
@@ -105,8 +108,9 @@ def main():
         c = chain.add_node("node-c", args.backend)
         room = chain.collection("Bench")
         chain.org("node-a", "Org A", ["alice"])
-        chain.link("node-a", "node-b", {"collections": [room]}, None)
-        chain.link("node-b", "node-c", {"collections": [room]}, None)
+        chain.link("node-a", "node-b", {"collections": [room]}, None, push=args.push)
+        chain.link("node-b", "node-c", {"collections": [room]}, None, push=args.push)
+        chain.know("node-a", "node-c")  # C verifies A's signatures; the objects go through B
         t0 = time.perf_counter()
         posted = post_all(a, room, chain.auth("alice"), objects)
         t_b = wait_count(b, room, args.n, args.timeout)
@@ -115,6 +119,7 @@ def main():
         out["chain_reach_b_s"] = round(t_b - t0, 2)
         out["chain_reach_c_s"] = round(t_c - t0, 2)
         out["ratio_chain_vs_ingest"] = round((t_c - t0) / out["ingest_s"], 2)
+        print(json.dumps(out), file=sys.stderr, flush=True)
 
         # 3. One pull of everything A holds by a fresh node D.
         d = chain.add_node("node-d", args.backend)
