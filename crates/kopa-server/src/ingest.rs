@@ -439,6 +439,8 @@ pub async fn post_objects(
     req: Request,
 ) -> Result<Response, TaxiiError> {
     let v = view(&state, &caller.reader(), &cid).await?;
+    // The path may name the collection by its alias; the store keys objects by its id.
+    let cid = v.collection.id.clone();
     if !v.can_write {
         return Err(TaxiiError::forbidden(format!(
             "you may read collection {cid} but not write to it"

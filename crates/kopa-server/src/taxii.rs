@@ -427,7 +427,11 @@ async fn read_page(
     if let Some(oid) = oid {
         q.filter.ids = vec![oid.to_string()];
     }
-    let page = state.store().objects(who, cid, &q.filter).await?;
+    // The path may name the collection by its alias; the store keys objects by its id.
+    let page = state
+        .store()
+        .objects(who, &v.collection.id, &q.filter)
+        .await?;
     Ok((page, q))
 }
 
@@ -513,6 +517,7 @@ async fn delete_object(
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
     let v = view(&state, &p.reader(), &cid).await?;
+    let cid = v.collection.id.clone();
     if !v.can_read || !v.can_write {
         return Err(TaxiiError::forbidden(format!(
             "deleting from collection {cid} needs both read and write access"

@@ -1004,3 +1004,64 @@ async fn limit_is_capped_at_the_server_maximum_and_defaults_apply() {
         "next whenever more, on the manifest too"
     );
 }
+
+/// A collection may be named by its alias in every TAXII path, not only in the collection resource:
+/// objects posted, listed, fetched and deleted through the alias are those of the collection.
+#[tokio::test]
+async fn collection_alias_works_on_every_endpoint() {
+    let node = Node::sqlite().await;
+    let a = node.org("Org A").await;
+    let alice = node.user("alice", &a, Role::Analyst).await;
+    let id = node
+        .store
+        .add_collection(&kopa_store::NewCollection {
+            id: None,
+            title: "National feed".into(),
+            description: None,
+            alias: Some("national-feed".into()),
+            read: Access::All,
+            write: Access::All,
+        })
+        .await
+        .unwrap()
+        .id;
+    let posted = node
+        .post_envelope("national-feed", &alice, &[indicator(1, json!({}))])
+        .await;
+    assert_eq!(posted.status, 202);
+    let status = posted.json();
+    assert_eq!(status["success_count"], 1, "{status}");
+    let oid = indicator(1, json!({}))["id"].as_str().unwrap().to_string();
+
+    for c in ["national-feed", id.as_str()] {
+        let r = node.get(&objects_path(c), &alice).await;
+        assert_eq!(r.status, 200, "{c}");
+        assert_eq!(ids(&r.json()), vec![oid.clone()], "{c}");
+        let r = node
+            .get(&format!("{}{oid}/", objects_path(c)), &alice)
+            .await;
+        assert_eq!(ids(&r.json()), vec![oid.clone()], "{c}");
+        let manifest = node
+            .get(&format!("/kopa/collections/{c}/manifest/"), &alice)
+            .await
+            .json();
+        assert_eq!(
+            manifest["objects"][0]["id"],
+            oid.as_str(),
+            "{c}: {manifest}"
+        );
+    }
+
+    let r = node
+        .call(
+            "DELETE",
+            &format!("{}{oid}/", objects_path("national-feed")),
+            Auth::Bearer(&alice),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let left = node.get(&objects_path(&id), &alice).await.json();
+    assert!(ids(&left).is_empty(), "deleted through the alias: {left}");
+}
