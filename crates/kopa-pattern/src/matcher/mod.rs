@@ -435,7 +435,8 @@ impl MatcherBuilder {
     pub fn build(mut self) -> (Matcher, Vec<IndicatorError>) {
         for s in &mut self.m.slots {
             s.net.finish();
-            if let Err(e) = s.text.finish() {
+            s.eq.finish(&self.m.arena);
+            if let Err(e) = s.text.finish(&self.m.arena) {
                 self.errors.push(IndicatorError {
                     location: "LIKE/MATCHES index".into(),
                     message: e.to_string(),
