@@ -506,3 +506,33 @@ def test_sightings_flow_home(cluster):
     assert seen[sighting["id"]]["extensions"][PROVENANCE_EXT]["origin_node"] == c.id
     cluster.settle()
     assert ids(a, room) == {(ind["id"], ind["modified"]), (sighting["id"], sighting["modified"])}
+
+
+# --- collections across nodes -------------------------------------------------------------------------
+
+
+def test_remote_collections_match_by_id_then_alias_and_unmatched_ones_are_reported(cluster):
+    """A exports three collections to B: one B has with the same id, one B has under another id but
+    the same alias, one B lacks. Objects land in the same-id and the same-alias collections; the
+    third is skipped and named in B's status for A."""
+    a = cluster.add_node("node-a", "sqlite")
+    b = cluster.add_node("node-b", "postgres")
+    same = cluster.collection("Same id")
+    aliased = a.cli("collection", "add", "Aliased", "--alias", "aliased-room", "--read", "all",
+                    "--write", "all")["id"]
+    local_alias = b.cli("collection", "add", "Aliased here", "--alias", "aliased-room", "--read", "all",
+                        "--write", "all")["id"]
+    assert local_alias != aliased
+    missing = a.cli("collection", "add", "Only on A", "--read", "all", "--write", "all")["id"]
+    cluster.org("node-a", "Org A", ["alice"])
+    cluster.link("node-a", "node-b", {"collections": [same, aliased, missing]}, None)
+    objs = {c: indicator(i, f"in {c}") for i, c in enumerate((same, aliased, missing))}
+    for c, o in objs.items():
+        a.post(c, [o], cluster.auth("alice"))
+    want = {(same, objs[same]["id"], objs[same]["modified"]),
+            (local_alias, objs[aliased]["id"], objs[aliased]["modified"])}
+    wait_for(lambda: (set(b.stored()) == want, sorted(b.stored())), "B holding the matched collections")
+    cluster.settle(["node-b"])
+    assert set(b.stored()) == want
+    skipped = status_field(b.peer_status()["node-a"], "skipped")
+    assert skipped == [f"no local collection for remote {missing}"], skipped
