@@ -155,22 +155,22 @@ def test_chain_converges_to_exactly_the_allowed_sets(cluster):
     served = {o["id"]: o for o in c.objects(room, cluster.auth("carol"))}
     assert served[objs["green"]["id"]]["extensions"][PROVENANCE_EXT]["origin_node"] == a.id
 
-    # Status: `kopa peer list --json` and GET /api/v1/peers.
+    # Status: `kopa peer list --json` and GET /api/peers.
     st = c.peer_status()["node-b"]
     assert st["node_id"] == b.id and healthy(st), st
     assert status_field(st, "lag_objects") == 0
     assert status_field(st, "received") == len(on_c) - 1, st  # all but C's own object
     assert rejected(st, "tampered") == 0
-    r = c.rest("/api/v1/peers")
+    r = c.rest("/api/peers")
     assert r.status_code == 200, r.text
     body = r.json()
     peers = body["peers"] if isinstance(body, dict) else body
     rest_b = next(p for p in peers if p["name"] == "node-b")
     for field in ("node_id", "url", "push", "policy", "last_sync_at", "lag_objects", "lag_seconds",
                   "received", "rejected", "last_error", "last_error_at", "error_count"):
-        assert field in rest_b, f"GET /api/v1/peers lacks {field}: {rest_b}"
+        assert field in rest_b, f"GET /api/peers lacks {field}: {rest_b}"
     assert rest_b["node_id"] == b.id and rest_b["received"] == len(on_c) - 1
-    assert c.rest("/api/v1/peers", auth=cluster.auth("carol")).status_code == 403
+    assert c.rest("/api/peers", auth=cluster.auth("carol")).status_code == 403
     assert "token" not in json.dumps(peers).replace("token_set", "")
 
     # Metrics: the peer series on C (received from B) and on B (from A).
@@ -439,7 +439,7 @@ def test_tampered_and_unknown_key_objects_are_rejected_and_counted(cluster):
     st = b.peer_status()["node-a"]
     assert rejected(st, "tampered") == 1, st
     assert rejected(st, "unknown_node") == 1, st
-    rest = b.rest("/api/v1/peers").json()
+    rest = b.rest("/api/peers").json()
     rest_a = next(p for p in (rest["peers"] if isinstance(rest, dict) else rest) if p["name"] == "node-a")
     assert rest_a["rejected"].get("tampered") == 1 and rest_a["rejected"].get("unknown_node") == 1, rest_a
     m = b.metrics()

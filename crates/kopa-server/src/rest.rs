@@ -42,7 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/collections"),
     ("get", "/api/export/{collection}"),
     ("get", "/api/audit"),
-    ("get", "/api/v1/peers"),
+    ("get", "/api/peers"),
     ("get", "/healthz"),
     ("get", "/metrics"),
 ];
@@ -62,7 +62,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/export/{collection}", get(export))
         .route("/api/audit", get(audit_log))
-        .route("/api/v1/peers", get(list_peers))
+        .route("/api/peers", get(list_peers))
 }
 
 /// Keys of the sync loop's status report shown beside the peer's own columns (zero until the
@@ -118,7 +118,7 @@ fn peer_json(p: &kopa_store::PeerRecord) -> Value {
     Value::Object(m)
 }
 
-/// `GET /api/v1/peers` (administrators): every declared peer with its sync status.
+/// `GET /api/peers` (administrators): every declared peer with its sync status.
 async fn list_peers(
     State(state): State<AppState>,
     ApiAuth(p): ApiAuth,

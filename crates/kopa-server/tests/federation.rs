@@ -701,11 +701,11 @@ async fn kopa_node_authorization_is_refused_unless_a_declared_peer_signed_this_r
     let one = format!("{path}indicator--{}/", uuid_n(1));
     let h = node_auth(&peer, &node, "DELETE", &one, None);
     assert_eq!(call(h, "DELETE", one).await.status, 403);
-    let h = node_auth(&peer, &node, "GET", "/api/v1/peers", None);
+    let h = node_auth(&peer, &node, "GET", "/api/peers", None);
     let r = node
         .call(
             "GET",
-            "/api/v1/peers",
+            "/api/peers",
             Auth::None,
             &[("authorization", &h), ("accept", "application/json")],
             None,
@@ -715,7 +715,7 @@ async fn kopa_node_authorization_is_refused_unless_a_declared_peer_signed_this_r
     // Users are unaffected.
     assert_eq!(node.get(&path, &alice).await.status, 200);
     assert_eq!(
-        node.api("GET", "/api/v1/peers", &admin, None).await.status,
+        node.api("GET", "/api/peers", &admin, None).await.status,
         200
     );
 
@@ -821,7 +821,7 @@ async fn administrators_list_peers_with_their_sync_status() {
         .await
         .unwrap();
 
-    let r = node.api("GET", "/api/v1/peers", &admin, None).await;
+    let r = node.api("GET", "/api/peers", &admin, None).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(!r.text().contains("secret-token-of-p"));
     let peers = r.json()["peers"].as_array().unwrap().clone();
@@ -851,7 +851,7 @@ async fn administrators_list_peers_with_their_sync_status() {
     assert!(q["status"].is_null());
     // Administrators only.
     assert_eq!(
-        node.api("GET", "/api/v1/peers", &alice, None).await.status,
+        node.api("GET", "/api/peers", &alice, None).await.status,
         403
     );
 }

@@ -1,5 +1,5 @@
 //! A peer's sync status as the loop keeps it: written as JSON into the peer's `status` in the store
-//! after every page and round (so `kopa peer list`, `GET /api/v1/peers` and `/metrics` read it from
+//! after every page and round (so `kopa peer list`, `GET /api/peers` and `/metrics` read it from
 //! there, and counters survive restarts). `last_sync_at`, `last_error`, `last_error_at` and
 //! `error_count` are the store's own columns (`record_peer_sync`), not repeated here.
 
