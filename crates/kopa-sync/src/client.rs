@@ -201,8 +201,8 @@ impl PeerClient<'_> {
 }
 
 /// The error of a request without the URL (reqwest's messages name it; ours already does) and
-/// with its cause ("connection refused").
-fn describe(e: &reqwest::Error) -> String {
+/// with its cause ("connection refused"). Also used by `kopa match --node`.
+pub fn describe(e: &reqwest::Error) -> String {
     let mut msg = if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {

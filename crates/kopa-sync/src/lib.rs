@@ -36,7 +36,9 @@ use kopa_store::{ObjectFilter, PeerRecord, Store, StoreError, VersionMatch};
 use serde_json::Value;
 use tokio::sync::{watch, Mutex, Semaphore};
 
-pub use client::{PeerAuth, PeerClient, Posted, RemoteCollection, API_ROOT};
+pub use client::{
+    describe as describe_request_error, PeerAuth, PeerClient, Posted, RemoteCollection, API_ROOT,
+};
 pub use status::PeerStatus;
 
 /// How the loop runs (configuration keys `federation.*`).

@@ -146,23 +146,12 @@ fn is_status(e: &anyhow::Error, status: StatusCode) -> bool {
         .is_some_and(|h| h.status == status)
 }
 
-/// A transport error with its causes ("connection refused"), without repeating the URL.
+/// A transport error with its cause ("connection refused"), naming the URL once.
 fn transport_error(url: &Url, e: reqwest::Error) -> anyhow::Error {
-    let mut msg = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "cannot connect".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let e = e.without_url();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    anyhow!("cannot reach {url}: {msg}")
+    anyhow!(
+        "cannot reach {url}: {}",
+        kopa_sync::describe_request_error(&e)
+    )
 }
 
 /// `base` with `segments` appended as path segments (each percent-encoded), ending with `/`.
