@@ -229,7 +229,7 @@ async fn a_peer_reads_exactly_what_its_policy_and_the_markings_allow_on_sqlite()
 
 #[tokio::test]
 async fn a_peer_reads_exactly_what_its_policy_and_the_markings_allow_on_postgres() {
-    let Some(db) = PgDb::create().await else {
+    let Some(db) = PgDb::create("kopa_server_test").await else {
         return;
     };
     let url = db.url.clone();

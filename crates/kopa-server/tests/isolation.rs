@@ -295,7 +295,7 @@ async fn isolation_on_sqlite() {
 
 #[tokio::test]
 async fn isolation_on_postgres() {
-    let Some(db) = PgDb::create().await else {
+    let Some(db) = PgDb::create("kopa_server_test").await else {
         return;
     };
     let url = db.url.clone();

@@ -15,6 +15,7 @@ mod peers;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod testing;
 
 pub use peers::{NewPeer, PeerRecord, PeerStore};
 pub use sqlite::DB_FILE;

@@ -1224,12 +1224,13 @@ async fn postgres_names_a_missing_database() {
     assert!(msg.contains("kopa_test_does_not_exist_42"), "{msg}");
     assert!(msg.contains("does not exist"), "{msg}");
     // An existing database without Kopa's tables is not silently initialised without leave.
-    let Some((admin, name, url)) = create_pg_database().await else {
+    let Some(db) = PgDb::create("kopa_test").await else {
         return;
     };
-    let res = kopa_store::open(&url, false).await;
-    let second = kopa_store::open(&url, true).await.map(|_| ());
-    drop_pg_database(&admin, &name).await;
+    let url = &db.url;
+    let res = kopa_store::open(url, false).await;
+    let second = kopa_store::open(url, true).await.map(|_| ());
+    db.drop_db().await;
     let msg = res.err().unwrap().to_string();
     assert!(msg.contains("no Kopa database at"), "{msg}");
     second.unwrap();

@@ -338,9 +338,10 @@ async fn sqlite_upgrades_from_schema_2() {
 #[tokio::test]
 async fn postgres_upgrades_from_schema_2() {
     use sqlx::Connection;
-    let Some((admin, name, url)) = create_pg_database().await else {
+    let Some(db) = PgDb::create("kopa_test").await else {
         return;
     };
+    let url = db.url.clone();
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::raw_sql(&schema_2_script(kopa_store::migrations::POSTGRES, "BIGINT"))
         .execute(&mut conn)
@@ -348,7 +349,7 @@ async fn postgres_upgrades_from_schema_2() {
         .unwrap();
     drop(conn);
     let result = catch_panic(check_upgraded(&url)).await;
-    drop_pg_database(&admin, &name).await;
+    db.drop_db().await;
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }

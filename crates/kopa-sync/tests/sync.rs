@@ -387,7 +387,7 @@ async fn a_sighting_travels_home_through_the_node_that_delivered_the_indicator()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgresql_node_and_a_sqlite_node_sync_both_ways() {
-    let Some(db) = PgDb::create().await else {
+    let Some(db) = PgDb::create("kopa_sync_test").await else {
         return;
     };
     let a = Node::new(1).await;

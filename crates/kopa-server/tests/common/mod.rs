@@ -196,65 +196,8 @@ impl Node {
     }
 }
 
-/// A fresh PostgreSQL database for one test, dropped by [`PgDb::drop_db`]; `None` (with a message)
-/// when `KOPA_TEST_PG_URL` is not set.
-pub struct PgDb {
-    pub admin_url: String,
-    pub name: String,
-    pub url: String,
-}
-
-impl PgDb {
-    pub async fn create() -> Option<PgDb> {
-        use sqlx::Connection;
-        let admin_url = match std::env::var("KOPA_TEST_PG_URL") {
-            Ok(u) if !u.trim().is_empty() => u.trim().to_string(),
-            _ => {
-                println!("skipping PostgreSQL: KOPA_TEST_PG_URL is not set");
-                return None;
-            }
-        };
-        let name = format!("kopa_server_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let url = with_database(&admin_url, &name);
-        Some(PgDb {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    pub async fn drop_db(&self) {
-        use sqlx::Connection;
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::raw_sql(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn)
-            .await;
-        }
-    }
-}
-
-fn with_database(url: &str, db: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let authority = rest.split('/').next().unwrap();
-    let mut out = format!("{scheme}://{authority}/{db}");
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
+#[allow(unused_imports)]
+pub use kopa_store::testing::PgDb;
 
 /// A valid STIX 2.1 indicator.
 pub fn indicator(n: usize, extra: Value) -> Value {

@@ -97,55 +97,8 @@ where
     }
 }
 
-/// The admin URL from the environment, or `None` (with a message) when PostgreSQL tests are off.
-pub fn pg_admin_url() -> Option<String> {
-    match std::env::var("KOPA_TEST_PG_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u.trim().to_string()),
-        _ => {
-            println!("skipping PostgreSQL: KOPA_TEST_PG_URL not set");
-            None
-        }
-    }
-}
-
-/// `url` with its database name replaced by `db`.
-pub fn with_database(url: &str, db: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let authority = rest.split('/').next().unwrap();
-    let mut out = format!("{scheme}://{authority}/{db}");
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
-/// Create a fresh, randomly named database; returns (admin url, name, url of the new database).
-pub async fn create_pg_database() -> Option<(String, String, String)> {
-    use sqlx::Connection;
-    let admin = pg_admin_url()?;
-    let name = format!("kopa_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let url = with_database(&admin, &name);
-    Some((admin, name, url))
-}
-
-pub async fn drop_pg_database(admin: &str, name: &str) {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-}
+#[allow(unused_imports)]
+pub use kopa_store::testing::{pg_admin_url, with_database, PgDb};
 
 /// Run `body` against a new PostgreSQL store (skipped when `KOPA_TEST_PG_URL` is empty or unset).
 pub async fn with_postgres<F, Fut>(body: F)
@@ -153,9 +106,10 @@ where
     F: FnOnce(Arc<Harness>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some((admin, name, url)) = create_pg_database().await else {
+    let Some(db) = PgDb::create("kopa_test").await else {
         return;
     };
+    let url = db.url.clone();
     let result = match kopa_store::open(&url, true).await {
         Ok(store) => {
             assert_eq!(store.backend(), "postgres");
@@ -166,11 +120,11 @@ where
             CatchUnwind(Box::pin(body(h))).await
         }
         Err(e) => {
-            drop_pg_database(&admin, &name).await;
+            db.drop_db().await;
             panic!("cannot open the PostgreSQL test database: {e}");
         }
     };
-    drop_pg_database(&admin, &name).await;
+    db.drop_db().await;
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }

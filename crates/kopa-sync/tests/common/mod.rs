@@ -309,51 +309,8 @@ pub async fn put_raw(node: &Node, collection: &str, objects: &[Value]) {
     node.store.put_objects(collection, news).await.unwrap();
 }
 
-/// A fresh PostgreSQL database for one test (dropped by [`PgDb::drop_db`]), or `None` with a
-/// message when `KOPA_TEST_PG_URL` is not set.
-pub struct PgDb {
-    admin_url: String,
-    name: String,
-    pub url: String,
-}
-
-impl PgDb {
-    pub async fn create() -> Option<PgDb> {
-        use sqlx::Connection;
-        let admin_url = match std::env::var("KOPA_TEST_PG_URL") {
-            Ok(u) if !u.trim().is_empty() => u.trim().to_string(),
-            _ => {
-                println!("skipping PostgreSQL: KOPA_TEST_PG_URL is not set");
-                return None;
-            }
-        };
-        let name = format!("kopa_sync_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        let url = format!("{base}/{name}");
-        Some(PgDb {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    pub async fn drop_db(&self) {
-        use sqlx::Connection;
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::raw_sql(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn)
-            .await;
-        }
-    }
-}
+#[allow(unused_imports)]
+pub use kopa_store::testing::PgDb;
 
 /// An HTTP proxy in front of `target` that forwards requests while `budget` lasts (one per request)
 /// and answers the others with 503 — a peer failing in the middle of a pull, healed by raising the

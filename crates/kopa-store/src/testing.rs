@@ -1,0 +1,78 @@
+//! PostgreSQL databases for tests of the Kopa crates: each test makes its own, randomly named
+//! database on the server named by `KOPA_TEST_PG_URL` and drops it afterwards, so tests run in
+//! parallel. When the variable is unset or empty, PostgreSQL tests are skipped with a message.
+
+/// The environment variable naming the PostgreSQL server tests use (an admin URL).
+pub const PG_URL_VAR: &str = "KOPA_TEST_PG_URL";
+
+/// The admin URL from the environment, or `None` (with a message) when PostgreSQL tests are off.
+pub fn pg_admin_url() -> Option<String> {
+    match std::env::var(PG_URL_VAR) {
+        Ok(u) if !u.trim().is_empty() => Some(u.trim().to_string()),
+        _ => {
+            println!("skipping PostgreSQL: {PG_URL_VAR} is not set");
+            None
+        }
+    }
+}
+
+/// `url` with its database name replaced by `db` (query parameters kept).
+pub fn with_database(url: &str, db: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let mut out = format!("{scheme}://{authority}/{db}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// A fresh PostgreSQL database for one test; drop it with [`PgDb::drop_db`].
+#[derive(Debug, Clone)]
+pub struct PgDb {
+    pub admin_url: String,
+    pub name: String,
+    /// The URL of the new database.
+    pub url: String,
+}
+
+impl PgDb {
+    /// A new database named `<prefix>_<random>`, or `None` when PostgreSQL tests are off. Panics
+    /// (failing the test) when the server named by the environment cannot be used.
+    pub async fn create(prefix: &str) -> Option<PgDb> {
+        use sqlx::Connection;
+        let admin_url = pg_admin_url()?;
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {PG_URL_VAR}: {e}"));
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let url = with_database(&admin_url, &name);
+        Some(PgDb {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    /// Drop the database (closing what still uses it).
+    pub async fn drop_db(&self) {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::raw_sql(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
