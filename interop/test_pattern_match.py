@@ -24,6 +24,8 @@ import sys
 
 import pytest
 
+from reproducible import corpus_in_child, freeze_clock_and_ids
+
 SEED = 424242
 N_SCENARIOS = 650
 SCO_TYPES = [
@@ -285,32 +287,10 @@ def test_match_reports_invalid_patterns_and_sets(tmp_path):
 
 
 def deterministic_corpus():
-    """The corpus, built in a child Python with a fixed hash seed, a fixed clock and seeded UUIDs:
-    stix2-generator walks sets of property names (whose order follows the hash seed), makes
-    timestamps around the current time and ids from uuid4."""
-    run = subprocess.run([sys.executable, __file__, "corpus"], env={**os.environ, "PYTHONHASHSEED": "0"},
-                         capture_output=True, text=True, encoding="utf-8", check=True, timeout=300)
-    return json.loads(run.stdout)
-
-
-def _freeze_clock_and_ids():
-    import datetime
-    import uuid
-
-    class FixedDatetime(datetime.datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return cls(2026, 1, 1, 12, 0, 0, tzinfo=tz)
-
-        @classmethod
-        def utcnow(cls):
-            return cls(2026, 1, 1, 12, 0, 0)
-
-    datetime.datetime = FixedDatetime
-    ids = random.Random(SEED)
-    uuid.uuid4 = lambda: uuid.UUID(int=ids.getrandbits(128), version=4)
+    """The corpus, built reproducibly in a child Python (see reproducible.py)."""
+    return corpus_in_child(__file__)
 
 
 if __name__ == "__main__":
-    _freeze_clock_and_ids()
+    freeze_clock_and_ids(SEED)
     print(json.dumps(build_corpus()))
