@@ -8,8 +8,6 @@
 //! - [`peer`]: a declared peer (URL, public key, token, policy), checked at the edge.
 //! - [`pull`]: the TAXII side of a pull without the HTTP client: page URL, envelope, resumable cursor.
 //! - [`request_auth`]: the `Kopa-Node` authorization with which nodes call each other.
-//! - [`sync`]: what a pull does with a received page before storing: verify, skip what came home,
-//!   reject and count the rest.
 //!
 //! This crate does no network or database I/O; the only file it touches is the node key.
 
@@ -19,7 +17,6 @@ pub mod policy;
 pub mod provenance;
 pub mod pull;
 pub mod request_auth;
-pub mod sync;
 
 pub use identity::{KeyError, NodeId, NodeIdentity, NodeKey, PublicKey, KEY_FILE_NAME};
 pub use peer::{Peer, PeerError};
