@@ -12,7 +12,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
-use kopa_core::{PeerAudience, Principal, Reader};
+use kopa_core::{Principal, Reader};
 use kopa_federation::request_auth::{claimed_node, is_node_auth, now_unix, verify_request};
 use kopa_federation::{ExportPolicy, NodeId};
 
@@ -45,12 +45,9 @@ impl Caller {
     pub fn reader(&self) -> Reader {
         match self {
             Caller::User(p) => p.reader(),
-            Caller::Peer(peer) => Reader::Peer(PeerAudience {
-                node: peer.node_id.to_string(),
-                collections: peer.policy.collections.clone(),
-                max_tlp: peer.policy.max_tlp,
-                object_types: peer.policy.object_types.clone(),
-            }),
+            Caller::Peer(peer) => {
+                Reader::Peer(peer.policy.peer_audience(&peer.node_id.to_string()))
+            }
         }
     }
 }

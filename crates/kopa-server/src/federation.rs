@@ -202,8 +202,8 @@ const MIN_RELOAD: Duration = Duration::from_secs(1);
 pub async fn known_keys(
     store: &dyn Store,
     own: Option<PublicKey>,
-) -> Result<KnownKeys, StoreError> {
-    Ok(load(store, own).await?.known.as_ref().clone())
+) -> Result<Arc<KnownKeys>, StoreError> {
+    Ok(load(store, own).await?.known)
 }
 
 async fn load(store: &dyn Store, own: Option<PublicKey>) -> Result<Snapshot, StoreError> {

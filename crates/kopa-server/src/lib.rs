@@ -162,9 +162,7 @@ impl AppState {
     /// small query): a peer declared a moment ago is trusted at once.
     pub async fn known_keys(&self) -> Result<Arc<KnownKeys>, StoreError> {
         let own = self.node().map(|n| n.public_key());
-        Ok(Arc::new(
-            federation::known_keys(self.store().as_ref(), own).await?,
-        ))
+        federation::known_keys(self.store().as_ref(), own).await
     }
 
     /// What [`federation::receive`] needs, for a node with an identity.

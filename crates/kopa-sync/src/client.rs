@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::SyncError;
 
 /// TAXII 2.1 media type, for `Accept` and `Content-Type`.
-const TAXII: &str = "application/taxii+json;version=2.1";
+use kopa_server::TAXII_MEDIA_TYPE as TAXII;
 /// The API root every Kopa node serves.
 pub const API_ROOT: &str = "kopa";
 /// Longest error body kept in a message.

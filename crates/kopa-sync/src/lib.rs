@@ -26,7 +26,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kopa_core::{PeerAudience, Reader};
+use kopa_core::Reader;
 use kopa_federation::pull::PullCursor;
 use kopa_federation::{ExportPolicy, NodeId, NodeIdentity, PublicKey};
 use kopa_server::federation::Receiver;
@@ -148,12 +148,7 @@ impl PeerView {
 
     /// The principal the peer reads as on this node.
     fn reader(&self) -> Reader {
-        Reader::Peer(PeerAudience {
-            node: self.node.as_str().to_string(),
-            collections: self.policy.collections.clone(),
-            max_tlp: self.policy.max_tlp,
-            object_types: self.policy.object_types.clone(),
-        })
+        Reader::Peer(self.policy.peer_audience(self.node.as_str()))
     }
 }
 
@@ -491,10 +486,9 @@ impl Syncer {
         st.received += got.stored;
         st.duplicates += got.duplicates;
         st.own += got.own;
-        for r in &got.rejected {
-            tracing::warn!(peer = %peer.name, object = %r.id, reason = r.reason,
-                message = %r.message, "object from peer rejected");
-            st.reject(r.reason, 1);
+        kopa_server::federation::log_rejections(&peer.name, &got);
+        for (reason, n) in got.rejected_by_reason() {
+            st.reject(reason, n);
         }
         st.lag_objects = match page.remaining {
             Some(r) => r,

@@ -11,8 +11,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use std::time::Duration;
 
-/// The TAXII 2.1 media type, for `Accept` and for POST bodies.
-pub const TAXII_MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
+pub use kopa_server::TAXII_MEDIA_TYPE;
 
 /// The most objects put in one envelope when posting.
 const MAX_ENVELOPE_OBJECTS: usize = 1000;
