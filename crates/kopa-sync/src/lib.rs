@@ -552,6 +552,18 @@ impl Syncer {
         let cursors = self.cursors(&peer.name).await?;
         let reader = peer.reader();
         let local = self.local_collections().await?;
+        // Sightings go home to an origin this node exports the collection to, else through the
+        // peer that delivered the indicator: the declared peers are read once per round.
+        let peers: Vec<PeerView> = match what {
+            Outgoing::Everything => Vec::new(),
+            Outgoing::SightingsHome => self
+                .store
+                .peers()
+                .await?
+                .iter()
+                .filter_map(|p| PeerView::of(p).ok())
+                .collect(),
+        };
         // Only ask the peer for its collections once there is something to send.
         let mut remote: Option<(Vec<RemoteCollection>, usize)> = None;
         let client = self.client(peer);
@@ -586,7 +598,9 @@ impl Syncer {
                 };
                 let texts: Vec<String> = match what {
                     Outgoing::Everything => page.objects.into_iter().map(|o| o.json).collect(),
-                    Outgoing::SightingsHome => self.sightings_for(peer, cid, page.objects).await?,
+                    Outgoing::SightingsHome => {
+                        self.sightings_for(peer, cid, &peers, page.objects).await?
+                    }
                 };
                 if !texts.is_empty() {
                     if remote.is_none() {
@@ -652,6 +666,7 @@ impl Syncer {
         &self,
         peer: &PeerView,
         collection: &str,
+        peers: &[PeerView],
         objects: Vec<kopa_store::StoredObject>,
     ) -> Result<Vec<String>, SyncError> {
         let parsed: Vec<(String, String)> = objects
@@ -670,14 +685,10 @@ impl Syncer {
         refs.dedup();
         let routes = self.store.object_routes(&refs).await?;
         // Peers this node exports `collection` to: the origins a sighting can go to directly.
-        let direct: Vec<String> = self
-            .store
-            .peers()
-            .await?
+        let direct: Vec<&str> = peers
             .iter()
-            .filter_map(|p| PeerView::of(p).ok())
             .filter(|p| p.policy.collections.iter().any(|c| c == collection))
-            .map(|p| p.node.as_str().to_string())
+            .map(|p| p.node.as_str())
             .collect();
         let me = self.identity.id().as_str();
         let home_of = |r: &str| -> Option<String> {
@@ -686,7 +697,7 @@ impl Syncer {
             if origin == me {
                 return None;
             }
-            if direct.iter().any(|n| n == origin) {
+            if direct.contains(&origin) {
                 Some(origin.to_string())
             } else {
                 route.via.clone()
