@@ -781,3 +781,175 @@ mod tests {
         }
     }
 }
+
+/// The scanner against a plain reference: the record parsed whole by serde_json and walked, a field's
+/// name being the keys on its path joined with dots (so nested objects and dotted keys name the same
+/// field), arrays passed through, and the first timestamp field of the best rank kept.
+#[cfg(test)]
+mod reference {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    fn walk(
+        m: &Mapping,
+        path: Option<&str>,
+        v: &Value,
+        out: &mut Vec<(u16, String)>,
+        time: &mut Option<(usize, String)>,
+    ) {
+        match v {
+            Value::Object(o) => {
+                for (k, v) in o {
+                    let p = match path {
+                        None => k.clone(),
+                        Some(path) => format!("{path}.{k}"),
+                    };
+                    walk(m, Some(&p), v, out, time);
+                }
+            }
+            Value::Array(a) => {
+                for v in a {
+                    walk(m, path, v, out, time);
+                }
+            }
+            Value::Null => {}
+            scalar => {
+                let text = match scalar {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let path = path.unwrap_or_default();
+                if let Some(t) = m.targets.iter().position(|t| t.field == path) {
+                    out.push((t as u16, text.clone()));
+                }
+                if let Some(r) = m.timestamp.iter().position(|k| k == path) {
+                    if time.as_ref().is_none_or(|(best, _)| r < *best) {
+                        *time = Some((r, text));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keys drawn from the ECS mapping's names, their segments and a few others, so that generated
+    /// records hit mapped fields by nesting and by dotted keys alike.
+    fn key() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "source",
+            "ip",
+            "source.ip",
+            "destination",
+            "destination.ip",
+            "dns",
+            "question",
+            "name",
+            "question.name",
+            "dns.question.name",
+            "url",
+            "full",
+            "url.full",
+            "domain",
+            "file",
+            "hash",
+            "sha256",
+            "hash.sha256",
+            "@timestamp",
+            "event",
+            "created",
+            "event.created",
+            "port",
+            "host",
+            "message",
+            "related",
+            "related.ip",
+            "x",
+            "",
+            "é",
+            "q\"k",
+            "a\\b",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            "[a-z0-9.:/é\"\\\\\u{1F600}-]{0,40}".prop_map(Value::String),
+            any::<i64>().prop_map(Value::from),
+            (-1000i32..1000, 1u8..99)
+                .prop_map(|(a, b)| Value::from(format!("{a}.{b}").parse::<f64>().unwrap())),
+            any::<bool>().prop_map(Value::Bool),
+            Just(Value::Null),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        scalar().prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key(), inner), 0..6).prop_map(|kv| {
+                    // Unique keys: the reference (a JSON map) keeps one value per key.
+                    let mut m = Map::new();
+                    for (k, v) in kv {
+                        m.entry(k).or_insert(v);
+                    }
+                    Value::Object(m)
+                }),
+            ]
+        })
+    }
+
+    fn record() -> impl Strategy<Value = Value> {
+        prop::collection::vec((key(), value()), 0..8).prop_map(|kv| {
+            let mut m = Map::new();
+            for (k, v) in kv {
+                m.entry(k).or_insert(v);
+            }
+            Value::Object(m)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn scanner_finds_what_a_full_parse_finds(rec in record(), pretty in any::<bool>()) {
+            let m = Mapping::ecs();
+            let line = if pretty {
+                serde_json::to_string_pretty(&rec).unwrap().replace('\n', " ")
+            } else {
+                serde_json::to_string(&rec).unwrap()
+            };
+            let mut want = Vec::new();
+            let mut time = None;
+            walk(&m, None, &rec, &mut want, &mut time);
+            let s = JsonScanner::new(&m);
+            let mut lf = LineFields::new();
+            prop_assert_eq!(s.scan(line.as_bytes(), &mut lf), Ok(true), "{}", line);
+            let got: Vec<(u16, String)> = lf.iter().map(|(t, _, v)| (t, v.to_string())).collect();
+            prop_assert_eq!(got, want, "{}", line);
+            prop_assert_eq!(lf.time_text().map(str::to_string), time.map(|t| t.1), "{}", line);
+        }
+
+        #[test]
+        fn scanner_never_panics_on_cut_or_changed_lines(rec in record(), cut in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let m = Mapping::ecs();
+            let mut line = serde_json::to_string(&rec).unwrap().into_bytes();
+            let at = cut.index(line.len() + 1);
+            if at < line.len() && byte % 2 == 0 {
+                line[at] = byte;
+            } else {
+                line.truncate(at);
+            }
+            let s = JsonScanner::new(&m);
+            let mut lf = LineFields::new();
+            let ok = s.scan(&line, &mut lf).is_ok();
+            // A failed line leaves no fields behind; a JSON parser agrees that a line it rejects is bad.
+            if !ok {
+                prop_assert!(lf.is_empty());
+            }
+            if serde_json::from_slice::<Value>(&line).map(|v| v.is_object()).unwrap_or(false) {
+                prop_assert!(ok, "{}", String::from_utf8_lossy(&line));
+            }
+        }
+    }
+}
