@@ -31,13 +31,32 @@ struct KeyInfo {
 /// `{"dns":{"question.name":…}}` finds ("dns" node, "question.name") and `{"dns.question.name":…}`
 /// finds (record, "dns.question.name"), both the same field. The hash reads the key's length and first
 /// and last eight bytes where they lie in the line; the table is fixed once built and kept at most a
-/// quarter full, so a lookup probes a bounded number of slots whatever the key.
+/// quarter full, so a lookup probes a bounded number of slots whatever the key. Each slot holds what a
+/// lookup compares and returns, so a lookup reads one slot (two at a collision) and nothing else, except
+/// for the rare wanted key longer than sixteen bytes, whose bytes are compared in `long`.
 #[derive(Debug, Clone)]
 struct KeyTable {
-    slots: Vec<u32>,
+    slots: Vec<Slot>,
     /// `slots.len() == 1 << bits`
     bits: u32,
-    entries: Vec<KeyEntry>,
+    long: Vec<Box<[u8]>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    words: (u64, u64),
+    /// `node << 16 | length` (the length capped at `u16::MAX - 1`); [`EMPTY`] for a free slot.
+    tag: u32,
+    /// For a key longer than sixteen bytes, its index in `KeyTable::long`.
+    long: u32,
+    info: KeyInfo,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+#[inline]
+fn key_tag(node: u16, n: usize) -> u32 {
+    (u32::from(node) << 16) | n.min(0xfffe) as u32
 }
 
 /// A key as two words: its first eight bytes (zero-padded) and its last eight (zero when shorter than
@@ -45,13 +64,8 @@ struct KeyTable {
 #[inline]
 fn key_words(k: &[u8]) -> (u64, u64) {
     let n = k.len();
-    let w8 = |b: &[u8]| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&b[..8]);
-        u64::from_le_bytes(w)
-    };
     if n >= 8 {
-        return (w8(k), w8(&k[n - 8..]));
+        return (word_at(k, 0), word_at(k, n - 8));
     }
     // Shorter keys: two overlapping loads, or-ed into place (the overlap holds the same bytes).
     let a = if n >= 4 {
@@ -70,6 +84,30 @@ fn key_words(k: &[u8]) -> (u64, u64) {
     (a, 0)
 }
 
+/// The eight bytes of `s` at `at` as a little-endian word (`at + 8 <= s.len()`).
+#[inline]
+fn word_at(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// [`key_words`] of the key `s[ks..ke]`, read in place: the key is followed in the line by at least its
+/// closing quote, a colon and a value, so the first word can nearly always be loaded whole and masked.
+#[inline]
+fn key_words_in(s: &[u8], ks: usize, ke: usize) -> (u64, u64) {
+    let n = ke - ks;
+    if ks + 8 > s.len() {
+        return key_words(&s[ks..ke]);
+    }
+    let first = word_at(s, ks);
+    if n >= 8 {
+        (first, word_at(s, ke - 8))
+    } else {
+        (first & ((1u64 << (8 * n)) - 1), 0)
+    }
+}
+
 /// The slot of a key in a table of `1 << bits` slots: the words folded together and multiplied, the top
 /// bits of the product taken (they depend on every input bit).
 #[inline]
@@ -79,58 +117,63 @@ fn key_slot(node: u16, n: usize, (a, b): (u64, u64), bits: u32) -> usize {
     (h >> (64 - bits)) as usize
 }
 
-#[derive(Debug, Clone)]
-struct KeyEntry {
-    node: u16,
-    words: (u64, u64),
-    key: Box<[u8]>,
-    info: KeyInfo,
-}
-
 impl KeyTable {
     fn build(keys: Vec<(u16, Box<[u8]>, KeyInfo)>) -> Self {
         let size = (keys.len() * 4).next_power_of_two().max(16);
         let bits = size.trailing_zeros();
-        let mut slots = vec![0u32; size];
-        let mut entries = Vec::with_capacity(keys.len());
-        for (n, (node, key, info)) in keys.into_iter().enumerate() {
+        let free = Slot {
+            words: (0, 0),
+            tag: EMPTY,
+            long: 0,
+            info: KeyInfo::default(),
+        };
+        let mut slots = vec![free; size];
+        let mut long = Vec::new();
+        for (node, key, info) in keys {
             let words = key_words(&key);
             let mut i = key_slot(node, key.len(), words, bits);
-            while slots[i] != 0 {
+            while slots[i].tag != EMPTY {
                 i = (i + 1) & (size - 1);
             }
-            slots[i] = n as u32 + 1;
-            entries.push(KeyEntry {
-                node,
+            slots[i] = Slot {
                 words,
-                key,
+                tag: key_tag(node, key.len()),
+                long: long.len() as u32,
                 info,
-            });
+            };
+            if key.len() > 16 {
+                long.push(key);
+            }
         }
-        KeyTable {
-            slots,
-            bits,
-            entries,
-        }
+        KeyTable { slots, bits, long }
     }
 
-    #[inline]
+    /// Looks up the key `s[ks..ke]` (as it lies in the line, with no escapes) under `node`.
+    #[inline(always)]
+    fn get_in(&self, node: u16, s: &[u8], ks: usize, ke: usize) -> KeyInfo {
+        self.find(node, &s[ks..ke], key_words_in(s, ks, ke))
+    }
+
+    /// Looks up a key held on its own (an unescaped copy).
     fn get(&self, node: u16, k: &[u8]) -> KeyInfo {
+        self.find(node, k, key_words(k))
+    }
+
+    #[inline(always)]
+    fn find(&self, node: u16, k: &[u8], words: (u64, u64)) -> KeyInfo {
         let mask = self.slots.len() - 1;
-        let words = key_words(k);
+        let tag = key_tag(node, k.len());
         let mut i = key_slot(node, k.len(), words, self.bits);
         loop {
-            let s = self.slots[i];
-            if s == 0 {
-                return KeyInfo::default();
-            }
-            let e = &self.entries[s as usize - 1];
-            if e.words == words
-                && e.node == node
-                && e.key.len() == k.len()
-                && (k.len() <= 16 || &e.key[..] == k)
+            let e = &self.slots[i];
+            if e.tag == tag
+                && e.words == words
+                && (k.len() <= 16 || &self.long[e.long as usize][..] == k)
             {
                 return e.info;
+            }
+            if e.tag == EMPTY {
+                return KeyInfo::default();
             }
             i = (i + 1) & mask;
         }
@@ -204,40 +247,62 @@ impl JsonScanner {
         let mut scratch = std::mem::take(&mut out.scratch);
         let mut c = Cursor {
             s: line,
+            // One check of the whole line (fast for ASCII) lets each value be taken as a slice of it;
+            // a line that is not UTF-8 throughout checks each value it gives instead.
+            text: std::str::from_utf8(line).ok(),
             i: 0,
             sc: self,
             scratch: &mut scratch,
             out,
+            error: None,
         };
         c.ws();
         let r = if c.i == c.s.len() {
             Ok(false)
         } else if c.peek() != Some(b'{') {
-            Err(c.err("a record must be a JSON object"))
+            Err(c.fail("a record must be a JSON object"))
         } else {
             c.object(0, 0).and_then(|()| {
                 c.ws();
                 if c.i == c.s.len() {
                     Ok(true)
                 } else {
-                    Err(c.err("text after the JSON object"))
+                    Err(c.fail("text after the JSON object"))
                 }
             })
         };
+        let error = c.error.take();
         out.scratch = scratch;
-        if r.is_err() {
-            out.clear();
+        match r {
+            Ok(blank) => Ok(blank),
+            Err(Fail) => {
+                out.clear();
+                Err(error.unwrap_or(JsonError {
+                    column: line.len() + 1,
+                    message: "malformed record",
+                }))
+            }
         }
-        r
     }
 }
 
+/// A scan that failed; what and where is kept in [`Cursor::error`], so that the scanner's functions
+/// return a one-bit result in a register.
+#[derive(Debug, Clone, Copy)]
+struct Fail;
+
+type Step<T = ()> = Result<T, Fail>;
+
 struct Cursor<'a, 'b> {
     s: &'a [u8],
+    /// The line itself when it is valid UTF-8.
+    text: Option<&'a str>,
     i: usize,
     sc: &'b JsonScanner,
     scratch: &'b mut Vec<u8>,
     out: &'b mut LineFields,
+    /// The first failure of the line.
+    error: Option<JsonError>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -246,12 +311,23 @@ struct Want {
     time: Option<u8>,
 }
 
+impl Want {
+    #[inline]
+    fn any(self) -> bool {
+        self.target.is_some() || self.time.is_some()
+    }
+}
+
 impl Cursor<'_, '_> {
-    fn err(&self, message: &'static str) -> JsonError {
-        JsonError {
+    /// Records why the line is bad, at the current column.
+    #[cold]
+    #[inline(never)]
+    fn fail(&mut self, message: &'static str) -> Fail {
+        self.error.get_or_insert(JsonError {
             column: self.i + 1,
             message,
-        }
+        });
+        Fail
     }
 
     #[inline]
@@ -266,54 +342,49 @@ impl Cursor<'_, '_> {
         }
     }
 
-    /// Scans a string starting at its opening quote; returns (start, end, has_escapes) of the content.
+    /// Steps over a string whose opening quote is at the cursor; returns the end of its content (the
+    /// closing quote's index) and whether it holds escapes. The content starts at the old cursor + 1.
     /// Eight bytes are tested at a time for a quote or a backslash.
-    #[inline]
-    fn string_span(&mut self) -> Result<(usize, usize, bool), JsonError> {
+    #[inline(always)]
+    fn string(&mut self) -> Step<(usize, bool)> {
         let s = self.s;
-        let start = self.i + 1;
-        let mut j = start;
+        let mut rest = s.get(self.i + 1..).unwrap_or_default();
         let mut esc = false;
         loop {
-            let mut found = None;
-            while j + 8 <= s.len() {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&s[j..j + 8]);
-                let m = quote_or_backslash(u64::from_le_bytes(w));
-                if m != 0 {
-                    found = Some(j + (m.trailing_zeros() / 8) as usize);
-                    break;
-                }
-                j += 8;
-            }
-            let p = match found {
-                Some(p) => p,
-                None => match s[j.min(s.len())..]
-                    .iter()
-                    .position(|&b| b == b'"' || b == b'\\')
-                {
-                    Some(k) => j + k,
-                    None => {
-                        self.i = s.len();
-                        return Err(self.err("unterminated string"));
+            let found = loop {
+                match rest.split_first_chunk::<8>() {
+                    Some((w, tail)) => {
+                        let m = quote_or_backslash(u64::from_le_bytes(*w));
+                        if m != 0 {
+                            break Some((m.trailing_zeros() / 8) as usize);
+                        }
+                        rest = tail;
                     }
-                },
+                    None => break rest.iter().position(|&b| b == b'"' || b == b'\\'),
+                }
             };
-            if s[p] == b'"' {
+            let Some(k) = found else {
+                self.i = s.len();
+                return Err(self.fail("unterminated string"));
+            };
+            let p = s.len() - rest.len() + k;
+            if rest[k] == b'"' {
                 self.i = p + 1;
-                return Ok((start, p, esc));
+                return Ok((p, esc));
             }
             esc = true;
-            j = p + 2;
-            if j > s.len() {
-                self.i = s.len();
-                return Err(self.err("unterminated string"));
+            match rest.get(k + 2..) {
+                Some(r) => rest = r,
+                None => {
+                    self.i = s.len();
+                    return Err(self.fail("unterminated string"));
+                }
             }
         }
     }
 
     /// Decodes the escapes of `s[start..end]` into `scratch`.
-    fn unescape(&mut self, start: usize, end: usize) -> Result<(), JsonError> {
+    fn unescape(&mut self, start: usize, end: usize) -> Step {
         self.scratch.clear();
         let s = self.s;
         let mut i = start;
@@ -336,24 +407,31 @@ impl Cursor<'_, '_> {
                 b'r' => '\r',
                 b't' => '\t',
                 b'u' => {
-                    let hi = hex4(s, i, end).ok_or_else(|| self.err("bad \\u escape"))?;
+                    let Some(hi) = hex4(s, i, end) else {
+                        return Err(self.fail("bad \\u escape"));
+                    };
                     i += 4;
                     let cp = if (0xD800..0xDC00).contains(&hi) {
                         if s.get(i) == Some(&b'\\') && s.get(i + 1) == Some(&b'u') {
-                            let lo = hex4(s, i + 2, end)
-                                .filter(|lo| (0xDC00..0xE000).contains(lo))
-                                .ok_or_else(|| self.err("bad surrogate pair"))?;
+                            let Some(lo) =
+                                hex4(s, i + 2, end).filter(|lo| (0xDC00..0xE000).contains(lo))
+                            else {
+                                return Err(self.fail("bad surrogate pair"));
+                            };
                             i += 6;
                             0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
                         } else {
-                            return Err(self.err("lone surrogate"));
+                            return Err(self.fail("lone surrogate"));
                         }
                     } else {
                         hi
                     };
-                    char::from_u32(cp).ok_or_else(|| self.err("bad \\u escape"))?
+                    match char::from_u32(cp) {
+                        Some(c) => c,
+                        None => return Err(self.fail("bad \\u escape")),
+                    }
                 }
-                _ => return Err(self.err("bad escape")),
+                _ => return Err(self.fail("bad escape")),
             };
             let mut buf = [0u8; 4];
             self.scratch
@@ -362,19 +440,22 @@ impl Cursor<'_, '_> {
         Ok(())
     }
 
-    fn emit(
-        &mut self,
-        want: Want,
-        kind: Kind,
-        start: usize,
-        end: usize,
-        esc: bool,
-    ) -> Result<(), JsonError> {
+    fn emit(&mut self, want: Want, kind: Kind, start: usize, end: usize, esc: bool) -> Step {
+        // Values start and end at ASCII bytes (quotes, digits, letters), so slicing a valid line there
+        // is on character boundaries.
         let text: &str = if esc {
             self.unescape(start, end)?;
-            std::str::from_utf8(self.scratch).map_err(|_| self.err("invalid UTF-8"))?
+            match std::str::from_utf8(self.scratch) {
+                Ok(t) => t,
+                Err(_) => return Err(self.fail("invalid UTF-8")),
+            }
+        } else if let Some(v) = self.text.and_then(|t| t.get(start..end)) {
+            v
         } else {
-            std::str::from_utf8(&self.s[start..end]).map_err(|_| self.err("invalid UTF-8"))?
+            match std::str::from_utf8(&self.s[start..end]) {
+                Ok(t) => t,
+                Err(_) => return Err(self.fail("invalid UTF-8")),
+            }
         };
         if let Some(t) = want.target {
             self.out.push(t, kind, text);
@@ -385,57 +466,65 @@ impl Cursor<'_, '_> {
         Ok(())
     }
 
-    fn object(&mut self, depth: usize, node: u16) -> Result<(), JsonError> {
-        if depth >= MAX_DEPTH {
-            return Err(self.err("nested too deeply"));
-        }
-        self.i += 1; // '{'
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            return Ok(());
-        }
-        loop {
-            if self.peek() != Some(b'"') {
-                return Err(self.err("expected a key"));
-            }
-            let (ks, ke, kesc) = self.string_span()?;
-            let info = if kesc {
-                self.unescape(ks, ke)?;
-                self.sc.keys.get(node, self.scratch)
-            } else {
-                self.sc.keys.get(node, &self.s[ks..ke])
-            };
-            self.ws();
-            if self.peek() != Some(b':') {
-                return Err(self.err("expected ':'"));
-            }
-            self.i += 1;
-            self.ws();
-            self.value(depth, info)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.err("expected ',' or '}'")),
+    /// The next byte that is not whitespace (the cursor moved onto it). Compact JSON, as logs are
+    /// written, has none, so the first test nearly always answers.
+    #[inline(always)]
+    fn next_token(&mut self) -> Option<u8> {
+        match self.s.get(self.i) {
+            Some(&b) if b > b' ' => Some(b),
+            _ => {
+                self.ws();
+                self.peek()
             }
         }
     }
 
-    fn value(&mut self, depth: usize, info: KeyInfo) -> Result<(), JsonError> {
+    fn object(&mut self, depth: usize, node: u16) -> Step {
+        if depth >= MAX_DEPTH {
+            return Err(self.fail("nested too deeply"));
+        }
+        self.i += 1; // '{'
+        if self.next_token() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            if self.next_token() != Some(b'"') {
+                return Err(self.fail("expected a key"));
+            }
+            let ks = self.i + 1;
+            let (ke, kesc) = self.string()?;
+            let info = if kesc {
+                self.unescape(ks, ke)?;
+                self.sc.keys.get(node, self.scratch)
+            } else {
+                self.sc.keys.get_in(node, self.s, ks, ke)
+            };
+            if self.next_token() != Some(b':') {
+                return Err(self.fail("expected ':'"));
+            }
+            self.i += 1;
+            self.next_token();
+            self.value(depth, info)?;
+            match self.next_token() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.fail("expected ',' or '}'")),
+            }
+        }
+    }
+
+    fn value(&mut self, depth: usize, info: KeyInfo) -> Step {
         let want = info.want;
-        let wanted = want.target.is_some() || want.time.is_some();
         match self.peek() {
             Some(b'"') => {
-                let (s, e, esc) = self.string_span()?;
-                if wanted {
-                    self.emit(want, Kind::Str, s, e, esc)?;
+                let start = self.i + 1;
+                let (end, esc) = self.string()?;
+                if want.any() {
+                    self.emit(want, Kind::Str, start, end, esc)?;
                 }
                 Ok(())
             }
@@ -448,9 +537,9 @@ impl Cursor<'_, '_> {
             }
             Some(b'[') => {
                 if depth >= MAX_DEPTH {
-                    return Err(self.err("nested too deeply"));
+                    return Err(self.fail("nested too deeply"));
                 }
-                if !wanted && !info.prefix {
+                if !want.any() && !info.prefix {
                     return self.skip_container(depth);
                 }
                 self.i += 1;
@@ -471,7 +560,7 @@ impl Cursor<'_, '_> {
                             self.i += 1;
                             return Ok(());
                         }
-                        _ => return Err(self.err("expected ',' or ']'")),
+                        _ => return Err(self.fail("expected ',' or ']'")),
                     }
                 }
             }
@@ -489,47 +578,46 @@ impl Cursor<'_, '_> {
                     }
                     self.i += 1;
                 }
-                let text = &self.s[start..self.i];
-                if text == b"-" {
-                    return Err(self.err("bad number"));
+                if &self.s[start..self.i] == b"-" {
+                    return Err(self.fail("bad number"));
                 }
-                if wanted {
+                if want.any() {
                     let kind = if float { Kind::Float } else { Kind::Int };
                     self.emit(want, kind, start, self.i, false)?;
                 }
                 Ok(())
             }
-            _ => Err(self.err("expected a value")),
+            _ => Err(self.fail("expected a value")),
         }
     }
 
-    fn literal(&mut self, word: &[u8], want: Want, kind: Kind) -> Result<(), JsonError> {
+    fn literal(&mut self, word: &[u8], want: Want, kind: Kind) -> Step {
         if self.s[self.i..].starts_with(word) {
             let start = self.i;
             self.i += word.len();
-            if want.target.is_some() || want.time.is_some() {
+            if want.any() {
                 self.emit(want, kind, start, self.i, false)?;
             }
             Ok(())
         } else {
-            Err(self.err("bad literal"))
+            Err(self.fail("bad literal"))
         }
     }
 
     /// Skips an object or array without looking at its keys (strings are still stepped over whole).
-    fn skip_container(&mut self, depth: usize) -> Result<(), JsonError> {
+    fn skip_container(&mut self, depth: usize) -> Step {
         let mut level = 0usize;
         loop {
             match self.peek() {
-                None => return Err(self.err("unterminated object or array")),
+                None => return Err(self.fail("unterminated object or array")),
                 Some(b'"') => {
-                    self.string_span()?;
+                    self.string()?;
                     continue;
                 }
                 Some(b'{' | b'[') => {
                     level += 1;
                     if depth + level > MAX_DEPTH {
-                        return Err(self.err("nested too deeply"));
+                        return Err(self.fail("nested too deeply"));
                     }
                 }
                 Some(b'}' | b']') => {

@@ -685,7 +685,8 @@ impl Session {
             let Some(tp) = plan.targets.get(t as usize) else {
                 continue;
             };
-            let (slot, ty) = if plan.ip[t as usize] && text.contains(':') {
+            // A short loop: the values are short, and a library search costs more to set up.
+            let (slot, ty) = if plan.ip[t as usize] && text.bytes().any(|b| b == b':') {
                 tp[1]
             } else {
                 tp[0]
