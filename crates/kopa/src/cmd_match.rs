@@ -262,6 +262,7 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let mut bad: Vec<(String, BadRecord)> = Vec::new();
     let mut bad_count = 0u64;
     let scan_start = Instant::now();
+    let scan_cpu_start = process_cpu_seconds();
     for path in &args.observations {
         let name = path.display().to_string();
         let format = match args.format {
@@ -354,6 +355,9 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let scan_time = scan_start.elapsed();
+    let scan_cpu = process_cpu_seconds()
+        .zip(scan_cpu_start)
+        .map(|(end, start)| end - start);
     let (results, sstats) = session.finish();
 
     let stdout = std::io::stdout();
@@ -409,9 +413,14 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
             ind_errors.len() - 5
         )?;
     }
+    // Records per second of the scan, and per second of CPU time (what a loaded machine does not skew).
+    let per_cpu = scan_cpu
+        .filter(|c| *c > 0.0)
+        .map(|c| format!(" ({:.0} records per CPU-second)", records as f64 / c))
+        .unwrap_or_default();
     writeln!(
         err,
-        "kopa match: {records} records read, {bad_count} bad, {} indicators matched ({hits} matches), {:.0} records/s",
+        "kopa match: {records} records read, {bad_count} bad, {} indicators matched ({hits} matches), {:.0} records/s{per_cpu}",
         results.len(),
         records as f64 / secs
     )?;
@@ -436,4 +445,17 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         return post_sightings(client, coll, &to_post);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The CPU time this process has used so far, in seconds (where the platform tells it).
+fn process_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Some(t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
