@@ -8,10 +8,11 @@
 //! signed objects are rejected with their reason and never stored.
 //!
 //! [`Peers`] caches the declared peers (keys and export policies) for authenticating `Kopa-Node`
-//! calls; it reloads from the store when a call names a node it does not know (at most once a second)
-//! and every few seconds, so a peer added or removed with `kopa peer` takes effect without a restart.
-//! Verifying objects uses the keys as stored at that moment ([`known_keys`]), never a stale copy, so a
-//! newly declared origin's objects are not rejected.
+//! calls and verifying objects; it reloads from the store when a call names a node it does not know
+//! (at most once a second) and every few seconds, so a peer added or removed with `kopa peer` takes
+//! effect without a restart. Objects are verified with the cached keys; when one names an origin the
+//! cache does not know, the peers are reloaded at once and that object verified again
+//! ([`Peers::reload_for`]), so a newly declared origin's objects are not rejected.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -22,7 +23,9 @@ use kopa_federation::{ExportPolicy, KnownKeys, NodeId, NodeIdentity, PublicKey, 
 use kopa_store::{Store, StoreError};
 use serde_json::Value;
 
-use crate::ingest::{par_map, prepare_one, write_items, Item, Provenancing, Written, INVALID};
+use crate::ingest::{
+    prepare_batch, write_items, Batch, Failure, Item, Provenancing, Written, INVALID,
+};
 
 /// What [`receive`] did with one batch.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -75,13 +78,14 @@ pub fn reason_label(e: &VerifyError) -> &'static str {
     }
 }
 
-/// Everything [`receive`] needs besides the objects: this node, the keys it trusts, and the TLP of
-/// unmarked objects (`ServerConfig::default_tlp`; they are then narrowed to their owner).
+/// Everything [`receive`] needs besides the objects: this node, the peers (whose cached keys it
+/// trusts), and the TLP of unmarked objects (`ServerConfig::default_tlp`; they are then narrowed to
+/// their owner).
 #[derive(Clone)]
 pub struct Receiver {
     pub store: Arc<dyn Store>,
     pub this_node: NodeId,
-    pub known: Arc<KnownKeys>,
+    pub peers: Arc<Peers>,
     pub default_tlp: Tlp,
 }
 
@@ -101,12 +105,14 @@ pub async fn receive(
     let count = objects.len() as u64;
     let prov = Provenancing::Received {
         this_node: r.this_node.clone(),
-        known: r.known.clone(),
+        known: r.peers.known_keys().await?,
     };
-    let items = tokio::task::spawn_blocking(move || par_map(objects, |v| prepare_one(v, &prov)))
+    let items = prepare_batch(&r.peers, Batch::Objects(objects), prov)
         .await
-        .map_err(|e| StoreError::Backend(format!("verification task failed: {e}")))?
-        .map_err(|e| StoreError::Backend(e.description))?;
+        .map_err(|f| match f {
+            Failure::Refused(e) => StoreError::Backend(e.description),
+            Failure::Store(e) => e,
+        })?;
     let verified = verified(&items);
     let written = write_items(
         r.store.as_ref(),
@@ -197,15 +203,14 @@ const MAX_AGE: Duration = Duration::from_secs(5);
 /// A call naming an unknown node reloads the peers at most this often.
 const MIN_RELOAD: Duration = Duration::from_secs(1);
 
-/// The keys this node trusts as origins: its own (when it has one) and every declared peer's.
-/// A peer whose stored key does not parse is left out (and logged).
-pub async fn known_keys(
-    store: &dyn Store,
-    own: Option<PublicKey>,
-) -> Result<Arc<KnownKeys>, StoreError> {
-    Ok(load(store, own).await?.known)
+/// Whether a snapshot loaded `age` ago (`None`: never) is to be reloaded whatever it holds.
+fn stale(age: Option<Duration>) -> bool {
+    age.is_none_or(|a| a > MAX_AGE)
 }
 
+/// Read the declared peers: the keys this node trusts as origins (its own, when it has one, and
+/// every declared peer's) and the peers by node id. A peer whose stored key or policy does not parse
+/// is left out (and logged).
 async fn load(store: &dyn Store, own: Option<PublicKey>) -> Result<Snapshot, StoreError> {
     let mut known = KnownKeys::new();
     if let Some(k) = own {
@@ -253,19 +258,28 @@ impl Peers {
         }
     }
 
-    /// The current snapshot; reloaded when stale, or when `wanted` is not in it and the last reload
-    /// is more than [`MIN_RELOAD`] old.
-    async fn snapshot(&self, wanted: &NodeId) -> Result<Arc<Snapshot>, StoreError> {
+    /// The current snapshot, reloaded first when `reload(snapshot, age)` says so (`age`: since the
+    /// last load, `None` before the first).
+    async fn reloaded_if(
+        &self,
+        reload: impl FnOnce(&Snapshot, Option<Duration>) -> bool,
+    ) -> Result<Arc<Snapshot>, StoreError> {
         let mut guard = self.state.lock().await;
         let (snap, loaded) = &*guard;
-        let age = loaded.map(|t| t.elapsed());
-        let stale = age.is_none_or(|a| a > MAX_AGE);
-        let missing = !snap.by_node.contains_key(wanted) && age.is_none_or(|a| a > MIN_RELOAD);
-        if stale || missing {
+        if reload(snap, loaded.map(|t| t.elapsed())) {
             let fresh = Arc::new(load(self.store.as_ref(), self.own).await?);
             *guard = (fresh, Some(Instant::now()));
         }
         Ok(guard.0.clone())
+    }
+
+    /// The current snapshot; reloaded when stale, or when `wanted` is not in it and the last reload
+    /// is more than [`MIN_RELOAD`] old.
+    async fn snapshot(&self, wanted: &NodeId) -> Result<Arc<Snapshot>, StoreError> {
+        self.reloaded_if(|snap, age| {
+            stale(age) || (!snap.by_node.contains_key(wanted) && age.is_none_or(|a| a > MIN_RELOAD))
+        })
+        .await
     }
 
     /// The declared peer with node id `node` (reloading once when unknown), with the trusted keys.
@@ -275,5 +289,27 @@ impl Peers {
     ) -> Result<(Option<PeerEntry>, Arc<KnownKeys>), StoreError> {
         let snap = self.snapshot(node).await?;
         Ok((snap.by_node.get(node).cloned(), snap.known.clone()))
+    }
+
+    /// The keys this node trusts as origins (its own and every declared peer's), as cached: read
+    /// from the store only when the cache is older than [`MAX_AGE`].
+    pub async fn known_keys(&self) -> Result<Arc<KnownKeys>, StoreError> {
+        Ok(self.reloaded_if(|_, age| stale(age)).await?.known.clone())
+    }
+
+    /// Objects name the origin nodes `nodes`, which the keys they were checked with do not know:
+    /// reload the peers from the store now, as a peer may have been declared a moment ago (unlike a
+    /// call by an unknown node this is not rate-limited: reading the keys for every envelope was the
+    /// rule before the cache). Returns the keys when they now know at least one of `nodes` — the
+    /// cache may already hold them, reloaded meanwhile — and `None` when none is declared.
+    pub async fn reload_for(&self, nodes: &[&str]) -> Result<Option<Arc<KnownKeys>>, StoreError> {
+        let knows_one = |known: &KnownKeys| {
+            nodes
+                .iter()
+                .any(|n| NodeId::parse(n).is_ok_and(|id| known.get(&id).is_some()))
+        };
+        let snap = self.reloaded_if(|snap, _| !knows_one(&snap.known)).await?;
+        let known = &snap.known;
+        Ok(knows_one(known).then(|| known.clone()))
     }
 }

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{Caller, Origin, PeerCaller, TaxiiCaller};
 use crate::error::TaxiiError;
-use crate::federation::reason_label;
+use crate::federation::{reason_label, Peers};
 use crate::taxii::{taxii_body, view};
 use crate::AppState;
 
@@ -63,6 +63,15 @@ pub(crate) enum Item {
         message: String,
         /// [`INVALID`], or the label of the provenance failure (`federation::reason_label`).
         reason: &'static str,
+    },
+    /// An object whose provenance names an origin node that the keys it was checked with do not
+    /// know (`VerifyError::UnknownNode`): kept whole, to be verified again once the peers are
+    /// reloaded ([`prepare_batch`]); refused with the error if the node stays unknown.
+    UnknownOrigin {
+        id: String,
+        version: String,
+        error: VerifyError,
+        object: Value,
     },
     /// An object this node originated, come back from a peer: nothing to store.
     Own {
@@ -173,6 +182,110 @@ pub(crate) fn prepare(body: &[u8], prov: &Provenancing) -> Result<Vec<Item>, Tax
     })
 }
 
+/// Objects to prepare: a TAXII envelope as posted, or objects already parsed (a pulled page).
+pub(crate) enum Batch {
+    Body(axum::body::Bytes),
+    Objects(Vec<Value>),
+}
+
+/// Why a batch was not prepared or written: refused as a whole (not an envelope; a failed
+/// preparation), or the store failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Refused(TaxiiError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<TaxiiError> for Failure {
+    fn from(e: TaxiiError) -> Self {
+        Failure::Refused(e)
+    }
+}
+
+impl From<Failure> for TaxiiError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Refused(e) => e,
+            Failure::Store(e) => e.into(),
+        }
+    }
+}
+
+impl Provenancing {
+    /// The same provenancing with other trusted keys.
+    fn with_known(&self, keys: Arc<KnownKeys>) -> Provenancing {
+        match self {
+            Provenancing::Off => Provenancing::Off,
+            Provenancing::Local { node, org, .. } => Provenancing::Local {
+                node: node.clone(),
+                org: org.clone(),
+                known: keys,
+            },
+            Provenancing::Received { this_node, .. } => Provenancing::Received {
+                this_node: this_node.clone(),
+                known: keys,
+            },
+        }
+    }
+}
+
+/// Validate and sign or verify `batch` off the async threads, with the keys in `prov` (the peers
+/// cache's). Objects naming an origin node those keys do not know are verified again after the
+/// peers are reloaded from the store — only then, and once per batch — so a peer declared a moment
+/// ago is trusted at once.
+pub(crate) async fn prepare_batch(
+    peers: &Peers,
+    batch: Batch,
+    prov: Provenancing,
+) -> Result<Vec<Item>, Failure> {
+    let task_failed = |e| StoreError::Backend(format!("verification task failed: {e}"));
+    let first = prov.clone();
+    let items = tokio::task::spawn_blocking(move || match batch {
+        Batch::Body(body) => prepare(&body, &first),
+        Batch::Objects(objects) => par_map(objects, |v| prepare_one(v, &first)),
+    })
+    .await
+    .map_err(task_failed)??;
+    let mut unknown: Vec<&str> = items.iter().filter_map(Item::unknown_origin).collect();
+    if unknown.is_empty() {
+        return Ok(items);
+    }
+    unknown.sort_unstable();
+    unknown.dedup();
+    let Some(keys) = peers.reload_for(&unknown).await? else {
+        return Ok(items);
+    };
+    let prov = prov.with_known(keys);
+    let items = tokio::task::spawn_blocking(move || {
+        par_map(items, |item| match item {
+            Item::UnknownOrigin { object, .. } => prepare_one(object, &prov),
+            done => done,
+        })
+    })
+    .await
+    .map_err(task_failed)??;
+    Ok(items)
+}
+
+impl Item {
+    /// The origin node named by an object whose origin was not known (see [`Item::UnknownOrigin`]).
+    fn unknown_origin(&self) -> Option<&str> {
+        match self {
+            Item::UnknownOrigin {
+                error: VerifyError::UnknownNode { node, .. },
+                ..
+            } => Some(node),
+            _ => None,
+        }
+    }
+}
+
 fn str_field(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
@@ -202,11 +315,19 @@ pub(crate) fn prepare_one(v: Value, prov: &Provenancing) -> Item {
         message,
         reason,
     };
-    let refused = |e: VerifyError| Item::Invalid {
-        id: id.clone(),
-        version: version.clone(),
-        message: e.to_string(),
-        reason: reason_label(&e),
+    let refused = |e: VerifyError, raw: serde_json::Map<String, Value>| match e {
+        VerifyError::UnknownNode { .. } => Item::UnknownOrigin {
+            id: id.clone(),
+            version: version.clone(),
+            error: e,
+            object: Value::Object(raw),
+        },
+        e => Item::Invalid {
+            id: id.clone(),
+            version: version.clone(),
+            message: e.to_string(),
+            reason: reason_label(&e),
+        },
     };
     let mut obj = match kopa_stix::parse_object_owned(v) {
         Ok(o) => o,
@@ -240,10 +361,12 @@ pub(crate) fn prepare_one(v: Value, prov: &Provenancing) -> Item {
         Provenancing::Local { node, org, known } => {
             if named_origin(&obj.raw).is_some_and(|n| n != node.id().as_str()) {
                 let (raw, checked) = verify_raw(std::mem::take(&mut obj.raw), known);
-                obj.raw = raw;
                 match checked {
-                    Ok(p) => Some(p),
-                    Err(e) => return refused(e),
+                    Ok(p) => {
+                        obj.raw = raw;
+                        Some(p)
+                    }
+                    Err(e) => return refused(e, raw),
                 }
             } else {
                 match sign(
@@ -260,11 +383,13 @@ pub(crate) fn prepare_one(v: Value, prov: &Provenancing) -> Item {
         }
         Provenancing::Received { this_node, known } => {
             let (raw, checked) = verify_raw(std::mem::take(&mut obj.raw), known);
-            obj.raw = raw;
             match checked {
                 Ok(p) if &p.origin_node == this_node => return Item::Own { id, version },
-                Ok(p) => Some(p),
-                Err(e) => return refused(e),
+                Ok(p) => {
+                    obj.raw = raw;
+                    Some(p)
+                }
+                Err(e) => return refused(e, raw),
             }
         }
     };
@@ -363,6 +488,13 @@ pub(crate) async fn write_items(
                 message,
                 reason,
             } => details.push(Some((id, version, Err((message, reason))))),
+            Item::UnknownOrigin {
+                id, version, error, ..
+            } => details.push(Some((
+                id,
+                version,
+                Err((error.to_string(), reason_label(&error))),
+            ))),
             Item::Own { id, version } => {
                 own += 1;
                 details.push(Some((id, version, Ok(()))));
@@ -461,13 +593,11 @@ pub async fn post_objects(
         Some(node) => Provenancing::Local {
             node: node.clone(),
             org: p.org.0.clone(),
-            known: state.known_keys().await?,
+            known: state.peers().known_keys().await?,
         },
         None => Provenancing::Off,
     };
-    let items = tokio::task::spawn_blocking(move || prepare(&body, &prov))
-        .await
-        .map_err(TaxiiError::internal)??;
+    let items = prepare_batch(state.peers(), Batch::Body(body), prov).await?;
     let written = write_items(
         state.store().as_ref(),
         &cid,
@@ -517,11 +647,9 @@ async fn post_from_peer(
     let request_timestamp = Timestamp::now();
     let prov = Provenancing::Received {
         this_node: node.id().clone(),
-        known: state.known_keys().await?,
+        known: state.peers().known_keys().await?,
     };
-    let items = tokio::task::spawn_blocking(move || prepare(&body, &prov))
-        .await
-        .map_err(TaxiiError::internal)??;
+    let items = prepare_batch(state.peers(), Batch::Body(body), prov).await?;
     let verified = crate::federation::verified(&items);
     let written = write_items(
         state.store().as_ref(),
@@ -777,6 +905,7 @@ mod tests {
                     assert_eq!(d.values, vec![format!("10.0.{}.{}", i / 256, i % 256)]);
                 }
                 Item::Own { .. } => panic!("object {i} taken for this node's own"),
+                Item::UnknownOrigin { .. } => panic!("object {i} verified without provenancing"),
             }
         }
     }

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use axum::Router;
 use kopa_core::Tlp;
-use kopa_federation::{KnownKeys, NodeIdentity};
-use kopa_store::{Store, StoreError};
+use kopa_federation::NodeIdentity;
+use kopa_store::Store;
 use serde::Deserialize;
 
 pub use error::{ApiError, TaxiiError};
@@ -101,7 +101,7 @@ struct Inner {
     config: ServerConfig,
     metrics: metrics::Metrics,
     node: Option<Arc<NodeIdentity>>,
-    peers: federation::Peers,
+    peers: Arc<federation::Peers>,
 }
 
 impl AppState {
@@ -126,7 +126,7 @@ impl AppState {
             .clamp(1, config.max_page_size.max(1));
         AppState {
             inner: Arc::new(Inner {
-                peers: federation::Peers::new(store.clone(), node.as_deref()),
+                peers: Arc::new(federation::Peers::new(store.clone(), node.as_deref())),
                 store,
                 config,
                 metrics: metrics::Metrics::new(),
@@ -153,29 +153,21 @@ impl AppState {
         self.inner.node.as_ref()
     }
 
-    /// The declared peers (cached).
-    pub fn peers(&self) -> &federation::Peers {
+    /// The declared peers, cached: their export policies and the keys this node trusts as origins
+    /// (its own and its peers'), for authenticating peers and verifying objects.
+    pub fn peers(&self) -> &Arc<federation::Peers> {
         &self.inner.peers
     }
 
-    /// The keys this node trusts as origins, its own and its peers', read from the store now (one
-    /// small query): a peer declared a moment ago is trusted at once.
-    pub async fn known_keys(&self) -> Result<Arc<KnownKeys>, StoreError> {
-        let own = self.node().map(|n| n.public_key());
-        federation::known_keys(self.store().as_ref(), own).await
-    }
-
     /// What [`federation::receive`] needs, for a node with an identity.
-    pub async fn receiver(&self) -> Result<Option<federation::Receiver>, StoreError> {
-        let Some(node) = self.node() else {
-            return Ok(None);
-        };
-        Ok(Some(federation::Receiver {
+    pub fn receiver(&self) -> Option<federation::Receiver> {
+        let node = self.node()?;
+        Some(federation::Receiver {
             store: self.store().clone(),
             this_node: node.id().clone(),
-            known: self.known_keys().await?,
+            peers: self.peers().clone(),
             default_tlp: self.config().default_tlp,
-        }))
+        })
     }
 }
 

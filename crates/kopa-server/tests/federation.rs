@@ -915,3 +915,82 @@ async fn a_peer_declared_while_the_server_runs_is_accepted_without_a_restart() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(peer_get(&node, &later, &path).await.status, 200);
 }
+
+/// Indicator `n`, TLP:GREEN, signed by `key` as originated by its organisation `org`.
+fn green_signed(n: usize, key: &NodeKey, org: &str) -> Value {
+    sign(
+        &indicator(n, json!({"object_marking_refs": [GREEN]})),
+        key,
+        org,
+    )
+    .unwrap()
+}
+
+/// The status `s` refuses one object, and that for an origin node this node does not know.
+fn assert_one_unknown_origin(s: &Value) {
+    assert_eq!(s["failure_count"], 1, "{s}");
+    let message = s["failures"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("does not know"), "{s}");
+}
+
+#[tokio::test]
+async fn an_object_of_a_peer_declared_a_moment_ago_is_accepted_on_the_first_post() {
+    let node = Node::sqlite().await;
+    let a = node.org("Org A").await;
+    let alice = node.user("alice", &a, Role::Analyst).await;
+    let coll = node.collection("Room", Access::All, Access::All).await;
+    let first = NodeKey::from_seed([63; 32]);
+    let later = NodeKey::from_seed([64; 32]);
+    declare_peer(&node, "first", &first, json!({"collections": [coll]})).await;
+    let by_later = |n| green_signed(n, &later, "org-later");
+    // The peers are now cached, without `later`: its object is refused.
+    let r = peer_post(&node, &first, &coll, &[by_later(1)]).await;
+    assert_one_unknown_origin(&r.json());
+    declare_peer(&node, "later", &later, json!({})).await;
+    // No waiting for the cache: relayed by a peer, posted by a user, or pulled, `later`'s objects
+    // verify at once.
+    let r = peer_post(&node, &first, &coll, &[by_later(1)]).await;
+    assert_eq!(r.json()["success_count"], 1, "{}", r.text());
+    assert_eq!(r.json()["failure_count"], 0, "{}", r.text());
+    let r = node.post_envelope(&coll, &alice, &[by_later(2)]).await;
+    assert_eq!(r.json()["success_count"], 1, "{}", r.text());
+    assert_eq!(r.json()["failure_count"], 0, "{}", r.text());
+    let receiver = node.state.receiver().unwrap();
+    let got = kopa_server::federation::receive(
+        &receiver,
+        &coll,
+        vec![by_later(3)],
+        first.node_id().as_str(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((got.stored, got.rejected.len()), (1, 0), "{got:?}");
+    let served = node.get(&objects_path(&coll), &alice).await.json()["objects"].clone();
+    let known: KnownKeys = [later.public_key()].into_iter().collect();
+    assert_eq!(served.as_array().unwrap().len(), 3, "{served}");
+    for o in served.as_array().unwrap() {
+        assert_eq!(verify(o, &known).unwrap().origin_node, later.node_id());
+    }
+}
+
+#[tokio::test]
+async fn objects_are_verified_with_the_cached_keys_until_the_cache_reloads() {
+    let node = Node::sqlite().await;
+    let a = node.org("Org A").await;
+    let alice = node.user("alice", &a, Role::Analyst).await;
+    let coll = node.collection("Room", Access::All, Access::All).await;
+    let remote = NodeKey::from_seed([65; 32]);
+    declare_peer(&node, "remote", &remote, json!({})).await;
+    let theirs = |n| green_signed(n, &remote, "org-r");
+    let r = node.post_envelope(&coll, &alice, &[theirs(1)]).await;
+    assert_eq!(r.json()["success_count"], 1, "{}", r.text());
+    // A POST does not read the peers from the store: removed a moment ago, the peer's key is
+    // still trusted from the cache...
+    node.store.remove_peer("remote").await.unwrap();
+    let r = node.post_envelope(&coll, &alice, &[theirs(2)]).await;
+    assert_eq!(r.json()["success_count"], 1, "{}", r.text());
+    // ... until the cache is older than 5 s and reloaded: then the removal counts.
+    tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
+    let r = node.post_envelope(&coll, &alice, &[theirs(3)]).await;
+    assert_one_unknown_origin(&r.json());
+}

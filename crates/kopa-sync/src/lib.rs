@@ -229,11 +229,10 @@ impl Syncer {
         Ok(self.store.peer_cursors(peer).await?.into_iter().collect())
     }
 
-    /// What `receive` needs: this node, the keys it trusts now (every declared peer's and its own).
-    async fn receiver(&self) -> Result<Receiver, SyncError> {
+    /// What `receive` needs: this node, the peers whose keys it trusts (the server's cache).
+    fn receiver(&self) -> Result<Receiver, SyncError> {
         self.state
             .receiver()
-            .await?
             .ok_or_else(|| SyncError::Receive("this node has no identity".into()))
     }
 
@@ -396,7 +395,7 @@ impl Syncer {
         let remote = client.collections().await?;
         let local = self.local_collections().await?;
         let cursors = self.cursors(&peer.name).await?;
-        let receiver = self.receiver().await?;
+        let receiver = self.receiver()?;
         for rc in remote.iter().filter(|c| c.can_read) {
             let target = local
                 .iter()
