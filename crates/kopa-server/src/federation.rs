@@ -24,7 +24,7 @@ use kopa_store::{Store, StoreError};
 use serde_json::Value;
 
 use crate::ingest::{
-    prepare_batch, write_items, Batch, Failure, Item, Provenancing, Written, INVALID,
+    prepare_batch, write_items, Batch, Detail, Failure, Item, Provenancing, Written, INVALID,
 };
 
 /// What [`receive`] did with one batch.
@@ -102,17 +102,28 @@ pub async fn receive(
     objects: Vec<Value>,
     via: &str,
 ) -> Result<ReceiveReport, StoreError> {
-    let count = objects.len() as u64;
+    match receive_batch(r, collection, Batch::Objects(objects), via).await {
+        Ok((report, _)) => Ok(report),
+        Err(Failure::Refused(e)) => Err(StoreError::Backend(e.description)),
+        Err(Failure::Store(e)) => Err(e),
+    }
+}
+
+/// The one receive step, of [`receive`] (a pulled page) and of a peer's TAXII POST (an envelope as
+/// posted): prepare (validate, verify), write in one transaction, report. Also returns the status
+/// detail of each object, in order.
+pub(crate) async fn receive_batch(
+    r: &Receiver,
+    collection: &str,
+    batch: Batch,
+    via: &str,
+) -> Result<(ReceiveReport, Vec<Detail>), Failure> {
     let prov = Provenancing::Received {
         this_node: r.this_node.clone(),
         known: r.peers.known_keys().await?,
     };
-    let items = prepare_batch(&r.peers, Batch::Objects(objects), prov)
-        .await
-        .map_err(|f| match f {
-            Failure::Refused(e) => StoreError::Backend(e.description),
-            Failure::Store(e) => e,
-        })?;
+    let items = prepare_batch(&r.peers, batch, prov).await?;
+    let count = items.len() as u64;
     let verified = verified(&items);
     let written = write_items(
         r.store.as_ref(),
@@ -128,11 +139,11 @@ pub async fn receive(
         report.stored + report.duplicates + report.own + report.rejected.len() as u64,
         count
     );
-    Ok(report)
+    Ok((report, written.details))
 }
 
 /// How many of `items` had their signature checked (valid or not): all but those refused before.
-pub(crate) fn verified(items: &[Item]) -> u64 {
+fn verified(items: &[Item]) -> u64 {
     items
         .iter()
         .filter(|i| !matches!(i, Item::Invalid { reason, .. } if *reason == INVALID))
@@ -140,7 +151,7 @@ pub(crate) fn verified(items: &[Item]) -> u64 {
 }
 
 /// The report of a write of received objects.
-pub(crate) fn report(written: &Written, verified: u64) -> ReceiveReport {
+fn report(written: &Written, verified: u64) -> ReceiveReport {
     ReceiveReport {
         stored: written.stored,
         duplicates: written.duplicates,

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{Caller, Origin, PeerCaller, TaxiiCaller};
 use crate::error::TaxiiError;
-use crate::federation::{reason_label, Peers};
+use crate::federation::{reason_label, receive_batch, Peers};
 use crate::taxii::{taxii_body, view};
 use crate::AppState;
 
@@ -630,7 +630,8 @@ pub async fn post_objects(
     Ok(taxii_body(StatusCode::ACCEPTED, status_json))
 }
 
-/// A peer's POST (push, sightings home): every object must verify; this node's own are skipped.
+/// A peer's POST (push, sightings home): received by the one receive step of the pull too
+/// ([`receive_batch`]): every object must verify; this node's own are skipped.
 async fn post_from_peer(
     state: AppState,
     peer: PeerCaller,
@@ -638,41 +639,27 @@ async fn post_from_peer(
     cid: String,
     req: Request,
 ) -> Result<Response, TaxiiError> {
-    let Some(node) = state.node() else {
+    let Some(receiver) = state.receiver() else {
         return Err(TaxiiError::internal(
             "a peer was authenticated on a server without a node identity",
         ));
     };
     let body = read_body(&state, req).await?;
     let request_timestamp = Timestamp::now();
-    let prov = Provenancing::Received {
-        this_node: node.id().clone(),
-        known: state.peers().known_keys().await?,
-    };
-    let items = prepare_batch(state.peers(), Batch::Body(body), prov).await?;
-    let verified = crate::federation::verified(&items);
-    let written = write_items(
-        state.store().as_ref(),
-        &cid,
-        items,
-        None,
-        Some(peer.node_id.as_str()),
-        state.config().default_tlp,
-    )
-    .await?;
-    let report = crate::federation::report(&written, verified);
+    let (report, details) =
+        receive_batch(&receiver, &cid, Batch::Body(body), peer.node_id.as_str()).await?;
     crate::federation::log_rejections(&peer.name, &report);
     state.metrics().peer_received(&peer.name, &report);
     let (status_id, status_json, counts) = status_resource(
         &state,
         request_timestamp,
         UserId(peer.node_id.to_string()),
-        written.details,
+        details,
     )
     .await;
     state
         .metrics()
-        .objects_written(written.stored, counts.1 as u64);
+        .objects_written(report.stored, counts.1 as u64);
     crate::rest::audit_as(
         &state,
         &format!("peer:{}", peer.name),
@@ -683,9 +670,9 @@ async fn post_from_peer(
             "status": status_id,
             "node": peer.node_id,
             "total": counts.0 + counts.1,
-            "stored": written.stored,
-            "duplicates": written.duplicates,
-            "own": written.own,
+            "stored": report.stored,
+            "duplicates": report.duplicates,
+            "own": report.own,
             "rejected": report.rejected_by_reason(),
         }),
     )
