@@ -288,23 +288,35 @@ impl Syncer {
     /// One round with one peer: pull (when `pull`), then push or sightings home (when `send`).
     /// Errors are recorded in the peer's status and returned in the report, never raised.
     pub async fn round(&self, name: &str, pull: bool, send: bool) -> RoundReport {
+        self.round_seen(name, pull, send).await.0
+    }
+
+    /// [`Syncer::round`], also saying what it read of the peer's record (read once per round).
+    async fn round_seen(&self, name: &str, pull: bool, send: bool) -> (RoundReport, Seen) {
         let mut report = RoundReport {
             peer: name.to_string(),
             ..Default::default()
         };
         let _permit = self.limit.acquire().await;
-        let peer = match self.store.peer(name).await {
-            Ok(r) => match PeerView::of(&r) {
-                Ok(p) => p,
-                Err(e) => {
-                    report.error = Some(e.to_string());
-                    self.record(name, Some(&e.to_string())).await;
-                    return report;
+        let (peer, seen) = match self.store.peer(name).await {
+            Ok(r) => {
+                let seen = Seen::Declared { push: r.push };
+                match PeerView::of(&r) {
+                    Ok(p) => (p, seen),
+                    Err(e) => {
+                        report.error = Some(e.to_string());
+                        self.record(name, Some(&e.to_string())).await;
+                        return (report, seen);
+                    }
                 }
-            },
+            }
             Err(e) => {
                 report.error = Some(e.to_string());
-                return report;
+                let seen = match e {
+                    StoreError::NotFound(_) => Seen::Removed,
+                    _ => Seen::Unread,
+                };
+                return (report, seen);
             }
         };
         let mut error = None;
@@ -338,7 +350,7 @@ impl Syncer {
             tracing::warn!(peer = name, error = %e, "sync with peer failed; retried next round");
         }
         report.error = error;
-        report
+        (report, seen)
     }
 
     async fn record(&self, peer: &str, error: Option<&str>) {
@@ -710,6 +722,18 @@ impl Syncer {
     }
 }
 
+/// What a round read of its peer's record, for the peer's task to plan the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Declared {
+        push: bool,
+    },
+    /// The peer is no longer declared.
+    Removed,
+    /// The record could not be read.
+    Unread,
+}
+
 #[derive(Clone, Copy)]
 enum Outgoing {
     Everything,
@@ -767,28 +791,30 @@ pub async fn run(
 
 impl Syncer {
     /// The life of one peer's task: rounds at their interval (with backoff after errors) until
-    /// `stop` turns true or the peer is removed.
+    /// `stop` turns true or the peer is removed. The peer's record is read once per round, by the
+    /// round; whether the peer pushes is what the last round read (the first round always runs).
     async fn peer_loop(self: Arc<Self>, name: String, mut stop: watch::Receiver<bool>) {
         let mut next_pull = Instant::now();
         let mut next_push = Instant::now();
         let (mut pull_failures, mut push_failures) = (0u32, 0u32);
+        let mut push = false;
         loop {
             if *stop.borrow() {
                 return;
             }
-            let push = match self.store.peer(&name).await {
-                Ok(r) => r.push,
-                Err(StoreError::NotFound(_)) => return,
-                Err(_) => false,
-            };
             let now = Instant::now();
             let pull_due = now >= next_pull;
             let push_due = push && now >= next_push;
             if pull_due || push_due {
-                let work = self.round(&name, pull_due, true);
-                let report = tokio::select! {
+                let work = self.round_seen(&name, pull_due, true);
+                let (report, seen) = tokio::select! {
                     r = work => r,
                     _ = stop.changed() => return,
+                };
+                push = match seen {
+                    Seen::Declared { push } => push,
+                    Seen::Removed => return,
+                    Seen::Unread => false,
                 };
                 let failed = report.error.is_some();
                 if pull_due {

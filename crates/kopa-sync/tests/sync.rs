@@ -308,24 +308,34 @@ async fn until_held(node: &Node, collection: &str, n: usize) -> usize {
     node.held(collection).await.len()
 }
 
+type Running = tokio::task::JoinHandle<Result<(), kopa_sync::SyncError>>;
+
+/// `kopa_sync::run` of `node` in a task, pulling and pushing every `pull_ms` and `push_ms`
+/// milliseconds; a send on the channel stops it.
+fn start_loop(
+    node: &Node,
+    pull_ms: u64,
+    push_ms: u64,
+) -> (tokio::sync::oneshot::Sender<()>, Running) {
+    let config = kopa_sync::SyncConfig {
+        pull_interval: std::time::Duration::from_millis(pull_ms),
+        push_interval: std::time::Duration::from_millis(push_ms),
+        ..kopa_sync::SyncConfig::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(kopa_sync::run(node.state.clone(), config, async {
+        let _ = stopped.await;
+    }));
+    (stop, run)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_running_loop_pulls_and_pushes_until_it_is_stopped() {
     let (a, b, cid) = pair().await;
     // A pushes to B; B pulls from A.
     a.store.set_peer_push("b", true).await.unwrap();
-    let config = kopa_sync::SyncConfig {
-        pull_interval: std::time::Duration::from_millis(200),
-        push_interval: std::time::Duration::from_millis(100),
-        ..kopa_sync::SyncConfig::default()
-    };
-    let (stop_a, stopped_a) = tokio::sync::oneshot::channel::<()>();
-    let (stop_b, stopped_b) = tokio::sync::oneshot::channel::<()>();
-    let run_a = tokio::spawn(kopa_sync::run(a.state.clone(), config.clone(), async {
-        let _ = stopped_a.await;
-    }));
-    let run_b = tokio::spawn(kopa_sync::run(b.state.clone(), config, async {
-        let _ = stopped_b.await;
-    }));
+    let (stop_a, run_a) = start_loop(&a, 200, 100);
+    let (stop_b, run_b) = start_loop(&b, 200, 100);
     a.post(&cid, &(0..3).map(|n| indicator(n, T0)).collect::<Vec<_>>())
         .await;
     assert_eq!(until_held(&b, &cid, 3).await, 3);
@@ -339,6 +349,24 @@ async fn the_running_loop_pulls_and_pushes_until_it_is_stopped() {
     assert_eq!(a.held(&cid).await, b.held(&cid).await);
     let status = b.store.peer("a").await.unwrap();
     assert!(status.last_sync_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn between_pulls_the_running_loop_pushes_what_is_new_to_a_push_peer() {
+    // Only A runs its loop, and its next pull is an hour away after the first round: what reaches
+    // B afterwards comes by push rounds, planned from the push flag the rounds read.
+    let (a, b, cid) = pair().await;
+    a.store.set_peer_push("b", true).await.unwrap();
+    let (stop, run) = start_loop(&a, 3_600_000, 100);
+    a.post(&cid, &[indicator(0, T0)]).await;
+    assert_eq!(until_held(&b, &cid, 1).await, 1);
+    for n in 1..3 {
+        a.post(&cid, &[indicator(n, T0)]).await;
+        assert_eq!(until_held(&b, &cid, n + 1).await, n + 1);
+    }
+    stop.send(()).unwrap();
+    run.await.unwrap().unwrap();
+    assert_eq!(a.held(&cid).await, b.held(&cid).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
