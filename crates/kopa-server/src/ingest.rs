@@ -5,7 +5,6 @@
 //! The valid objects of an envelope are written in **one** `put_objects` call (one transaction); each
 //! invalid one is listed in the status `failures` with its reason. Nothing is half-written.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
@@ -18,7 +17,7 @@ use kopa_federation::{
     sign, verify, KnownKeys, NodeId, NodeIdentity, Provenance, VerifyError, PROVENANCE_EXTENSION_ID,
 };
 use kopa_stix::Timestamp;
-use kopa_store::{NewObject, PutOutcome, StatusRecord, Store, StoreError};
+use kopa_store::{NameIds, NewObject, PutOutcome, StatusRecord, Store, StoreError};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -412,43 +411,24 @@ pub(crate) fn prepare_one(v: Value, prov: &Provenancing) -> Item {
     })
 }
 
-/// Resolve the organisation and user names an envelope addresses, each once.
-async fn resolve_names(
-    store: &dyn Store,
-    items: &[Item],
-) -> Result<
-    (
-        HashMap<String, Option<OrgId>>,
-        HashMap<String, Option<UserId>>,
-    ),
-    StoreError,
-> {
-    let mut orgs: HashMap<String, Option<OrgId>> = HashMap::new();
-    let mut users: HashMap<String, Option<UserId>> = HashMap::new();
+/// Resolve the organisation and user names an envelope (or a pulled page) addresses, in one store
+/// query (none when it names nobody).
+async fn resolve_names(store: &dyn Store, items: &[Item]) -> Result<NameIds, StoreError> {
+    let mut orgs: Vec<String> = Vec::new();
+    let mut users: Vec<String> = Vec::new();
     for item in items {
         let Item::Valid(d) = item else { continue };
-        for name in &d.addressed.organisations {
-            if !orgs.contains_key(name) {
-                let id = match store.org_by_name(name).await {
-                    Ok(o) => Some(o.id),
-                    Err(StoreError::NotFound(_)) => None,
-                    Err(e) => return Err(e),
-                };
-                orgs.insert(name.clone(), id);
-            }
-        }
-        for name in &d.addressed.recipients {
-            if !users.contains_key(name) {
-                let id = match store.user_by_name(name).await {
-                    Ok(u) => Some(u.id),
-                    Err(StoreError::NotFound(_)) => None,
-                    Err(e) => return Err(e),
-                };
-                users.insert(name.clone(), id);
-            }
-        }
+        orgs.extend(d.addressed.organisations.iter().cloned());
+        users.extend(d.addressed.recipients.iter().cloned());
     }
-    Ok((orgs, users))
+    if orgs.is_empty() && users.is_empty() {
+        return Ok(NameIds::default());
+    }
+    for names in [&mut orgs, &mut users] {
+        names.sort_unstable();
+        names.dedup();
+    }
+    store.ids_by_name(&orgs, &users).await
 }
 
 /// What writing an envelope's items did.
@@ -474,7 +454,7 @@ pub(crate) async fn write_items(
     via: Option<&str>,
     default_tlp: Tlp,
 ) -> Result<Written, StoreError> {
-    let (orgs, users) = resolve_names(store, &items).await?;
+    let names = resolve_names(store, &items).await?;
     // Build the batch; remember where each stored object's outcome goes.
     let mut details: Vec<Option<Detail>> = Vec::with_capacity(items.len());
     let mut batch: Vec<NewObject> = Vec::new();
@@ -499,7 +479,7 @@ pub(crate) async fn write_items(
                 own += 1;
                 details.push(Some((id, version, Ok(()))));
             }
-            Item::Valid(d) => match stewardship(writer, &d, default_tlp, &orgs, &users) {
+            Item::Valid(d) => match stewardship(writer, &d, default_tlp, &names) {
                 Err(message) => details.push(Some((
                     d.id,
                     d.version_text.unwrap_or_default(),
@@ -757,16 +737,15 @@ pub(crate) async fn status_resource(
 /// error (a local post); otherwise unknown names are left out and reported in the third value.
 fn resolve_audience(
     d: &Draft,
-    orgs: &HashMap<String, Option<OrgId>>,
-    users: &HashMap<String, Option<UserId>>,
+    names: &NameIds,
     strict: bool,
 ) -> Result<(Vec<OrgId>, Vec<UserId>, bool), String> {
     let ext = kopa_core::AUDIENCE_EXTENSION_ID;
     let mut unresolved = false;
     let mut org_ids = Vec::new();
     for name in &d.addressed.organisations {
-        match orgs.get(name) {
-            Some(Some(id)) => {
+        match names.orgs.get(name) {
+            Some(id) => {
                 if !org_ids.contains(id) {
                     org_ids.push(id.clone());
                 }
@@ -782,8 +761,8 @@ fn resolve_audience(
     }
     let mut user_ids = Vec::new();
     for name in &d.addressed.recipients {
-        match users.get(name) {
-            Some(Some(id)) => {
+        match names.users.get(name) {
+            Some(id) => {
                 if !user_ids.contains(id) {
                     user_ids.push(id.clone());
                 }
@@ -810,13 +789,12 @@ fn stewardship(
     writer: Option<&Principal>,
     d: &Draft,
     default_tlp: Tlp,
-    orgs: &HashMap<String, Option<OrgId>>,
-    users: &HashMap<String, Option<UserId>>,
+    names: &NameIds,
 ) -> Result<Stewardship, String> {
     let tlp = d.tlp.unwrap_or(default_tlp);
     match (&d.origin, writer) {
         (Some(origin), _) => {
-            let (org_ids, user_ids, unresolved) = resolve_audience(d, orgs, users, false)?;
+            let (org_ids, user_ids, unresolved) = resolve_audience(d, names, false)?;
             let addressed_orgs = !d.addressed.organisations.is_empty();
             Ok(Stewardship {
                 owner_org: OrgId(origin.origin_org.clone()),
@@ -828,7 +806,7 @@ fn stewardship(
             })
         }
         (None, Some(p)) => {
-            let (org_ids, user_ids, _) = resolve_audience(d, orgs, users, true)?;
+            let (org_ids, user_ids, _) = resolve_audience(d, names, true)?;
             Ok(Stewardship {
                 owner_org: p.org.clone(),
                 author: p.user.clone(),

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use kopa_core::audit::{AuditEntry, NewAuditEntry};
 use kopa_core::{Audience, OrgId, Reader, Role, Stewardship, UserId};
 use kopa_stix::Timestamp;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Store errors. `NotFound` and `Conflict` are the caller's to report; `Backend` is internal and is
@@ -56,6 +57,13 @@ pub struct Org {
     /// The node id of the organisation's home node when it is hosted on a peer (a directory entry);
     /// `None` for an organisation hosted on this node.
     pub node: Option<String>,
+}
+
+/// The ids of named organisations and users ([`Store::ids_by_name`]); names not found are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameIds {
+    pub orgs: HashMap<String, OrgId>,
+    pub users: HashMap<String, UserId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,6 +258,9 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     async fn user_by_name(&self, name: &str) -> Result<User>;
     async fn user_by_id(&self, id: &UserId) -> Result<User>;
     async fn users(&self) -> Result<Vec<User>>;
+    /// The ids of the organisations named `orgs` and of the users named `users` (local and
+    /// directory entries alike), in one query; a name not found is absent from the answer.
+    async fn ids_by_name(&self, orgs: &[String], users: &[String]) -> Result<NameIds>;
     async fn add_token(&self, token: &TokenRecord) -> Result<()>;
     async fn token(&self, id: &str) -> Result<TokenRecord>;
     async fn revoke_token(&self, id: &str) -> Result<()>;

@@ -10,9 +10,9 @@ mod peers;
 use crate::migrations::{self, Migration};
 use crate::sql::{self, Arg, Dialect};
 use crate::{
-    Collection, CollectionView, NewCollection, NewObject, NodeInfo, ObjectFilter, ObjectRoute, Org,
-    Page, PutOutcome, Result, StatusRecord, Store, StoreError, StoredObject, TokenRecord, User,
-    VersionMatch,
+    Collection, CollectionView, NameIds, NewCollection, NewObject, NodeInfo, ObjectFilter,
+    ObjectRoute, Org, Page, PutOutcome, Result, StatusRecord, Store, StoreError, StoredObject,
+    TokenRecord, User, VersionMatch,
 };
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
@@ -466,6 +466,27 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         rows.iter().map(user_from).collect()
+    }
+
+    async fn ids_by_name(&self, orgs: &[String], users: &[String]) -> Result<NameIds> {
+        if orgs.is_empty() && users.is_empty() {
+            return Ok(NameIds::default());
+        }
+        let q = sql::names_query(Dialect::Postgres, orgs, users);
+        let rows = bind_all(sqlx::query(&q.text), &q.args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(backend)?,
+                    r.try_get(1).map_err(backend)?,
+                    r.try_get(2).map_err(backend)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(sql::name_ids(rows))
     }
 
     async fn add_token(&self, token: &TokenRecord) -> Result<()> {

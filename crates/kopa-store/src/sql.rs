@@ -334,6 +334,32 @@ pub(crate) fn routes_query(dialect: Dialect, ids: &[String]) -> Sql {
     sql
 }
 
+/// The query of `Store::ids_by_name`: rows (kind, name, id), kind `o` for an organisation and `u`
+/// for a user.
+pub(crate) fn names_query(dialect: Dialect, orgs: &[String], users: &[String]) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let o = sql.in_texts("name", orgs);
+    let u = sql.in_texts("name", users);
+    sql.text = format!(
+        "SELECT CAST('o' AS TEXT), name, id FROM orgs WHERE {o} UNION ALL SELECT CAST('u' AS \
+         TEXT), name, id FROM users WHERE {u}"
+    );
+    sql
+}
+
+/// The answer of [`names_query`].
+pub(crate) fn name_ids(rows: Vec<(String, String, String)>) -> crate::NameIds {
+    let mut out = crate::NameIds::default();
+    for (kind, name, id) in rows {
+        if kind == "o" {
+            out.orgs.insert(name, kopa_core::OrgId(id));
+        } else {
+            out.users.insert(name, kopa_core::UserId(id));
+        }
+    }
+    out
+}
+
 /// Turn `limit + 1` fetched rows into a page.
 pub(crate) fn page(mut rows: Vec<StoredObject>, limit: usize) -> crate::Page {
     let limit = limit.max(1);

@@ -11,7 +11,7 @@ mod peers;
 use crate::migrations::{self, Migration};
 use crate::sql::{self, Arg, Dialect};
 use crate::{
-    Access, Collection, CollectionView, NewCollection, NewObject, NodeInfo, ObjectFilter,
+    Access, Collection, CollectionView, NameIds, NewCollection, NewObject, NodeInfo, ObjectFilter,
     ObjectRoute, Org, Page, PutOutcome, Result, StatusRecord, Store, StoreError, StoredObject,
     TokenRecord, User, VersionMatch,
 };
@@ -764,6 +764,25 @@ impl Store for SqliteStore {
             rows.into_iter().map(to_user).collect()
         })
         .await
+    }
+
+    async fn ids_by_name(&self, orgs: &[String], users: &[String]) -> Result<NameIds> {
+        if orgs.is_empty() && users.is_empty() {
+            return Ok(NameIds::default());
+        }
+        let q = sql::names_query(Dialect::Sqlite, orgs, users);
+        let rows = self
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&q.text).map_err(backend)?;
+                let rows = stmt
+                    .query_map(params_from_iter(q.args.iter()), |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .map_err(backend)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+            })
+            .await?;
+        Ok(sql::name_ids(rows))
     }
 
     async fn add_token(&self, token: &TokenRecord) -> Result<()> {

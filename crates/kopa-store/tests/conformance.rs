@@ -7,7 +7,7 @@ use common::*;
 use kopa_core::audit::{verify, NewAuditEntry};
 use kopa_core::{Role, Tlp, UserId};
 use kopa_store::{
-    Access, NewCollection, NodeInfo, ObjectFilter, PutOutcome, StatusRecord, StoreError,
+    Access, NameIds, NewCollection, NodeInfo, ObjectFilter, PutOutcome, StatusRecord, StoreError,
     TokenRecord, VersionMatch,
 };
 use std::collections::HashSet;
@@ -16,6 +16,7 @@ use std::sync::Arc;
 on_both_backends!(
     node_identity,
     orgs_users_tokens,
+    ids_by_name,
     collections_and_rights,
     put_outcomes,
     unversioned_objects,
@@ -172,6 +173,50 @@ async fn orgs_users_tokens(h: Arc<Harness>) {
         s.token("nope").await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn ids_by_name(h: Arc<Harness>) {
+    let s = &h.store;
+    let names = |v: &[&str]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    assert_eq!(s.ids_by_name(&[], &[]).await.unwrap(), NameIds::default());
+    let a = s.add_org("Bank A").await.unwrap();
+    let remote = s.add_remote_org("CERT R", "node--0123").await.unwrap();
+    let alice = s.add_user("alice", &a.id, Role::Analyst).await.unwrap();
+    let rob = s.add_user("rob", &remote.id, Role::Reader).await.unwrap();
+    // Local and directory entries alike; unknown names are absent; an organisation's name does
+    // not resolve as a user's, nor the other way round.
+    let got = s
+        .ids_by_name(
+            &names(&["Bank A", "CERT R", "nowhere", "alice"]),
+            &names(&["alice", "rob", "nobody", "Bank A", "it's"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        got.orgs,
+        [
+            ("Bank A".to_string(), a.id.clone()),
+            ("CERT R".to_string(), remote.id)
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        got.users,
+        [
+            ("alice".to_string(), alice.id.clone()),
+            ("rob".to_string(), rob.id)
+        ]
+        .into_iter()
+        .collect()
+    );
+    // Only one kind asked.
+    let got = s.ids_by_name(&[], &names(&["alice"])).await.unwrap();
+    assert!(got.orgs.is_empty());
+    assert_eq!(got.users.get("alice"), Some(&alice.id));
+    let got = s.ids_by_name(&names(&["Bank A"]), &[]).await.unwrap();
+    assert_eq!(got.orgs.get("Bank A"), Some(&a.id));
+    assert!(got.users.is_empty());
 }
 
 async fn collections_and_rights(h: Arc<Harness>) {
