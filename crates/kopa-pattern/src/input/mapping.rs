@@ -23,6 +23,11 @@ pub const ECS_TOML: &str = include_str!("ecs.toml");
 /// The Zeek mapping shipped with Kopa (the default for Zeek TSV logs).
 pub const ZEEK_TOML: &str = include_str!("zeek.toml");
 
+/// The most fields a mapping may name, and the most dot-separated segments in one field's name: the
+/// JSON scanner enters each field under every object that can hold it, and keeps its tables small.
+pub const MAX_FIELDS: usize = 1000;
+pub const MAX_SEGMENTS: usize = 8;
+
 /// A mapping file that cannot be used: what is wrong, and where (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("mapping line {line}, column {column}: {message}")]
@@ -169,6 +174,14 @@ impl Mapping {
             if field.is_empty() {
                 return Err(err("empty field name".into()));
             }
+            if targets.len() == MAX_FIELDS {
+                return Err(err(format!("more than {MAX_FIELDS} fields")));
+            }
+            if field.split('.').count() > MAX_SEGMENTS {
+                return Err(err(format!(
+                    "field {field:?} has more than {MAX_SEGMENTS} dot-separated parts"
+                )));
+            }
             let (path_text, object) = match spanned.into_inner() {
                 RawTarget::Path(p) => (p, None),
                 RawTarget::Table { path, object } => (path, object),
@@ -195,6 +208,19 @@ impl Mapping {
             RawTimestamp::One(t) => vec![t],
             RawTimestamp::Many(v) => v,
         };
+        if timestamp.len() > MAX_SEGMENTS
+            || timestamp
+                .iter()
+                .any(|t| t.split('.').count() > MAX_SEGMENTS)
+        {
+            return Err(MappingError {
+                line: 1,
+                column: 1,
+                message: format!(
+                    "timestamp: at most {MAX_SEGMENTS} fields of at most {MAX_SEGMENTS} dot-separated parts"
+                ),
+            });
+        }
         let by_field = targets
             .iter()
             .enumerate()
@@ -322,6 +348,22 @@ mod tests {
         assert!(e.message.contains("bad object type"), "{e}");
         let e = Mapping::from_toml("[fields]\n\"a\" = \"file:hashes.'SHA\"\n").unwrap_err();
         assert!(e.message.contains("unclosed"), "{e}");
+    }
+
+    #[test]
+    fn mappings_are_bounded() {
+        let deep = "[fields]\n\"a.b.c.d.e.f.g.h.i\" = \"ip:value\"\n";
+        let e = Mapping::from_toml(deep).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("more than 8 dot-separated parts"), "{e}");
+        assert!(Mapping::from_toml("[fields]\n\"a.b.c.d.e.f.g.h\" = \"ip:value\"\n").is_ok());
+        let many: String = (0..=MAX_FIELDS)
+            .map(|i| format!("\"f{i}\" = \"ip:value\"\n"))
+            .collect();
+        let e = Mapping::from_toml(&format!("[fields]\n{many}")).unwrap_err();
+        assert!(e.message.contains("more than 1000 fields"), "{e}");
+        let e = Mapping::from_toml("timestamp = [\"a.b.c.d.e.f.g.h.i\"]\n[fields]\n").unwrap_err();
+        assert!(e.message.starts_with("timestamp"), "{e}");
     }
 
     #[test]
