@@ -9,6 +9,7 @@ use kopa_federation::pull::{encode, objects_url, Envelope, PullCursor};
 use kopa_federation::request_auth::{now_unix, sign_request};
 use kopa_federation::{NodeId, NodeKey};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::SyncError;
@@ -48,12 +49,39 @@ pub struct RemotePage {
     pub remaining: Option<u64>,
 }
 
-/// What the peer said about a posted envelope (its TAXII status resource).
+/// A TAXII 2.1 status resource, as a server answers a POST (or a status request).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TaxiiStatus {
+    pub id: String,
+    /// `complete` or `pending`.
+    pub status: String,
+    pub success_count: u64,
+    /// Each object the server refused, with its message.
+    #[serde(default)]
+    pub failures: Vec<StatusDetail>,
+    /// Each object still being processed.
+    #[serde(default)]
+    pub pendings: Vec<StatusDetail>,
+    #[serde(default)]
+    pub pending_count: u64,
+}
+
+/// One object of a status resource's `failures` or `pendings`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StatusDetail {
+    pub id: String,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// How serialised objects are cut into TAXII envelopes for posting.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Posted {
-    pub successes: u64,
-    /// `(object id, message)` of each object the peer refused.
-    pub failures: Vec<(String, String)>,
+pub struct EnvelopeSplit {
+    /// Each envelope's objects, as indexes into the list, in their order.
+    pub envelopes: Vec<Vec<usize>>,
+    /// Objects too large for any envelope under the byte limit: the server would answer 413, so
+    /// they are not sent, and the caller reports them.
+    pub too_large: Vec<usize>,
 }
 
 /// A client for one peer.
@@ -191,7 +219,11 @@ impl PeerClient<'_> {
     }
 
     /// POST an envelope already written as JSON (`{"objects":[…]}`) to a collection of the peer.
-    pub async fn post(&self, collection: &str, envelope: Vec<u8>) -> Result<Posted, SyncError> {
+    pub async fn post(
+        &self,
+        collection: &str,
+        envelope: Vec<u8>,
+    ) -> Result<TaxiiStatus, SyncError> {
         let path = objects_path(collection);
         let (_, body) = self
             .send(reqwest::Method::POST, &path, &[], Some(envelope))
@@ -251,61 +283,53 @@ pub fn parse_collections(body: &[u8]) -> Result<Vec<RemoteCollection>, SyncError
         .collect()
 }
 
-/// A TAXII status resource: success count and the failures with their messages.
-pub fn parse_status(body: &[u8]) -> Result<Posted, SyncError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| SyncError::Protocol(format!("status answer is not JSON: {e}")))?;
-    let successes = v
-        .get("success_count")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| SyncError::Protocol("status answer has no success_count".into()))?;
-    let failures = v
-        .get("failures")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|f| {
-                    let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                    (s("id"), s("message"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Posted {
-        successes,
-        failures,
-    })
+/// A TAXII status resource as a server answers it.
+pub fn parse_status(body: &[u8]) -> Result<TaxiiStatus, SyncError> {
+    serde_json::from_slice(body)
+        .map_err(|e| SyncError::Protocol(format!("the answer is not a TAXII status resource: {e}")))
 }
 
-/// Split objects (JSON texts) into envelopes of at most `max_objects` objects and `max_bytes`
-/// bytes. An object larger than `max_bytes` on its own is sent alone (the peer will refuse it, and
-/// say so in its answer).
-pub fn envelopes(objects: &[String], max_objects: usize, max_bytes: usize) -> Vec<Vec<u8>> {
-    // `cur` holds `{"objects":[` and the objects so far; closing it adds `]}`.
-    const CLOSE: usize = 2;
-    let mut out = Vec::new();
-    let mut cur: Vec<u8> = Vec::new();
-    let mut n = 0;
-    for o in objects {
-        let grows = o.len() + usize::from(n > 0);
-        if n > 0 && (n >= max_objects.max(1) || cur.len() + grows + CLOSE > max_bytes) {
-            cur.extend_from_slice(b"]}");
-            out.push(std::mem::take(&mut cur));
-            n = 0;
+/// Splits serialised objects into envelopes of at most `max_objects` objects and `max_bytes` bytes,
+/// the envelope's own text (`{"objects":[…]}`) included. Used for every POST a node or the CLI makes.
+pub fn split_envelopes(objects: &[String], max_objects: usize, max_bytes: u64) -> EnvelopeSplit {
+    const FRAME: u64 = br#"{"objects":[]}"#.len() as u64;
+    let max_objects = max_objects.max(1);
+    let mut split = EnvelopeSplit::default();
+    let mut cur: Vec<usize> = Vec::new();
+    let mut size = FRAME;
+    for (i, o) in objects.iter().enumerate() {
+        let len = o.len() as u64;
+        if FRAME.saturating_add(len) > max_bytes {
+            split.too_large.push(i);
+            continue;
         }
-        if n == 0 {
-            cur.extend_from_slice(br#"{"objects":["#);
-        } else {
-            cur.push(b',');
+        let grows = len + u64::from(!cur.is_empty());
+        if !cur.is_empty() && (size + grows > max_bytes || cur.len() == max_objects) {
+            split.envelopes.push(std::mem::take(&mut cur));
+            size = FRAME;
         }
-        cur.extend_from_slice(o.as_bytes());
-        n += 1;
+        size += len + u64::from(!cur.is_empty());
+        cur.push(i);
     }
-    if n > 0 {
-        cur.extend_from_slice(b"]}");
-        out.push(cur);
+    if !cur.is_empty() {
+        split.envelopes.push(cur);
     }
-    out
+    split
+}
+
+/// The body of one envelope: `{"objects":[…]}` with the objects of `batch`, in order.
+pub fn envelope_body(objects: &[String], batch: &[usize]) -> Vec<u8> {
+    let len: usize = batch.iter().map(|&i| objects[i].len() + 1).sum();
+    let mut body = Vec::with_capacity(len + 16);
+    body.extend_from_slice(br#"{"objects":["#);
+    for (j, &i) in batch.iter().enumerate() {
+        if j > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(objects[i].as_bytes());
+    }
+    body.extend_from_slice(b"]}");
+    body
 }
 
 /// The HTTP client shared by every peer.
@@ -326,28 +350,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn envelopes_respect_both_limits_and_keep_order() {
-        let objs: Vec<String> = (0..7).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
-        let by_count = envelopes(&objs, 3, usize::MAX);
-        assert_eq!(by_count.len(), 3);
-        let parsed: Vec<Value> = by_count
-            .iter()
-            .map(|b| serde_json::from_slice(b).unwrap())
-            .collect();
-        let ns: Vec<u64> = parsed
-            .iter()
-            .flat_map(|e| e["objects"].as_array().unwrap().clone())
-            .map(|o| o["n"].as_u64().unwrap())
-            .collect();
-        assert_eq!(ns, (0..7).collect::<Vec<u64>>());
-        // {"objects":[ + {"n":0} + , + {"n":1} + ]} = 14 + 7 + 1 + 7 = 29 bytes for two objects.
-        let by_size = envelopes(&objs, 100, 29);
-        assert_eq!(by_size.len(), 4);
-        assert!(by_size.iter().all(|b| b.len() <= 29));
-        assert!(envelopes(&[], 10, 10).is_empty());
-        // An object bigger than the limit goes alone.
-        let big = vec!["x".repeat(50), "{}".into()];
-        assert_eq!(envelopes(&big, 10, 20).len(), 2);
+    fn envelopes_respect_size_and_count_and_keep_order() {
+        let objs: Vec<String> = (0..5).map(|i| format!("{{\"n\":\"{i:02}\"}}")).collect(); // 10 bytes each
+                                                                                           // The frame is 14 bytes; two objects and a comma make 35, three make 46: over 40.
+        let split = split_envelopes(&objs, 1000, 40);
+        assert_eq!(split.envelopes, vec![vec![0, 1], vec![2, 3], vec![4]]);
+        assert!(split.too_large.is_empty());
+        for batch in &split.envelopes {
+            let body = envelope_body(&objs, batch);
+            assert!(body.len() <= 40, "{}", String::from_utf8_lossy(&body));
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            let ns: Vec<u64> = v["objects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["n"].as_str().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(ns, batch.iter().map(|&i| i as u64).collect::<Vec<_>>());
+        }
+        // Exactly at the limit still fits: 35 bytes for two objects.
+        assert_eq!(split_envelopes(&objs, 1000, 35).envelopes[0], vec![0, 1]);
+        let split = split_envelopes(&objs, 1000, 1 << 20);
+        assert_eq!(split.envelopes, vec![vec![0, 1, 2, 3, 4]]);
+        // An object larger than any envelope is set apart; the others still go, in order.
+        let mut with_big = objs.clone();
+        with_big.insert(2, "x".repeat(100));
+        let split = split_envelopes(&with_big, 1000, 40);
+        assert_eq!(split.too_large, vec![2]);
+        assert_eq!(split.envelopes, vec![vec![0, 1], vec![3, 4], vec![5]]);
+        // The object count limit.
+        let many: Vec<String> = (0..2500).map(|_| "{}".to_string()).collect();
+        let split = split_envelopes(&many, 1000, u64::MAX);
+        assert_eq!(
+            split.envelopes.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1000, 1000, 500]
+        );
+        assert_eq!(split_envelopes(&[], 10, 10), EnvelopeSplit::default());
     }
 
     #[test]
@@ -371,16 +409,21 @@ mod tests {
             ));
         }
         let st = parse_status(
-            br#"{"success_count":2,"failures":[{"id":"indicator--1","message":"tampered"}]}"#,
+            br#"{"id":"s1","status":"complete","success_count":2,"failures":[{"id":"indicator--1","message":"tampered"}]}"#,
         )
         .unwrap();
+        assert_eq!((st.id.as_str(), st.status.as_str()), ("s1", "complete"));
+        assert_eq!(st.success_count, 2);
         assert_eq!(
-            st,
-            Posted {
-                successes: 2,
-                failures: vec![("indicator--1".into(), "tampered".into())]
-            }
+            st.failures,
+            vec![StatusDetail {
+                id: "indicator--1".into(),
+                message: Some("tampered".into())
+            }]
         );
+        assert!(st.pendings.is_empty() && st.pending_count == 0);
+        let e = parse_status(br#"{"id":"s1","status":"complete"}"#).unwrap_err();
+        assert!(e.to_string().contains("success_count"), "{e}");
         assert!(parse_status(b"{}").is_err());
     }
 }

@@ -18,7 +18,7 @@
 //! [`run`] drives all of it for every peer concurrently until shutdown; [`Syncer::sync_once`] runs
 //! one round for tests and tools.
 
-mod client;
+pub mod client;
 mod status;
 
 use std::collections::HashMap;
@@ -37,7 +37,7 @@ use serde_json::Value;
 use tokio::sync::{watch, Mutex, Semaphore};
 
 pub use client::{
-    describe as describe_request_error, PeerAuth, PeerClient, Posted, RemoteCollection, API_ROOT,
+    describe as describe_request_error, PeerAuth, PeerClient, RemoteCollection, API_ROOT,
 };
 pub use status::PeerStatus;
 
@@ -635,25 +635,43 @@ impl Syncer {
                             ),
                         });
                     };
-                    for env in client::envelopes(&texts, self.config.page_size, max) {
-                        let posted = client.post(&target.id, env).await?;
+                    let split = client::split_envelopes(&texts, self.config.page_size, max as u64);
+                    if !split.too_large.is_empty() {
+                        // The peer would answer 413 to an envelope holding one of these: they are
+                        // counted and logged as refused, and the cursor moves on past them.
+                        status.lock().await.refused_by_peer += split.too_large.len() as u64;
+                        for &i in &split.too_large {
+                            tracing::warn!(peer = %peer.name, object = %object_id(&texts[i]),
+                                bytes = texts[i].len(), max_content_length = max,
+                                "object not sent: larger than the peer accepts");
+                        }
+                    }
+                    for batch in &split.envelopes {
+                        let envelope = client::envelope_body(&texts, batch);
+                        let posted = client.post(&target.id, envelope).await?;
                         let mut st = status.lock().await;
                         match what {
                             Outgoing::Everything => {
-                                report.pushed += posted.successes;
-                                st.pushed += posted.successes;
+                                report.pushed += posted.success_count;
+                                st.pushed += posted.success_count;
                             }
                             Outgoing::SightingsHome => {
-                                report.sightings_sent += posted.successes;
-                                st.sightings_sent += posted.successes;
+                                report.sightings_sent += posted.success_count;
+                                st.sightings_sent += posted.success_count;
                             }
                         }
                         st.refused_by_peer += posted.failures.len() as u64;
-                        for (id, message) in &posted.failures {
+                        for f in &posted.failures {
                             // A refusal is final (the peer would refuse it again): counted and
                             // logged, and the cursor moves on.
-                            tracing::warn!(peer = %peer.name, object = %id, reason = %message,
+                            tracing::warn!(peer = %peer.name, object = %f.id,
+                                reason = %f.message.as_deref().unwrap_or("refused"),
                                 "peer refused an object this node sent");
+                        }
+                        if posted.status == "pending" {
+                            tracing::warn!(peer = %peer.name, status = %posted.id,
+                                pending = posted.pending_count.max(posted.pendings.len() as u64),
+                                "peer has not finished processing an envelope; not followed up");
                         }
                     }
                 }
@@ -840,6 +858,14 @@ impl Syncer {
 
 /// The wait before the next attempt after `failures` failed rounds in a row: the interval, doubled
 /// per failure after the first, at most eight intervals.
+/// The `id` of a serialised object, for a log line.
+fn object_id(json: &str) -> String {
+    serde_json::from_str::<Value>(json)
+        .ok()
+        .and_then(|v| v.get("id")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| "(no id)".into())
+}
+
 fn backoff(interval: Duration, failures: u32) -> Duration {
     interval * (1u32 << failures.saturating_sub(1).min(3))
 }

@@ -201,6 +201,45 @@ async fn push_delivers_without_a_pull_and_only_what_the_policy_allows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_sets_apart_an_object_larger_than_the_peer_accepts_and_moves_on() {
+    let a = Node::new(1).await;
+    let b = Node::configured(
+        2,
+        None,
+        kopa_server::ServerConfig {
+            max_content_length: 4096,
+            ..Default::default()
+        },
+    )
+    .await;
+    let cid = a.collection(None, None).await;
+    b.collection(Some(&cid), None).await;
+    a.peer("b", &b, &[&cid], true).await;
+    b.peer("a", &a, &[], false).await;
+    let mut big = indicator(2, T0);
+    big["description"] = json!("x".repeat(8000));
+    a.post(&cid, &[indicator(1, T0), big, indicator(3, T0)])
+        .await;
+    let r = a.syncer(10).sync_once(None).await.unwrap();
+    // The round succeeds: the two that fit are delivered, the large one is counted as refused.
+    assert_eq!(r[0].error, None);
+    assert_eq!(r[0].pushed, 2);
+    let on_b: Vec<String> = b.held(&cid).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        on_b,
+        vec![
+            format!("indicator--{}", uuid_n(1)),
+            format!("indicator--{}", uuid_n(3))
+        ]
+    );
+    let status = a.store.peer("b").await.unwrap().status.unwrap();
+    assert_eq!(status["refused_by_peer"], 1, "{status}");
+    // The cursor moved past it: the next round sends nothing again.
+    let again = a.syncer(10).sync_once(None).await.unwrap();
+    assert_eq!((again[0].pushed, again[0].error.clone()), (0, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sighting_of_a_pulled_indicator_goes_home_to_its_origin() {
     let (a, b, cid) = pair().await;
     a.post(&cid, &[indicator(1, T0)]).await;

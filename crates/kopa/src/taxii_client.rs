@@ -6,6 +6,9 @@
 //! sensitive) and never appears in a message.
 
 use anyhow::{anyhow, bail, Context};
+use kopa_sync::client::{
+    envelope_body, parse_collections, parse_status, split_envelopes, TaxiiStatus,
+};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
@@ -59,26 +62,6 @@ struct PageHead {
     #[serde(default)]
     more: bool,
     next: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct StatusResource {
-    id: String,
-    status: String,
-    #[serde(default)]
-    success_count: u64,
-    #[serde(default)]
-    failures: Vec<StatusDetail>,
-    #[serde(default)]
-    pendings: Vec<StatusDetail>,
-    #[serde(default)]
-    pending_count: u64,
-}
-
-#[derive(Deserialize)]
-struct StatusDetail {
-    id: String,
-    message: Option<String>,
 }
 
 /// The description of a TAXII error resource (or the start of whatever the body was).
@@ -197,34 +180,6 @@ pub fn is_loopback(url: &Url) -> bool {
     let h = h.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost")
         || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
-}
-
-/// Splits serialised objects into envelopes of at most `max_bytes` (the envelope text included) and
-/// `MAX_ENVELOPE_OBJECTS` objects. An object too large for any envelope is returned apart.
-pub fn envelopes(objects: &[String], max_bytes: u64) -> (Vec<Vec<usize>>, Vec<usize>) {
-    const FRAME: u64 = b"{\"objects\":[]}".len() as u64;
-    let mut out: Vec<Vec<usize>> = Vec::new();
-    let mut too_large = Vec::new();
-    let mut cur: Vec<usize> = Vec::new();
-    let mut size = FRAME;
-    for (i, o) in objects.iter().enumerate() {
-        let len = o.len() as u64;
-        if FRAME + len > max_bytes {
-            too_large.push(i);
-            continue;
-        }
-        let add = len + u64::from(!cur.is_empty());
-        if !cur.is_empty() && (size + add > max_bytes || cur.len() == MAX_ENVELOPE_OBJECTS) {
-            out.push(std::mem::take(&mut cur));
-            size = FRAME;
-        }
-        size += len + u64::from(!cur.is_empty());
-        cur.push(i);
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    (out, too_large)
 }
 
 impl TaxiiClient {
@@ -350,17 +305,12 @@ impl TaxiiClient {
 
     /// The id of the one collection whose `alias` is `alias`, if the API root lists one.
     fn collection_by_alias(&self, api_root: &Url, alias: &str) -> Option<String> {
-        let list = self
-            .get_json(&join_segments(api_root, &["collections"]).ok()?)
-            .ok()?;
-        let mut found = list
-            .get("collections")?
-            .as_array()?
-            .iter()
-            .filter(|c| c.get("alias").and_then(|a| a.as_str()) == Some(alias))
-            .filter_map(|c| c.get("id").and_then(|i| i.as_str()));
-        let id = found.next()?;
-        found.next().is_none().then(|| id.to_string())
+        let url = join_segments(api_root, &["collections"]).ok()?;
+        let (_, body) = self.send(Method::GET, &url, None).ok()?;
+        let list = parse_collections(&body).ok()?;
+        let mut found = list.iter().filter(|c| c.alias.as_deref() == Some(alias));
+        let id = found.next()?.id.clone();
+        found.next().is_none().then_some(id)
     }
 
     /// Reads the collection's indicators, calling `page` with each envelope's body (its URL too) and
@@ -422,7 +372,8 @@ impl TaxiiClient {
     pub fn post_objects(&self, coll: &Collection, objects: &[(String, String)]) -> PostOutcome {
         let mut out = PostOutcome::default();
         let texts: Vec<String> = objects.iter().map(|(_, t)| t.clone()).collect();
-        let (batches, too_large) = envelopes(&texts, coll.max_content_length);
+        let split = split_envelopes(&texts, MAX_ENVELOPE_OBJECTS, coll.max_content_length);
+        let (batches, too_large) = (split.envelopes, split.too_large);
         for i in too_large {
             out.failures.push((
                 objects[i].0.clone(),
@@ -441,23 +392,10 @@ impl TaxiiClient {
             }
         };
         for (k, batch) in batches.iter().enumerate() {
-            let mut body =
-                Vec::with_capacity(batch.iter().map(|&i| texts[i].len() + 1).sum::<usize>() + 16);
-            body.extend_from_slice(b"{\"objects\":[");
-            for (j, &i) in batch.iter().enumerate() {
-                if j > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(texts[i].as_bytes());
-            }
-            body.extend_from_slice(b"]}");
+            let body = envelope_body(&texts, batch);
             let status = self
                 .send(Method::POST, &url, Some(body))
-                .and_then(|(_, b)| {
-                    serde_json::from_slice::<StatusResource>(&b).with_context(|| {
-                        format!("{url}: the answer is not a TAXII status resource")
-                    })
-                })
+                .and_then(|(_, b)| parse_status(&b).map_err(|e| anyhow!("{url}: {e}")))
                 .and_then(|s| self.settle(coll, s));
             match status {
                 Ok(s) => {
@@ -503,7 +441,7 @@ impl TaxiiClient {
     }
 
     /// Polls a `pending` status until it completes or `PENDING_WAIT` passes.
-    fn settle(&self, coll: &Collection, mut s: StatusResource) -> anyhow::Result<StatusResource> {
+    fn settle(&self, coll: &Collection, mut s: TaxiiStatus) -> anyhow::Result<TaxiiStatus> {
         let start = std::time::Instant::now();
         let mut pause = Duration::from_millis(100);
         while s.status == "pending" && start.elapsed() < PENDING_WAIT {
@@ -511,8 +449,7 @@ impl TaxiiClient {
             pause = (pause * 2).min(Duration::from_secs(2));
             let url = join_segments(&coll.api_root, &["status", &s.id])?;
             let (_, b) = self.send(Method::GET, &url, None)?;
-            s = serde_json::from_slice(&b)
-                .with_context(|| format!("{url}: the answer is not a TAXII status resource"))?;
+            s = parse_status(&b).map_err(|e| anyhow!("{url}: {e}"))?;
         }
         Ok(s)
     }
@@ -571,31 +508,6 @@ mod tests {
         assert_eq!(
             join_segments(&coll, &["objects"]).unwrap().as_str(),
             "http://h:1/kopa/collections/x/objects/"
-        );
-    }
-
-    #[test]
-    fn envelopes_respect_size_and_count() {
-        let objs: Vec<String> = (0..5).map(|i| format!("{{\"n\":{i:04}}}")).collect(); // 10 bytes each
-                                                                                       // Frame 14 bytes; two objects + comma = 21: 35 fits, three = 46 does not fit in 40.
-        let (b, big) = envelopes(&objs, 40);
-        assert_eq!(b, vec![vec![0, 1], vec![2, 3], vec![4]]);
-        assert!(big.is_empty());
-        let (b, big) = envelopes(&objs, 1 << 20);
-        assert_eq!(b, vec![vec![0, 1, 2, 3, 4]]);
-        assert!(big.is_empty());
-        // An object larger than any envelope is set apart, the others still go.
-        let mut objs = objs;
-        objs.insert(2, "x".repeat(100));
-        let (b, big) = envelopes(&objs, 40);
-        assert_eq!(big, vec![2]);
-        assert_eq!(b, vec![vec![0, 1], vec![3, 4], vec![5]]);
-        // The object count limit.
-        let many: Vec<String> = (0..2500).map(|_| "{}".to_string()).collect();
-        let (b, _) = envelopes(&many, u64::MAX);
-        assert_eq!(
-            b.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![1000, 1000, 500]
         );
     }
 

@@ -39,6 +39,11 @@ impl Node {
 
     /// A node over the PostgreSQL database at `url` (SQLite when `None`).
     pub async fn over(seed: u8, url: Option<&str>) -> Node {
+        Self::configured(seed, url, ServerConfig::default()).await
+    }
+
+    /// A node with its own server configuration (SQLite when `url` is `None`).
+    pub async fn configured(seed: u8, url: Option<&str>, config: ServerConfig) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = dir.path().join("data");
         let location = url.unwrap_or(sqlite.to_str().unwrap());
@@ -60,7 +65,6 @@ impl Node {
         store.add_token(&record).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let config = ServerConfig::default();
         let identity = Arc::new(NodeIdentity::new(NodeKey::from_seed([seed; 32])));
         let state = AppState::with_node(store.clone(), config, Some(identity));
         let mut node = Node {
