@@ -65,8 +65,10 @@ impl Metrics {
     }
 
     /// `kopa_peer_last_sync_timestamp_seconds{peer}`: the end of the last successful sync round
-    /// with `peer`, in unix seconds.
+    /// with `peer`, in unix seconds. Also makes `kopa_peer_sync_errors_total{peer}` appear, at 0
+    /// until a round fails, so that alerts on its rate see the peer from its first round.
     pub fn peer_synced(&self, peer: &str, unix_seconds: f64) {
+        self.counter("kopa_peer_sync_errors_total", Self::peer(peer), 0);
         self.gauge(
             "kopa_peer_last_sync_timestamp_seconds",
             Self::peer(peer),
@@ -167,4 +169,27 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics().render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_error_counter_is_shown_at_zero_from_its_first_successful_round() {
+        let m = Metrics::new();
+        assert!(!m.render().contains("kopa_peer_sync_errors_total"));
+        m.peer_synced("p", 1.0);
+        assert!(
+            m.render()
+                .contains("kopa_peer_sync_errors_total{peer=\"p\"} 0"),
+            "{}",
+            m.render()
+        );
+        m.peer_sync_error("p");
+        m.peer_synced("p", 2.0);
+        assert!(m
+            .render()
+            .contains("kopa_peer_sync_errors_total{peer=\"p\"} 1"));
+    }
 }
