@@ -9,6 +9,10 @@
 3. One pull: a fresh node D is peered with A (which holds the N objects); the clock runs from the
    peering until D holds all N: objects/s of one pull (fetch, verify, store).
 Prints one JSON line of figures; every node is a real `kopa serve` from $KOPA_BIN.
+Besides the clocks, the CPU-seconds each process used during steps 1 and 2 (user + system, from
+/proc/PID/stat for the nodes and os.times() for this driver, which is the posting client), so that
+what the ratio is made of can be read off: on two cores, a step cannot take less wall time than
+its total CPU-seconds divided by two.
 """
 
 import argparse
@@ -63,6 +67,22 @@ def post_all(node, collection, auth, objects):
     return time.perf_counter() - t0
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(node):
+    """CPU-seconds (user + system) the node's `kopa serve` process has used so far."""
+    with open(f"/proc/{node.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def client_cpu_s():
+    """CPU-seconds this driver (the posting client and the polling) has used so far."""
+    t = os.times()
+    return t.user + t.system
+
+
 def wait_count(node, collection, n, timeout):
     deadline = time.monotonic() + timeout
     while node.count(collection) < n:
@@ -95,7 +115,10 @@ def main():
         s = solo.add_node("solo", args.backend)
         room = solo.collection("Bench")
         solo.org("solo", "Org S", ["sam"])
+        node0, client0 = cpu_s(s), client_cpu_s()
         out["ingest_s"] = round(post_all(s, room, solo.auth("sam"), objects), 2)
+        out["ingest_cpu_s"] = {"node": round(cpu_s(s) - node0, 2),
+                               "client": round(client_cpu_s() - client0, 2)}
         print(json.dumps(out), file=sys.stderr, flush=True)
     finally:
         solo.close()
@@ -111,10 +134,15 @@ def main():
         chain.link("node-a", "node-b", {"collections": [room]}, None, push=args.push)
         chain.link("node-b", "node-c", {"collections": [room]}, None, push=args.push)
         chain.know("node-a", "node-c")  # C verifies A's signatures; the objects go through B
+        nodes = {"a": a, "b": b, "c": c}
+        cpu0 = {k: cpu_s(v) for k, v in nodes.items()}
+        client0 = client_cpu_s()
         t0 = time.perf_counter()
         posted = post_all(a, room, chain.auth("alice"), objects)
         t_b = wait_count(b, room, args.n, args.timeout)
         t_c = wait_count(c, room, args.n, args.timeout)
+        out["chain_cpu_s"] = {k: round(cpu_s(v) - cpu0[k], 2) for k, v in nodes.items()}
+        out["chain_cpu_s"]["client"] = round(client_cpu_s() - client0, 2)
         out["chain_post_on_a_s"] = round(posted, 2)
         out["chain_reach_b_s"] = round(t_b - t0, 2)
         out["chain_reach_c_s"] = round(t_c - t0, 2)
