@@ -1,7 +1,11 @@
-//! Quick in-process throughput check of the TAXII write and read paths over SQLite (no network):
-//! POST N indicators in envelopes of 1,000, then read them all back in pages of 1,000.
+//! Quick in-process throughput check of the TAXII write and read paths (the whole HTTP stack, no
+//! network): POST N indicators in envelopes of 1,000, then read them all back in pages of 1,000.
 //!
-//! `cargo run --release -p kopa-server --example taxii_throughput -- [N] [--unsigned]`
+//! `cargo run --release -p kopa-server --example taxii_throughput -- [N] [--unsigned] [--database postgres://…]`
+//!
+//! Without `--database` the node stores into SQLite in a temporary directory. With a PostgreSQL URL
+//! (an account that may create databases, e.g. `postgres://postgres@127.0.0.1:5432/test`) each run
+//! creates its own database with a random name on that server and drops it afterwards.
 //!
 //! The node has an identity, as `kopa serve` does, so every posted object is signed (provenance);
 //! `--unsigned` runs without one, to see what signing costs.
@@ -28,11 +32,25 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
     let signed = !std::env::args().any(|a| a == "--unsigned");
+    let database = std::env::args()
+        .skip_while(|a| a != "--database")
+        .nth(1);
     let dir = tempfile::tempdir().expect("temporary directory");
-    let location = dir.path().join("data");
-    let store = kopa_store::open(location.to_str().expect("utf-8 path"), true)
-        .await
-        .expect("open store");
+    let pg = match &database {
+        Some(url) => Some(PgBench::create(url).await),
+        None => None,
+    };
+    let location = match &pg {
+        Some(db) => db.url.clone(),
+        None => dir
+            .path()
+            .join("data")
+            .to_str()
+            .expect("utf-8 path")
+            .to_string(),
+    };
+    let store = kopa_store::open(&location, true).await.expect("open store");
+    println!("backend: {}", store.backend());
     let org = store.add_org("Org A").await.expect("org");
     let user = store
         .add_user("alice", &org.id, Role::Analyst)
@@ -137,6 +155,49 @@ async fn main() {
         "GET all {read} objects in pages of 1000: {get:.2} s, {:.0} objects/s ({cpu:.2} s of CPU incl. the client's JSON parse)",
         read as f64 / get
     );
+    drop(app);
+    if let Some(db) = pg {
+        db.drop_db().await;
+    }
+}
+
+/// A fresh PostgreSQL database for one run, dropped at the end (as the tests' `PgDb` does).
+struct PgBench {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgBench {
+    async fn create(admin_url: &str) -> PgBench {
+        use sqlx::Connection;
+        let name = format!("kopa_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the PostgreSQL server: {e}"));
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        PgBench {
+            url: kopa_store::testing::with_database(admin_url, &name),
+            admin_url: admin_url.to_string(),
+            name,
+        }
+    }
+
+    async fn drop_db(&self) {
+        use sqlx::Connection;
+        match sqlx::PgConnection::connect(&self.admin_url).await {
+            Ok(mut conn) => {
+                let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+                if let Err(e) = sqlx::raw_sql(&drop).execute(&mut conn).await {
+                    eprintln!("could not drop database {}: {e}", self.name);
+                }
+            }
+            Err(e) => eprintln!("could not drop database {}: {e}", self.name),
+        }
+    }
 }
 
 /// CPU time (user + system) this process has used, from /proc (0 where unavailable).
