@@ -237,22 +237,19 @@ impl Syncer {
     }
 
     /// Every local collection id with its alias.
-    async fn local_collections(&self) -> Result<Vec<(String, Option<String>)>, SyncError> {
-        // Every collection is read or written by at least one organisation: the union of what each
-        // organisation sees is every collection.
-        let mut out: Vec<(String, Option<String>)> = Vec::new();
-        for org in self.store.orgs().await? {
-            let who = kopa_core::Audience {
-                org: org.id.clone(),
-                user: kopa_core::UserId(String::new()),
-            };
-            for v in self.store.collections(&who.into()).await? {
-                if !out.iter().any(|(id, _)| *id == v.collection.id) {
-                    out.push((v.collection.id, v.collection.alias));
-                }
-            }
-        }
-        Ok(out)
+    async fn local_collections(
+        &self,
+        peer: &PeerView,
+    ) -> Result<Vec<(String, Option<String>)>, SyncError> {
+        // A peer may write every collection (what it sends is verified on receipt), so the
+        // collections as the peer sees them are all of this node's collections: one store read.
+        Ok(self
+            .store
+            .collections(&peer.reader())
+            .await?
+            .into_iter()
+            .map(|v| (v.collection.id, v.collection.alias))
+            .collect())
     }
 
     /// One round with every peer (or the one named), concurrently (at most `concurrency` at once):
@@ -405,7 +402,7 @@ impl Syncer {
     ) -> Result<(), SyncError> {
         let client = self.client(peer);
         let remote = client.collections().await?;
-        let local = self.local_collections().await?;
+        let local = self.local_collections(peer).await?;
         let cursors = self.cursors(&peer.name).await?;
         let receiver = self.receiver()?;
         for rc in remote.iter().filter(|c| c.can_read) {
@@ -562,7 +559,7 @@ impl Syncer {
         };
         let cursors = self.cursors(&peer.name).await?;
         let reader = peer.reader();
-        let local = self.local_collections().await?;
+        let local = self.local_collections(peer).await?;
         // Sightings go home to an origin this node exports the collection to, else through the
         // peer that delivered the indicator: the declared peers are read once per round.
         let peers: Vec<PeerView> = match what {
