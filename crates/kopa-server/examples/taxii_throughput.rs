@@ -32,9 +32,7 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
     let signed = !std::env::args().any(|a| a == "--unsigned");
-    let database = std::env::args()
-        .skip_while(|a| a != "--database")
-        .nth(1);
+    let database = std::env::args().skip_while(|a| a != "--database").nth(1);
     let dir = tempfile::tempdir().expect("temporary directory");
     let pg = match &database {
         Some(url) => Some(PgBench::create(url).await),
