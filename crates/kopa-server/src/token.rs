@@ -94,7 +94,8 @@ pub async fn authenticate(
     user_name: Option<&str>,
 ) -> Result<Principal, AuthError> {
     let (id, secret) = token_parts(token);
-    let record = match store.token(&id).await {
+    // The token and its user in one read: every request comes through here.
+    let (record, user) = match store.token_with_user(&id).await {
         Ok(r) => r,
         Err(StoreError::NotFound(_)) => return Err(AuthError::Unknown),
         Err(e) => return Err(AuthError::Store(e)),
@@ -105,11 +106,6 @@ pub async fn authenticate(
     if record.revoked {
         return Err(AuthError::Revoked);
     }
-    let user = match store.user_by_id(&record.user).await {
-        Ok(u) => u,
-        Err(StoreError::NotFound(_)) => return Err(AuthError::Unknown),
-        Err(e) => return Err(AuthError::Store(e)),
-    };
     if let Some(name) = user_name {
         if name != user.name {
             return Err(AuthError::UserMismatch);

@@ -263,6 +263,14 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     async fn ids_by_name(&self, orgs: &[String], users: &[String]) -> Result<NameIds>;
     async fn add_token(&self, token: &TokenRecord) -> Result<()>;
     async fn token(&self, id: &str) -> Result<TokenRecord>;
+    /// The token with id `id` and its user, as `token` and `user_by_id` give them (the
+    /// authentication of every request: a backend may read both at once). `NotFound` when either
+    /// is missing.
+    async fn token_with_user(&self, id: &str) -> Result<(TokenRecord, User)> {
+        let token = self.token(id).await?;
+        let user = self.user_by_id(&token.user).await?;
+        Ok((token, user))
+    }
     async fn revoke_token(&self, id: &str) -> Result<()>;
 
     // --- collections ---

@@ -6,6 +6,7 @@
 //! audit table against other appenders so that the hash chain cannot fork.
 
 mod peers;
+mod warm;
 
 use crate::migrations::{self, Migration};
 use crate::sql::{self, Arg, Dialect};
@@ -21,12 +22,18 @@ use kopa_stix::Timestamp;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Connection, Postgres, Row};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub(crate) struct PgStore {
     pool: PgPool,
+    /// Connections the request-path reads run on (see `warm`).
+    warm: warm::Warm,
+    /// Collection keys (`cid`) by collection id. A collection's id and key never change and
+    /// collections are never deleted, so a key once read stays right.
+    cids: RwLock<HashMap<String, i64>>,
     /// Object versions written since the planner statistics were last refreshed, and how many
     /// there were then (see `after_write`).
     stats: Arc<PlannerStats>,
@@ -182,9 +189,15 @@ impl PgStore {
         self.stats.analysed_at.fetch_add(written, Ordering::Relaxed);
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            if let Err(e) = sqlx::query("ANALYZE objects, object_values")
-                .execute(&pool)
-                .await
+            // Every column but `json`: its statistics serve no query, and reading and sorting the
+            // sample of the largest column made up most of the work (it overlaps the reads that
+            // follow a big import).
+            if let Err(e) = sqlx::query(
+                "ANALYZE objects (seq, collection, stix_id, type, spec_version, version, \
+                 date_added, owner_org, author, tlp, narrowed, origin, via), object_values",
+            )
+            .execute(&pool)
+            .await
             {
                 tracing::warn!("refreshing PostgreSQL planner statistics failed: {e}");
             }
@@ -235,41 +248,44 @@ impl PgStore {
         }
         migrate(&pool, migrations::POSTGRES).await?;
         Ok(PgStore {
+            warm: warm::Warm::new(pool.clone()),
             pool,
+            cids: RwLock::default(),
             stats: Arc::default(),
         })
     }
 
     async fn fetch_objects(&self, q: &sql::Sql) -> Result<Vec<StoredObject>> {
-        let rows = bind_all(sqlx::query(&q.text), &q.args)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let mut c = self.warm.get().await.map_err(backend)?;
+        let r = bind_all(sqlx::query(&q.text), &q.args)
+            .fetch_all(c.conn())
+            .await;
+        let rows = c.check(r).map_err(backend)?;
         rows.iter().map(object_row).collect()
     }
 
-    async fn collection_key(&self, id: &str, who: &Reader) -> Result<Option<(i64, bool)>> {
-        let org = match who {
-            Reader::Person(a) => a.org.0.as_str(),
-            // No organisation has an empty id: the read list never matches; the policy decides.
-            Reader::Peer(_) => "",
-        };
-        let row = sqlx::query(
-            "SELECT c.cid, (c.read_all = 1 OR EXISTS (SELECT 1 FROM collection_readers r WHERE \
-             r.cid = c.cid AND r.org_id = $2)) FROM collections c WHERE c.id = $1",
-        )
-        .bind(id)
-        .bind(org)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        match row {
-            None => Ok(None),
-            Some(r) => Ok(Some((
-                r.try_get(0).map_err(backend)?,
-                sql::reader_may_read(who, id, r.try_get(1).map_err(backend)?),
-            ))),
+    /// The key of the collection with id `id` (not its alias), or `NotFound`.
+    ///
+    /// Only the key: whether the reader may read the collection is part of every object query's
+    /// rule (`sql::readable`), so a reader who may not gets nothing from it.
+    async fn cid(&self, id: &str) -> Result<i64> {
+        if let Some(&cid) = self.cids.read().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return Ok(cid);
         }
+        let mut c = self.warm.get().await.map_err(backend)?;
+        let r = sqlx::query_scalar("SELECT cid FROM collections WHERE id = $1")
+            .bind(id)
+            .fetch_optional(c.conn())
+            .await;
+        let cid: i64 = c
+            .check(r)
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("collection {id}")))?;
+        self.cids
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), cid);
+        Ok(cid)
     }
 
     async fn insert_org(&self, name: &str, node: Option<&str>) -> Result<Org> {
@@ -294,44 +310,26 @@ impl PgStore {
         Ok(org)
     }
 
+    /// Collections with their read and write lists, in one query (every TAXII request reads its
+    /// collection).
     async fn load_collections(&self, only: Option<&str>) -> Result<Vec<Collection>> {
-        let rows = sqlx::query(
-            "SELECT cid, id, title, description, alias, read_all, write_all FROM collections \
-             WHERE $1::text IS NULL OR id = $1 OR alias = $1 ORDER BY cid",
+        let mut c = self.warm.get().await.map_err(backend)?;
+        let r = sqlx::query(
+            "SELECT c.cid, c.id, c.title, c.description, c.alias, c.read_all, c.write_all, \
+             ARRAY(SELECT r.org_id FROM collection_readers r WHERE r.cid = c.cid ORDER BY \
+             r.org_id), ARRAY(SELECT w.org_id FROM collection_writers w WHERE w.cid = c.cid \
+             ORDER BY w.org_id) FROM collections c WHERE $1::text IS NULL OR c.id = $1 OR \
+             c.alias = $1 ORDER BY c.cid",
         )
         .bind(only)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        let cids: Vec<i64> = rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(backend)?;
-        let lists = sqlx::query(
-            "SELECT cid, org_id, 'r' FROM collection_readers WHERE cid = ANY($1) UNION ALL \
-             SELECT cid, org_id, 'w' FROM collection_writers WHERE cid = ANY($1) ORDER BY 2",
-        )
-        .bind(&cids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
+        .fetch_all(c.conn())
+        .await;
+        let rows = c.check(r).map_err(backend)?;
+        drop(c);
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let cid: i64 = r.try_get(0).map_err(backend)?;
-            let mut readers = Vec::new();
-            let mut writers = Vec::new();
-            for l in &lists {
-                if l.try_get::<i64, _>(0).map_err(backend)? != cid {
-                    continue;
-                }
-                let org: String = l.try_get(1).map_err(backend)?;
-                if l.try_get::<String, _>(2).map_err(backend)? == "r" {
-                    readers.push(org);
-                } else {
-                    writers.push(org);
-                }
-            }
+            let readers: Vec<String> = r.try_get(7).map_err(backend)?;
+            let writers: Vec<String> = r.try_get(8).map_err(backend)?;
             out.push(Collection {
                 id: r.try_get(1).map_err(backend)?,
                 title: r.try_get(2).map_err(backend)?,
@@ -451,10 +449,13 @@ impl Store for PgStore {
     }
 
     async fn user_by_id(&self, id: &UserId) -> Result<User> {
-        let row = sqlx::query(&format!("{USER_SELECT} WHERE u.id = $1"))
+        let mut c = self.warm.get().await.map_err(backend)?;
+        let r = sqlx::query(&format!("{USER_SELECT} WHERE u.id = $1"))
             .bind(&id.0)
-            .fetch_optional(&self.pool)
-            .await
+            .fetch_optional(c.conn())
+            .await;
+        let row = c
+            .check(r)
             .map_err(backend)?
             .ok_or_else(|| StoreError::NotFound(format!("user {}", id.0)))?;
         user_from(&row)
@@ -519,10 +520,13 @@ impl Store for PgStore {
     }
 
     async fn token(&self, id: &str) -> Result<TokenRecord> {
+        let mut c = self.warm.get().await.map_err(backend)?;
         let r = sqlx::query("SELECT id, user_id, secret_hash, revoked FROM tokens WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+            .fetch_optional(c.conn())
+            .await;
+        let r = c
+            .check(r)
             .map_err(backend)?
             .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
         Ok(TokenRecord {
@@ -531,6 +535,30 @@ impl Store for PgStore {
             secret_hash: r.try_get(2).map_err(backend)?,
             revoked: r.try_get::<i64, _>(3).map_err(backend)? != 0,
         })
+    }
+
+    async fn token_with_user(&self, id: &str) -> Result<(TokenRecord, User)> {
+        let mut c = self.warm.get().await.map_err(backend)?;
+        let r = sqlx::query(
+            "SELECT u.id, u.name, u.org_id, g.name, u.role, t.id, t.secret_hash, t.revoked FROM \
+             tokens t JOIN users u ON u.id = t.user_id JOIN orgs g ON g.id = u.org_id WHERE t.id \
+             = $1",
+        )
+        .bind(id)
+        .fetch_optional(c.conn())
+        .await;
+        let r = c
+            .check(r)
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
+        let user = user_from(&r)?;
+        let token = TokenRecord {
+            id: r.try_get(5).map_err(backend)?,
+            user: user.id.clone(),
+            secret_hash: r.try_get(6).map_err(backend)?,
+            revoked: r.try_get::<i64, _>(7).map_err(backend)? != 0,
+        };
+        Ok((token, user))
     }
 
     async fn revoke_token(&self, id: &str) -> Result<()> {
@@ -803,20 +831,13 @@ impl Store for PgStore {
         collection: &str,
         filter: &ObjectFilter,
     ) -> Result<u64> {
-        let (cid, readable) = self
-            .collection_key(collection, who)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
-        if !readable {
-            return Ok(0);
-        }
+        let cid = self.cid(collection).await?;
         let q = sql::count_query(Dialect::Postgres, who, cid, filter);
-        let n: i64 = bind_all(sqlx::query(&q.text), &q.args)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(backend)?
-            .try_get(0)
-            .map_err(backend)?;
+        let mut c = self.warm.get().await.map_err(backend)?;
+        let r = bind_all(sqlx::query(&q.text), &q.args)
+            .fetch_one(c.conn())
+            .await;
+        let n: i64 = c.check(r).map_err(backend)?.try_get(0).map_err(backend)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -841,16 +862,7 @@ impl Store for PgStore {
     }
 
     async fn objects(&self, who: &Reader, collection: &str, filter: &ObjectFilter) -> Result<Page> {
-        let (cid, readable) = self
-            .collection_key(collection, who)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
-        if !readable {
-            return Ok(Page {
-                objects: Vec::new(),
-                more: false,
-            });
-        }
+        let cid = self.cid(collection).await?;
         let q = sql::objects_query(Dialect::Postgres, who, cid, filter);
         Ok(sql::page(self.fetch_objects(&q).await?, filter.limit))
     }
@@ -863,10 +875,7 @@ impl Store for PgStore {
         versions: &VersionMatch,
         spec_versions: &[String],
     ) -> Result<u64> {
-        let (cid, _) = self
-            .collection_key(collection, &Reader::Person(who.clone()))
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+        let cid = self.cid(collection).await?;
         let q = sql::delete_query(Dialect::Postgres, who, cid, id, versions, spec_versions);
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // Not concurrently with a batch that may be writing versions of the same object.

@@ -150,6 +150,10 @@ async fn orgs_users_tokens(h: Arc<Harness>) {
     };
     s.add_token(&t).await.unwrap();
     assert_eq!(s.token("tok1").await.unwrap(), t);
+    assert_eq!(
+        s.token_with_user("tok1").await.unwrap(),
+        (t.clone(), alice.clone())
+    );
     assert!(matches!(
         s.add_token(&t).await,
         Err(StoreError::Conflict(_))
@@ -165,6 +169,11 @@ async fn orgs_users_tokens(h: Arc<Harness>) {
     ));
     s.revoke_token("tok1").await.unwrap();
     assert!(s.token("tok1").await.unwrap().revoked);
+    assert!(s.token_with_user("tok1").await.unwrap().0.revoked);
+    assert!(matches!(
+        s.token_with_user("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
     assert!(matches!(
         s.revoke_token("nope").await,
         Err(StoreError::NotFound(_))
