@@ -35,7 +35,7 @@ async fn main() {
     let database = std::env::args().skip_while(|a| a != "--database").nth(1);
     let dir = tempfile::tempdir().expect("temporary directory");
     let pg = match &database {
-        Some(url) => Some(PgBench::create(url).await),
+        Some(url) => Some(kopa_store::testing::PgDb::create_on(url, "kopa_bench").await),
         None => None,
     };
     let location = match &pg {
@@ -156,45 +156,6 @@ async fn main() {
     drop(app);
     if let Some(db) = pg {
         db.drop_db().await;
-    }
-}
-
-/// A fresh PostgreSQL database for one run, dropped at the end (as the tests' `PgDb` does).
-struct PgBench {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgBench {
-    async fn create(admin_url: &str) -> PgBench {
-        use sqlx::Connection;
-        let name = format!("kopa_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to the PostgreSQL server: {e}"));
-        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
-        PgBench {
-            url: kopa_store::testing::with_database(admin_url, &name),
-            admin_url: admin_url.to_string(),
-            name,
-        }
-    }
-
-    async fn drop_db(&self) {
-        use sqlx::Connection;
-        match sqlx::PgConnection::connect(&self.admin_url).await {
-            Ok(mut conn) => {
-                let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-                if let Err(e) = sqlx::raw_sql(&drop).execute(&mut conn).await {
-                    eprintln!("could not drop database {}: {e}", self.name);
-                }
-            }
-            Err(e) => eprintln!("could not drop database {}: {e}", self.name),
-        }
     }
 }
 

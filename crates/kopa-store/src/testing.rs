@@ -45,34 +45,40 @@ impl PgDb {
     /// A new database named `<prefix>_<random>`, or `None` when PostgreSQL tests are off. Panics
     /// (failing the test) when the server named by the environment cannot be used.
     pub async fn create(prefix: &str) -> Option<PgDb> {
+        Some(Self::create_on(&pg_admin_url()?, prefix).await)
+    }
+
+    /// A new database named `<prefix>_<random>` on the server of `admin_url` (an account that may
+    /// create databases). Panics when the server cannot be used.
+    pub async fn create_on(admin_url: &str, prefix: &str) -> PgDb {
         use sqlx::Connection;
-        let admin_url = pg_admin_url()?;
         let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin_url)
+        let mut conn = sqlx::PgConnection::connect(admin_url)
             .await
-            .unwrap_or_else(|e| panic!("cannot connect to {PG_URL_VAR}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot connect to the PostgreSQL server: {e}"));
         sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await
-            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
-        let url = with_database(&admin_url, &name);
-        Some(PgDb {
-            admin_url,
+            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        PgDb {
+            url: with_database(admin_url, &name),
+            admin_url: admin_url.to_string(),
             name,
-            url,
-        })
+        }
     }
 
-    /// Drop the database (closing what still uses it).
+    /// Drop the database (closing what still uses it); a failure is reported on stderr.
     pub async fn drop_db(&self) {
         use sqlx::Connection;
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::raw_sql(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn)
-            .await;
+        let dropped = match sqlx::PgConnection::connect(&self.admin_url).await {
+            Ok(mut conn) => {
+                let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+                sqlx::raw_sql(&drop).execute(&mut conn).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = dropped {
+            eprintln!("could not drop database {}: {e}", self.name);
         }
     }
 }
