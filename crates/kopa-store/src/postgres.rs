@@ -109,6 +109,16 @@ fn user_from(r: &PgRow) -> Result<User> {
     })
 }
 
+/// A token from the columns id, user_id, secret_hash, revoked of `r`, starting at column `at`.
+fn token_from(r: &PgRow, at: usize) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: r.try_get(at).map_err(backend)?,
+        user: UserId(r.try_get(at + 1).map_err(backend)?),
+        secret_hash: r.try_get(at + 2).map_err(backend)?,
+        revoked: r.try_get::<i64, _>(at + 3).map_err(backend)? != 0,
+    })
+}
+
 const USER_SELECT: &str =
     "SELECT u.id, u.name, u.org_id, g.name, u.role FROM users u JOIN orgs g ON g.id = u.org_id";
 
@@ -529,20 +539,15 @@ impl Store for PgStore {
             .check(r)
             .map_err(backend)?
             .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
-        Ok(TokenRecord {
-            id: r.try_get(0).map_err(backend)?,
-            user: UserId(r.try_get(1).map_err(backend)?),
-            secret_hash: r.try_get(2).map_err(backend)?,
-            revoked: r.try_get::<i64, _>(3).map_err(backend)? != 0,
-        })
+        token_from(&r, 0)
     }
 
     async fn token_with_user(&self, id: &str) -> Result<(TokenRecord, User)> {
         let mut c = self.warm.get().await.map_err(backend)?;
         let r = sqlx::query(
-            "SELECT u.id, u.name, u.org_id, g.name, u.role, t.id, t.secret_hash, t.revoked FROM \
-             tokens t JOIN users u ON u.id = t.user_id JOIN orgs g ON g.id = u.org_id WHERE t.id \
-             = $1",
+            "SELECT u.id, u.name, u.org_id, g.name, u.role, t.id, t.user_id, t.secret_hash, \
+             t.revoked FROM tokens t JOIN users u ON u.id = t.user_id JOIN orgs g ON g.id = \
+             u.org_id WHERE t.id = $1",
         )
         .bind(id)
         .fetch_optional(c.conn())
@@ -552,12 +557,7 @@ impl Store for PgStore {
             .map_err(backend)?
             .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
         let user = user_from(&r)?;
-        let token = TokenRecord {
-            id: r.try_get(5).map_err(backend)?,
-            user: user.id.clone(),
-            secret_hash: r.try_get(6).map_err(backend)?,
-            revoked: r.try_get::<i64, _>(7).map_err(backend)? != 0,
-        };
+        let token = token_from(&r, 5)?;
         Ok((token, user))
     }
 
