@@ -95,7 +95,7 @@ fn word_at(s: &[u8], at: usize) -> u64 {
 
 /// [`key_words`] of the key `s[ks..ke]`, read in place: the key is followed in the line by at least its
 /// closing quote, a colon and a value, so the first word can nearly always be loaded whole and masked.
-#[inline]
+#[inline(always)]
 fn key_words_in(s: &[u8], ks: usize, ke: usize) -> (u64, u64) {
     let n = ke - ks;
     if ks + 8 > s.len() {
@@ -250,6 +250,141 @@ impl JsonScanner {
     /// Scans one line into `out` (cleared first). Returns `Ok(false)` for a blank line.
     pub fn scan(&self, line: &[u8], out: &mut LineFields) -> Result<bool, JsonError> {
         out.clear();
+        if self.scan_compact(line, out).is_some() {
+            return Ok(true);
+        }
+        self.scan_general(line, out)
+    }
+
+    /// The fast path of [`JsonScanner::scan`], for a record written as logs are: compact JSON (no
+    /// whitespace between tokens), no escapes in keys or wanted strings, no array under a wanted key.
+    /// One loop with the position in a local and the open objects on a small stack, instead of the
+    /// general scanner's recursion. `None`: the line is not of that form (or is malformed); `out` may
+    /// then hold part of the line and the general scanner reads it again from the start, so that
+    /// every line this path accepts gives exactly what the general scanner gives.
+    fn scan_compact(&self, s: &[u8], out: &mut LineFields) -> Option<()> {
+        if s.first() != Some(&b'{') {
+            return None;
+        }
+        let keys = &self.keys;
+        // One check of the whole line (fast for ASCII) lets each wanted value be taken as a slice of it.
+        let line = std::str::from_utf8(s).ok()?;
+        // The nodes of the open objects that are being read (skipped ones are not pushed).
+        let mut nodes = [0u16; MAX_DEPTH];
+        let mut depth = 0usize;
+        let mut node = 0u16;
+        let mut i = 1;
+        if *s.get(i)? == b'}' {
+            i += 1;
+            return only_ws(&s[i..]).then_some(());
+        }
+        loop {
+            // A key.
+            if *s.get(i)? != b'"' {
+                return None;
+            }
+            let ks = i + 1;
+            let (ke, esc) = string_end(s, ks)?;
+            if esc || *s.get(ke + 1)? != b':' {
+                return None;
+            }
+            let info = keys.get_in(node, s, ks, ke);
+            i = ke + 2;
+            let want = info.want;
+            // Its value.
+            match *s.get(i)? {
+                b'"' => {
+                    let (ve, esc) = string_end(s, i + 1)?;
+                    if want.any() {
+                        if esc {
+                            return None;
+                        }
+                        emit_to(out, want, Kind::Str, line.get(i + 1..ve)?);
+                    }
+                    i = ve + 1;
+                }
+                b'{' => {
+                    if info.prefix {
+                        if depth + 1 >= MAX_DEPTH {
+                            return None;
+                        }
+                        i += 1;
+                        if *s.get(i)? != b'}' {
+                            nodes[depth] = node;
+                            depth += 1;
+                            node = info.node;
+                            continue;
+                        }
+                        i += 1;
+                    } else {
+                        i = skip_compact(s, i, depth)?;
+                    }
+                }
+                b'[' => {
+                    if want.any() || info.prefix {
+                        return None;
+                    }
+                    i = skip_compact(s, i, depth)?;
+                }
+                b'-' | b'0'..=b'9' => {
+                    let start = i;
+                    let mut float = false;
+                    while let Some(&b) = s.get(i) {
+                        match b {
+                            b'0'..=b'9' | b'-' | b'+' => {}
+                            b'.' | b'e' | b'E' => float = true,
+                            _ => break,
+                        }
+                        i += 1;
+                    }
+                    if &s[start..i] == b"-" {
+                        return None;
+                    }
+                    if want.any() {
+                        let kind = if float { Kind::Float } else { Kind::Int };
+                        emit_to(out, want, kind, line.get(start..i)?);
+                    }
+                }
+                b't' | b'f' | b'n' => {
+                    let word: &[u8] = match s[i] {
+                        b't' => b"true",
+                        b'f' => b"false",
+                        _ => b"null",
+                    };
+                    if !s[i..].starts_with(word) {
+                        return None;
+                    }
+                    if want.any() && word != b"null" {
+                        emit_to(out, want, Kind::Bool, line.get(i..i + word.len())?);
+                    }
+                    i += word.len();
+                }
+                _ => return None,
+            }
+            // What follows the value: the next key, or the end of one or more objects.
+            loop {
+                match *s.get(i)? {
+                    b',' => {
+                        i += 1;
+                        break;
+                    }
+                    b'}' => {
+                        i += 1;
+                        if depth == 0 {
+                            return only_ws(&s[i..]).then_some(());
+                        }
+                        depth -= 1;
+                        node = nodes[depth];
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// The general scanner: any JSON whitespace, escapes, arrays; the error of a malformed line.
+    fn scan_general(&self, line: &[u8], out: &mut LineFields) -> Result<bool, JsonError> {
+        out.clear();
         let mut scratch = std::mem::take(&mut out.scratch);
         let mut c = Cursor {
             s: line,
@@ -350,41 +485,16 @@ impl Cursor<'_, '_> {
 
     /// Steps over a string whose opening quote is at the cursor; returns the end of its content (the
     /// closing quote's index) and whether it holds escapes. The content starts at the old cursor + 1.
-    /// Eight bytes are tested at a time for a quote or a backslash.
     #[inline(always)]
     fn string(&mut self) -> Step<(usize, bool)> {
-        let s = self.s;
-        let mut rest = s.get(self.i + 1..).unwrap_or_default();
-        let mut esc = false;
-        loop {
-            let found = loop {
-                match rest.split_first_chunk::<8>() {
-                    Some((w, tail)) => {
-                        let m = quote_or_backslash(u64::from_le_bytes(*w));
-                        if m != 0 {
-                            break Some((m.trailing_zeros() / 8) as usize);
-                        }
-                        rest = tail;
-                    }
-                    None => break rest.iter().position(|&b| b == b'"' || b == b'\\'),
-                }
-            };
-            let Some(k) = found else {
-                self.i = s.len();
-                return Err(self.fail("unterminated string"));
-            };
-            let p = s.len() - rest.len() + k;
-            if rest[k] == b'"' {
-                self.i = p + 1;
-                return Ok((p, esc));
+        match string_end(self.s, self.i + 1) {
+            Some((end, esc)) => {
+                self.i = end + 1;
+                Ok((end, esc))
             }
-            esc = true;
-            match rest.get(k + 2..) {
-                Some(r) => rest = r,
-                None => {
-                    self.i = s.len();
-                    return Err(self.fail("unterminated string"));
-                }
+            None => {
+                self.i = self.s.len();
+                Err(self.fail("unterminated string"))
             }
         }
     }
@@ -640,6 +750,77 @@ impl Cursor<'_, '_> {
     }
 }
 
+/// The end of the string whose content starts at `from` (the index of its closing quote), and whether
+/// it holds escapes. Eight bytes are tested at a time for a quote or a backslash. `None`: unterminated.
+#[inline(always)]
+fn string_end(s: &[u8], from: usize) -> Option<(usize, bool)> {
+    let mut rest = s.get(from..)?;
+    let mut esc = false;
+    loop {
+        let k = loop {
+            match rest.split_first_chunk::<8>() {
+                Some((w, tail)) => {
+                    let m = quote_or_backslash(u64::from_le_bytes(*w));
+                    if m != 0 {
+                        break (m.trailing_zeros() / 8) as usize;
+                    }
+                    rest = tail;
+                }
+                None => break rest.iter().position(|&b| b == b'"' || b == b'\\')?,
+            }
+        };
+        if rest[k] == b'"' {
+            return Some((s.len() - rest.len() + k, esc));
+        }
+        esc = true;
+        rest = rest.get(k + 2..)?;
+    }
+}
+
+/// Skips the object or array opening at `s[i]` (inside `depth` open objects), as
+/// [`Cursor::skip_container`] does; returns the index after it.
+fn skip_compact(s: &[u8], mut i: usize, depth: usize) -> Option<usize> {
+    let mut level = 0usize;
+    loop {
+        match *s.get(i)? {
+            b'"' => {
+                i = string_end(s, i + 1)?.0 + 1;
+                continue;
+            }
+            b'{' | b'[' => {
+                level += 1;
+                if depth + level > MAX_DEPTH {
+                    return None;
+                }
+            }
+            b'}' | b']' => {
+                level -= 1;
+                if level == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// Whether `s` holds nothing but the whitespace JSON allows.
+fn only_ws(s: &[u8]) -> bool {
+    s.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// Hands a value to the record: as a mapped field, as a time, or both.
+#[inline]
+fn emit_to(out: &mut LineFields, want: Want, kind: Kind, text: &str) {
+    if let Some(t) = want.target {
+        out.push(t, kind, text);
+    }
+    if let Some(r) = want.time {
+        out.offer_time(r, text);
+    }
+}
+
 /// A word with the high bit set in the lowest byte of `w` that is a quote or a backslash (higher bits may
 /// be set spuriously; only the lowest one counts).
 #[inline]
@@ -775,6 +956,32 @@ mod tests {
             r#"{"dnsquestion.name":"a.example"}"#,
         ] {
             assert_eq!(scan(line).unwrap(), vec![], "{line}");
+        }
+    }
+
+    #[test]
+    fn log_lines_take_the_compact_path_and_unusual_ones_the_general() {
+        let m = Mapping::ecs();
+        let s = JsonScanner::new(&m);
+        let mut lf = LineFields::new();
+        for line in [
+            r#"{"@timestamp":"2026-03-01T00:00:00.000Z","event":{"kind":"event"},"source":{"ip":"10.0.0.1","port":5},"x":[1,{"y":"a\"b"}],"ok":true,"n":null}"#,
+            "{\"dns\":{\"question\":{\"name\":\"a.example\"}}}\r\n",
+            "{}",
+        ] {
+            assert!(s.scan_compact(line.as_bytes(), &mut lf).is_some(), "{line}");
+        }
+        for line in [
+            r#"{ "source":{"ip":"10.0.0.1"}}"#,
+            r#"{"source":{"ip":"10.0.\u0030.1"}}"#,
+            r#"{"so\u0075rce":{"ip":"10.0.0.1"}}"#,
+            r#"{"related":{"ip":["1.1.1.1"]}}"#,
+            r#"{"source":{"ip":"10.0.0.1"}} x"#,
+            r#"{"source":{"ip":"10.0.0.1"}"#,
+            "",
+        ] {
+            lf.clear();
+            assert!(s.scan_compact(line.as_bytes(), &mut lf).is_none(), "{line}");
         }
     }
 
@@ -1022,6 +1229,45 @@ mod reference {
             let got: Vec<(u16, String)> = lf.iter().map(|(t, _, v)| (t, v.to_string())).collect();
             prop_assert_eq!(got, want, "{}", line);
             prop_assert_eq!(lf.time_text().map(str::to_string), time.map(|t| t.1), "{}", line);
+        }
+
+        #[test]
+        fn compact_path_gives_what_the_general_scanner_gives(rec in record(), pretty in any::<bool>(), cut in any::<prop::sample::Index>(), byte in any::<u8>(), change in 0u8..3) {
+            let m = Mapping::ecs();
+            let mut line = if pretty {
+                serde_json::to_string_pretty(&rec).unwrap().replace('\n', " ")
+            } else {
+                serde_json::to_string(&rec).unwrap()
+            }
+            .into_bytes();
+            let at = cut.index(line.len() + 1);
+            match change {
+                1 if at < line.len() => line[at] = byte,
+                2 => line.truncate(at),
+                _ => {}
+            }
+            let s = JsonScanner::new(&m);
+            let mut fast = LineFields::new();
+            let mut general = LineFields::new();
+            let taken = s.scan_compact(&line, &mut fast).is_some();
+            let r = s.scan_general(&line, &mut general);
+            // A compact record with no escape and no array anywhere is always read by the fast path.
+            if !pretty && change == 0 && !line.iter().any(|&b| b == b'\\' || b == b'[') {
+                prop_assert!(taken, "{}", String::from_utf8_lossy(&line));
+            }
+            if taken {
+                prop_assert_eq!(r.clone(), Ok(true), "{}", String::from_utf8_lossy(&line));
+                let f: Vec<_> = fast.iter().map(|(t, k, v)| (t, k, v.to_string())).collect();
+                let g: Vec<_> = general.iter().map(|(t, k, v)| (t, k, v.to_string())).collect();
+                prop_assert_eq!(f, g, "{}", String::from_utf8_lossy(&line));
+                prop_assert_eq!(fast.time_text(), general.time_text());
+            }
+            // `scan` is the two together.
+            let mut both = LineFields::new();
+            prop_assert_eq!(s.scan(&line, &mut both), r);
+            let b: Vec<_> = both.iter().map(|(t, k, v)| (t, k, v.to_string())).collect();
+            let g: Vec<_> = general.iter().map(|(t, k, v)| (t, k, v.to_string())).collect();
+            prop_assert_eq!(b, g);
         }
 
         #[test]

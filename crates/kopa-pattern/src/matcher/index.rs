@@ -167,15 +167,32 @@ impl EqIndex {
         });
     }
 
-    #[inline]
+    /// The postings of `value` (the two halves below in one; the matcher calls them apart).
+    #[cfg(test)]
     pub(crate) fn get(&self, arena: &Arena, value: &str) -> Option<u32> {
+        let (h, maybe) = self.prepare(value);
+        if maybe {
+            self.get_prepared(arena, value, h)
+        } else {
+            None
+        }
+    }
+
+    /// The first half of [`EqIndex::get`]: the value's hash, and whether its filter lets it through.
+    /// Computing this for every value of a record before any [`EqIndex::get_prepared`] lets the
+    /// processor wait for the filters' cache misses together instead of one after another.
+    #[inline(always)]
+    pub(crate) fn prepare(&self, value: &str) -> (u64, bool) {
         if self.table.is_empty() {
-            return None;
+            return (0, false);
         }
         let h = self.hasher.hash_one(value.as_bytes());
-        if !self.filter.may_contain(h) {
-            return None;
-        }
+        (h, self.filter.may_contain(h))
+    }
+
+    /// The second half of [`EqIndex::get`], for a value that [`EqIndex::prepare`] let through.
+    #[inline]
+    pub(crate) fn get_prepared(&self, arena: &Arena, value: &str, h: u64) -> Option<u32> {
         self.table
             .find(h, |&(o, l, _)| arena.get((o, l)) == value.as_bytes())
             .map(|e| e.2)
@@ -246,6 +263,13 @@ pub(crate) fn parse_net(s: &str) -> Option<Net> {
     })
 }
 
+/// A value prepared for [`NetIndex::probe_prepared`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NetProbe {
+    net: Net,
+    tables: u64,
+}
+
 /// `ISSUBSET` and `ISSUPERSET` operands of one slot.
 #[derive(Debug, Default)]
 pub(crate) struct NetIndex {
@@ -311,28 +335,62 @@ impl NetIndex {
         self.subset.is_empty() && self.superset.is_empty()
     }
 
-    /// Calls `f` for every indicator whose network test holds for the value `v`.
-    pub(crate) fn probe(&self, postings: &Postings, value: &str, mut f: impl FnMut(u32)) {
-        let Some(v) = parse_net(value) else {
-            return;
-        };
-        for &((v6, q), ref m) in &self.subset {
-            if v6 == v.v6 && v.prefix >= q {
-                let key = v.addr & Net::mask_for(v6, q);
-                let p = match m {
-                    NetTable::V4(m, f) => {
-                        let k = key as u32;
-                        if f.may_contain(mix64(k.into())) {
-                            m.get(&k)
-                        } else {
-                            None
-                        }
+    /// Calls `f` for every indicator whose network test holds for the value `v` (the two halves below
+    /// in one; the matcher calls them apart).
+    #[cfg(test)]
+    pub(crate) fn probe(&self, postings: &Postings, value: &str, f: impl FnMut(u32)) {
+        if let Some(p) = self.prepare(value) {
+            self.probe_prepared(postings, p, f);
+        }
+    }
+
+    /// The first half of [`NetIndex::probe`] (as [`EqIndex::prepare`]): the value as a network, and
+    /// which of the `ISSUBSET` tables may hold one of its networks (bit `i` for table `i`; tables past
+    /// the 64th are always looked at). `None`: the value is no address.
+    #[inline]
+    pub(crate) fn prepare(&self, value: &str) -> Option<NetProbe> {
+        let v = parse_net(value)?;
+        let mut tables = 0u64;
+        for (i, &((v6, q), ref m)) in self.subset.iter().enumerate().take(64) {
+            let maybe = v6 == v.v6
+                && v.prefix >= q
+                && match m {
+                    NetTable::V4(_, f) => {
+                        f.may_contain(mix64(u64::from((v.addr & Net::mask_for(v6, q)) as u32)))
                     }
-                    NetTable::V6(m) => m.get(&key),
+                    NetTable::V6(_) => true,
                 };
-                if let Some(&p) = p {
-                    postings.for_each(p, &mut f);
+            tables |= u64::from(maybe) << i;
+        }
+        Some(NetProbe { net: v, tables })
+    }
+
+    /// The second half of [`NetIndex::probe`].
+    #[inline]
+    pub(crate) fn probe_prepared(&self, postings: &Postings, p: NetProbe, mut f: impl FnMut(u32)) {
+        let v = p.net;
+        for (i, &((v6, q), ref m)) in self.subset.iter().enumerate() {
+            if i < 64 {
+                if p.tables & (1 << i) == 0 {
+                    continue;
                 }
+            } else if v6 != v.v6 || v.prefix < q {
+                continue;
+            }
+            let key = v.addr & Net::mask_for(v6, q);
+            let found = match m {
+                NetTable::V4(m, f) => {
+                    let k = key as u32;
+                    if i < 64 || f.may_contain(mix64(k.into())) {
+                        m.get(&k)
+                    } else {
+                        None
+                    }
+                }
+                NetTable::V6(m) => m.get(&key),
+            };
+            if let Some(&posting) = found {
+                postings.for_each(posting, &mut f);
             }
         }
         if !self.superset.is_empty() {
@@ -922,6 +980,14 @@ mod tests {
         }
     }
 
+    /// The indicators `n` finds for `v`, sorted.
+    fn probe_sorted(n: &NetIndex, postings: &Postings, v: &str) -> Vec<u32> {
+        let mut out = vec![];
+        n.probe(postings, v, |i| out.push(i));
+        out.sort();
+        out
+    }
+
     #[test]
     fn nets() {
         let mut postings = Postings::default();
@@ -932,18 +998,35 @@ mod tests {
         n.add_superset(Net::parse("10.1.2.3").unwrap(), 4);
         n.add_superset(Net::parse("10.1.2.0/24").unwrap(), 5);
         n.finish();
-        let probe = |v: &str| {
-            let mut out = vec![];
-            n.probe(&postings, v, |i| out.push(i));
-            out.sort();
-            out
-        };
+        let probe = |v: &str| probe_sorted(&n, &postings, v);
         assert_eq!(probe("10.1.2.3"), vec![1, 2, 4]);
         assert_eq!(probe("10.1.0.0/16"), vec![1, 2, 4, 5]);
         assert_eq!(probe("10.0.0.0/7"), vec![4, 5]);
         assert_eq!(probe("11.0.0.0/8"), Vec::<u32>::new());
         assert_eq!(probe("2001:db8::1"), vec![3]);
         assert_eq!(probe("nonsense"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn nets_in_more_tables_than_the_first_pass_marks() {
+        // One table per (version, prefix length): 128 IPv6 and 32 IPv4 tables, more than the 64 that
+        // `NetIndex::prepare` marks; the later ones are looked at in the second pass.
+        let mut postings = Postings::default();
+        let mut n = NetIndex::default();
+        for q in 1..=128u32 {
+            let net = Net::parse(&format!("2001:db8::1/{q}")).unwrap();
+            n.add_subset(&mut postings, net, q);
+        }
+        for q in 1..=32u32 {
+            let net = Net::parse(&format!("10.1.2.3/{q}")).unwrap();
+            n.add_subset(&mut postings, net, 1000 + q);
+        }
+        n.finish();
+        let probe = |v: &str| probe_sorted(&n, &postings, v);
+        assert_eq!(probe("2001:db8::1"), (1..=128).collect::<Vec<_>>());
+        assert_eq!(probe("2001:db8::/64"), (1..=64).collect::<Vec<_>>());
+        assert_eq!(probe("10.1.2.3"), (1001..=1032).collect::<Vec<_>>());
+        assert_eq!(probe("10.1.2.4"), (1001..=1029).collect::<Vec<_>>());
     }
 
     #[test]

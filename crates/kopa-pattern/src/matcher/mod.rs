@@ -598,6 +598,39 @@ pub struct SessionStats {
     pub unusable: u64,
 }
 
+/// Where a record's lookups put the indicators they find: those decided by the lookup itself
+/// (`exact`) and those still to be evaluated (`cand`).
+struct Found<'a> {
+    exact: &'a mut Vec<u32>,
+    cand: &'a mut Vec<u32>,
+    scratch: &'a mut Vec<u32>,
+}
+
+impl Found<'_> {
+    /// The second pass of a value's lookups (the first is in [`Session::match_record`]).
+    #[inline]
+    fn probe(&mut self, m: &Matcher, p: Prepared, value: &str) {
+        let s = &m.slots[p.slot as usize];
+        let (exact, cand) = (&mut *self.exact, &mut *self.cand);
+        let mut push = |i: u32| match m.meta[i as usize].mode {
+            Mode::Exact => exact.push(i),
+            Mode::Dead => {}
+            _ => cand.push(i),
+        };
+        if p.eq {
+            if let Some(posting) = s.eq.get_prepared(&m.arena, value, p.eq_hash) {
+                m.postings.for_each(posting, &mut push);
+            }
+        }
+        if let Some(net) = p.net {
+            s.net.probe_prepared(&m.postings, net, &mut push);
+        }
+        if !s.text.is_empty() {
+            s.text.probe(&m.arena, value, self.scratch, &mut push);
+        }
+    }
+}
+
 /// One pass of observations through a matcher.
 pub struct Session {
     m: Arc<Matcher>,
@@ -606,12 +639,51 @@ pub struct Session {
     cand: Vec<u32>,
     types: Vec<u32>,
     scratch: Vec<u32>,
+    prepared: Vec<Prepared>,
     labels: Vec<(String, u64, Span)>,
     hits: Vec<(u32, u32)>,
     patterns: HashMap<u32, Option<Pattern>>,
     multi_obs: Vec<(Observation, u32)>,
     multi_cands: HashMap<u32, Vec<u32>>,
     stats: SessionStats,
+}
+
+/// A record's value after the first pass of its lookups: its slot ([`NO_SLOT`]: none to look in),
+/// its equality hash and whether the equality filter let it through, and its network lookups.
+#[derive(Debug, Clone, Copy)]
+struct Prepared {
+    slot: u32,
+    eq_hash: u64,
+    eq: bool,
+    net: Option<index::NetProbe>,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+impl Prepared {
+    const NONE: Prepared = Prepared {
+        slot: NO_SLOT,
+        eq_hash: 0,
+        eq: false,
+        net: None,
+    };
+
+    /// The first pass of the lookups of `value` in `slot`.
+    #[inline]
+    fn of(m: &Matcher, slot: u32, value: &str) -> Prepared {
+        let s = &m.slots[slot as usize];
+        let (eq_hash, eq) = s.eq.prepare(value);
+        Prepared {
+            slot,
+            eq_hash,
+            eq,
+            net: if s.net.is_empty() {
+                None
+            } else {
+                s.net.prepare(value)
+            },
+        }
+    }
 }
 
 /// Time of an observation for validity checks: (first, last) in milliseconds.
@@ -627,33 +699,13 @@ impl Session {
             cand: Vec::new(),
             types: Vec::new(),
             scratch: Vec::new(),
+            prepared: Vec::new(),
             labels: Vec::new(),
             hits: Vec::new(),
             patterns: HashMap::new(),
             multi_obs: Vec::new(),
             multi_cands: HashMap::new(),
             stats: SessionStats::default(),
-        }
-    }
-
-    #[inline]
-    fn probe(&mut self, slot: u32, value: &str) {
-        let m = &*self.m;
-        let s = &m.slots[slot as usize];
-        let (exact, cand) = (&mut self.exact, &mut self.cand);
-        let mut push = |i: u32| match m.meta[i as usize].mode {
-            Mode::Exact => exact.push(i),
-            Mode::Dead => {}
-            _ => cand.push(i),
-        };
-        if let Some(p) = s.eq.get(&m.arena, value) {
-            m.postings.for_each(p, &mut push);
-        }
-        if !s.net.is_empty() {
-            s.net.probe(&m.postings, value, &mut push);
-        }
-        if !s.text.is_empty() {
-            s.text.probe(&m.arena, value, &mut self.scratch, &mut push);
         }
     }
 
@@ -681,8 +733,14 @@ impl Session {
         self.exact.clear();
         self.cand.clear();
         self.types.clear();
+        // Two passes over the record's values. The first computes every lookup's hash and reads its
+        // filter word: these loads are independent, so the processor waits for their cache misses
+        // together. The second does the rest of each lookup (a value nearly always stops at a filter).
+        let m = &*self.m;
+        self.prepared.clear();
         for (t, kind, text) in fields.iter() {
             let Some(tp) = plan.targets.get(t as usize) else {
+                self.prepared.push(Prepared::NONE);
                 continue;
             };
             // A short loop: the values are short, and a library search costs more to set up.
@@ -694,8 +752,19 @@ impl Session {
             if let Some(ty) = ty {
                 self.types.push(ty);
             }
-            if let (Some(slot), Kind::Str) = (slot, kind) {
-                self.probe(slot, text);
+            self.prepared.push(match (slot, kind) {
+                (Some(slot), Kind::Str) => Prepared::of(m, slot, text),
+                _ => Prepared::NONE,
+            });
+        }
+        let mut found = Found {
+            exact: &mut self.exact,
+            cand: &mut self.cand,
+            scratch: &mut self.scratch,
+        };
+        for ((_, _, text), &p) in fields.iter().zip(&self.prepared) {
+            if p.slot != NO_SLOT {
+                found.probe(m, p, text);
             }
         }
         if !self.types.is_empty() {
@@ -728,7 +797,12 @@ impl Session {
             }
             if kind == Kind::Str {
                 if let Some(&slot) = m.slot_ids.get(&key) {
-                    self.probe(slot, &value);
+                    Found {
+                        exact: &mut self.exact,
+                        cand: &mut self.cand,
+                        scratch: &mut self.scratch,
+                    }
+                    .probe(&m, Prepared::of(&m, slot, &value), &value);
                 }
             }
         }
