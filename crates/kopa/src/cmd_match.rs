@@ -24,6 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The read buffer of an observation file (lines longer than this are carried across fills).
+const OBSERVATION_BUFFER: usize = 64 * 1024;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// STIX 2.1 observed-data (bundles or JSON lines).
@@ -283,8 +286,10 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
             b.set_message(name.clone());
             b
         });
+        // A small buffer: each fill is copied through the processor's caches, and a large one would
+        // push out the indexes' filters, which every record's lookups read.
         let reader = BufReader::with_capacity(
-            1 << 20,
+            OBSERVATION_BUFFER,
             Counting {
                 inner: file,
                 n: Arc::clone(&counter),
