@@ -376,13 +376,49 @@ pub async fn open(location: &str, create: bool) -> Result<Arc<dyn Store>> {
 
 /// [`open`] with a parsed location.
 pub async fn open_location(location: &Location, create: bool) -> Result<Arc<dyn Store>> {
+    open_with(location, create, &OpenOptions::default()).await
+}
+
+/// SQLite reader connections when none are configured: enough to keep two cores busy while one
+/// read waits on the disk.
+pub const DEFAULT_SQLITE_READERS: usize = 4;
+/// The most SQLite reader connections a store takes.
+pub const MAX_SQLITE_READERS: usize = 64;
+
+/// How a store is opened, beside its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// SQLite: reader connections, each on a thread of its own for the life of the store (1 to
+    /// [`MAX_SQLITE_READERS`]; values outside are clamped). More reads at once than this wait for a
+    /// free connection. This bounds the node's memory: each reader keeps a page cache of about
+    /// 4 MB, prepared statements and its thread's allocator arena. Not used by PostgreSQL, whose
+    /// pool has its own bound.
+    pub sqlite_readers: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            sqlite_readers: DEFAULT_SQLITE_READERS,
+        }
+    }
+}
+
+/// [`open_location`] with options.
+pub async fn open_with(
+    location: &Location,
+    create: bool,
+    options: &OpenOptions,
+) -> Result<Arc<dyn Store>> {
     match location {
         Location::Sqlite(dir) => {
             let dir = dir.clone();
-            let store =
-                tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&dir, create))
-                    .await
-                    .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
+            let readers = options.sqlite_readers.clamp(1, MAX_SQLITE_READERS);
+            let store = tokio::task::spawn_blocking(move || {
+                sqlite::SqliteStore::open(&dir, create, readers)
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
             Ok(Arc::new(store))
         }
         Location::Postgres(url) => Ok(Arc::new(postgres::PgStore::open(url, create).await?)),

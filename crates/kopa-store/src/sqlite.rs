@@ -1,8 +1,16 @@
 //! The SQLite backend: one file `kopa.db` in the data directory, in WAL mode.
 //!
-//! One writer connection behind a mutex (SQLite allows one writer at a time anyway) and a small pool
-//! of reader connections, all used from `spawn_blocking`. Statements are prepared once per
-//! connection (`prepare_cached`). `busy_timeout` lets another process (the CLI) write while the
+//! Every connection lives on a thread of its own for the life of the store: one writer (SQLite allows
+//! one writer at a time anyway) and a fixed number of readers (`OpenOptions::sqlite_readers`), which
+//! take jobs from a queue. The async side sends a job and awaits its answer. Statements are prepared
+//! once per connection (`prepare_cached`).
+//!
+//! Fixed threads bound the node's memory: SQLite allocates with the C library's `malloc`, which gives
+//! each thread its own arena, and memory freed in an arena stays with it. When connections ran on
+//! tokio's blocking threads (up to 512, kept alive while work arrives), a burst of concurrent reads
+//! made dozens of threads and reader connections, and every one of them kept its share of page
+//! caches and allocator heaps through the writes that followed: the peak of a node grown to
+//! 1,000,000 objects varied from 237 to 438 MiB with how many threads that burst happened to make. `busy_timeout` lets another process (the CLI) write while the
 //! server runs. WAL with `synchronous=NORMAL`: a committed transaction survives a crash of the
 //! process (kill -9); only a power loss may lose the last commits.
 
@@ -23,34 +31,30 @@ use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, TransactionBehavior,
 };
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "kopa.db";
 
-/// Reader connections kept open when idle.
-const MAX_IDLE_READERS: usize = 8;
-
 /// SQLite's own page cache, in KiB, of the one writer connection (index pages of a big batch stay
 /// in it between envelopes).
 const WRITER_CACHE_KIB: i64 = 64_000;
-/// The page cache of each reader (and of the checkpointer). Readers are many (up to
-/// `MAX_IDLE_READERS` kept, more under load) and each cache grows to its limit on a big collection,
-/// so theirs is small: pages they read again come from the operating system's file cache, which
-/// all connections share and which the node's own memory does not hold. With 64 MB each, a node
-/// grown to 1,000,000 objects by `bench/taxii-vs-peers` peaked at 604 MiB; with this, at 242–438 MiB.
+/// The page cache of each reader (and of the checkpointer). Each cache grows to its limit on a big
+/// collection, so theirs is small: pages they read again come from the operating system's file
+/// cache, which all connections share and which the node's own memory does not hold. With 64 MB
+/// each, a node grown to 1,000,000 objects by `bench/taxii-vs-peers` peaked at 604 MiB.
 const READER_CACHE_KIB: i64 = 4_000;
 
-pub(crate) struct SqliteStore {
-    inner: Arc<Inner>,
-}
+/// A job for a reader thread, run on its connection.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+/// A job for the writer thread.
+type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
 
-struct Inner {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
-    /// Wakes the checkpointer after a write (it stops when this is dropped).
-    checkpoint: Mutex<std::sync::mpsc::SyncSender<()>>,
+pub(crate) struct SqliteStore {
+    /// The queue of the reader threads (they stop when it is dropped).
+    readers: mpsc::Sender<ReadJob>,
+    /// The queue of the writer thread (it stops when this is dropped, and the checkpointer with it).
+    writer: mpsc::Sender<WriteJob>,
 }
 
 /// How long the checkpointer lets writes accumulate before copying them into the database. Random
@@ -187,8 +191,9 @@ fn migrate(conn: &mut Connection, list: &[Migration]) -> Result<()> {
 }
 
 impl SqliteStore {
-    /// Open (or with `create`, create) the database in directory `dir`. Blocking.
-    pub(crate) fn open(dir: &Path, create: bool) -> Result<SqliteStore> {
+    /// Open (or with `create`, create) the database in directory `dir`, with `readers` reader
+    /// connections (at least one). Blocking.
+    pub(crate) fn open(dir: &Path, create: bool, readers: usize) -> Result<SqliteStore> {
         let shown = dir.display();
         if dir.exists() && !dir.is_dir() {
             return Err(StoreError::Invalid(format!(
@@ -241,68 +246,95 @@ impl SqliteStore {
         }
         migrations::check_not_newer(current, migrations::SQLITE)?;
         migrate(&mut writer, migrations::SQLITE)?;
+        // The readers are opened here, so that a database they cannot open fails `open`.
+        let mut conns = Vec::with_capacity(readers);
+        for _ in 0..readers.max(1) {
+            conns.push(open_conn(&path, false, READER_CACHE_KIB).map_err(backend)?);
+        }
+        let checkpoint = spawn_checkpointer(path.clone());
         Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                checkpoint: Mutex::new(spawn_checkpointer(path.clone())),
-                path,
-                writer: Mutex::new(writer),
-                readers: Mutex::new(Vec::new()),
-            }),
+            writer: spawn_writer(writer, checkpoint)?,
+            readers: spawn_readers(conns)?,
         })
     }
 
+    /// Run `f` on a reader connection (on its thread) and return its result.
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = {
-                let mut pool = inner
-                    .readers
-                    .lock()
-                    .map_err(|_| StoreError::Backend("reader pool poisoned".into()))?;
-                pool.pop()
-            };
-            let conn = match conn {
-                Some(c) => c,
-                None => open_conn(&inner.path, false, READER_CACHE_KIB).map_err(backend)?,
-            };
-            let out = f(&conn);
-            if let Ok(mut pool) = inner.readers.lock() {
-                if pool.len() < MAX_IDLE_READERS {
-                    pool.push(conn);
-                }
-            }
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.readers
+            .send(Box::new(move |c: &Connection| {
+                let _ = tx.send(f(c));
+            }))
+            .map_err(|_| StoreError::Backend("the SQLite reader threads have stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("store task failed: a read panicked".into()))?
     }
 
+    /// Run `f` on the writer connection (on its thread) and return its result.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner
-                .writer
-                .lock()
-                .map_err(|_| StoreError::Backend("writer connection poisoned".into()))?;
-            let out = f(&mut conn);
-            drop(conn);
-            if let Ok(tx) = inner.checkpoint.lock() {
-                // Full channel: a checkpoint is already due.
-                let _ = tx.try_send(());
-            }
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(Box::new(move |c: &mut Connection| {
+                let _ = tx.send(f(c));
+            }))
+            .map_err(|_| StoreError::Backend("the SQLite writer thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("store task failed: a write panicked".into()))?
     }
+}
+
+fn thread_error(e: std::io::Error) -> StoreError {
+    StoreError::Backend(format!("cannot start a SQLite connection thread: {e}"))
+}
+
+/// The writer thread: runs write jobs in order on `conn`, then wakes the checkpointer. A job that
+/// panics loses only its own answer (its transaction rolls back as it unwinds).
+fn spawn_writer(
+    mut conn: Connection,
+    checkpoint: mpsc::SyncSender<()>,
+) -> Result<mpsc::Sender<WriteJob>> {
+    let (tx, rx) = mpsc::channel::<WriteJob>();
+    std::thread::Builder::new()
+        .name("kopa-sqlite-writer".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+                // Full channel: a checkpoint is already due.
+                let _ = checkpoint.try_send(());
+            }
+        })
+        .map_err(thread_error)?;
+    Ok(tx)
+}
+
+/// One thread per reader connection, all taking jobs from one queue.
+fn spawn_readers(conns: Vec<Connection>) -> Result<mpsc::Sender<ReadJob>> {
+    let (tx, rx) = mpsc::channel::<ReadJob>();
+    let rx = Arc::new(Mutex::new(rx));
+    for (i, conn) in conns.into_iter().enumerate() {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("kopa-sqlite-reader-{i}"))
+            .spawn(move || loop {
+                // The lock is held only while waiting for a job, not while running it.
+                let job = match rx.lock() {
+                    Ok(q) => q.recv(),
+                    Err(_) => return,
+                };
+                let Ok(job) = job else { return };
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
+            })
+            .map_err(thread_error)?;
+    }
+    Ok(tx)
 }
 
 impl SqliteStore {
@@ -573,6 +605,13 @@ fn put_batch(
             o.ok_or_else(|| StoreError::Backend("an object of the batch has no outcome".into()))
         })
         .collect()
+}
+
+fn execute(conn: &Connection, q: &sql::Sql) -> Result<usize> {
+    conn.prepare_cached(&q.text)
+        .map_err(backend)?
+        .execute(params_from_iter(q.args.iter()))
+        .map_err(backend)
 }
 
 fn append_audit(conn: &mut Connection, e: NewAuditEntry) -> Result<AuditEntry> {
@@ -1056,11 +1095,7 @@ impl Store for SqliteStore {
             let (cid, _) = collection_key(&tx, &collection, &Reader::Person(who.clone()))?
                 .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
             let q = sql::delete_query(Dialect::Sqlite, &who, cid, &id, &versions, &spec_versions);
-            let n = tx
-                .prepare_cached(&q.text)
-                .map_err(backend)?
-                .execute(params_from_iter(q.args.iter()))
-                .map_err(backend)?;
+            let n = execute(&tx, &q)?;
             tx.commit().map_err(backend)?;
             Ok(n as u64)
         })

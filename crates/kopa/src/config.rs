@@ -28,6 +28,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("federation.pull_interval_seconds", Kind::Int),
     ("federation.page_size", Kind::Int),
     ("federation.concurrency", Kind::Int),
+    ("sqlite.readers", Kind::Int),
 ];
 
 /// The kind of value a key takes.
@@ -93,6 +94,13 @@ pull_interval_seconds = 30
 page_size = 1000
 # Peers synchronised at the same time.
 concurrency = 4
+
+[sqlite]
+# Reader connections of the SQLite database, each on a thread of its own (1 to 64). More reads at
+# once wait for a free one. Each reader holds a page cache of about 4 MB, its prepared statements
+# and its thread's allocator arena; with the one writer (64 MB cache) this bounds the node's
+# memory. Not used with PostgreSQL.
+readers = 4
 "#;
 
 /// The node's effective configuration.
@@ -113,6 +121,7 @@ pub struct Config {
     pub pull_interval_seconds: u64,
     pub federation_page_size: u64,
     pub federation_concurrency: u64,
+    pub sqlite_readers: u64,
 }
 
 impl Default for Config {
@@ -132,6 +141,7 @@ impl Default for Config {
             pull_interval_seconds: 30,
             federation_page_size: 1000,
             federation_concurrency: 4,
+            sqlite_readers: kopa_store::DEFAULT_SQLITE_READERS as u64,
         }
     }
 }
@@ -400,6 +410,7 @@ fn apply(config: &mut Config, key: &str, val: Val) -> anyhow::Result<()> {
         ("federation.pull_interval_seconds", Val::Int(n)) => config.pull_interval_seconds = n,
         ("federation.page_size", Val::Int(n)) => config.federation_page_size = n,
         ("federation.concurrency", Val::Int(n)) => config.federation_concurrency = n,
+        ("sqlite.readers", Val::Int(n)) => config.sqlite_readers = n,
         (key, val) => bail!("value {val:?} does not fit key {key}"),
     }
     Ok(())
@@ -425,6 +436,10 @@ fn check(c: &Config) -> anyhow::Result<()> {
     }
     if c.federation_page_size == 0 || c.federation_concurrency == 0 {
         bail!("federation.page_size and federation.concurrency must be at least 1");
+    }
+    let readers = kopa_store::MAX_SQLITE_READERS as u64;
+    if c.sqlite_readers == 0 || c.sqlite_readers > readers {
+        bail!("sqlite.readers must be from 1 to {readers}");
     }
     if c.status_retention_hours < 24 {
         bail!("status_retention_hours must be at least 24 (TAXII keeps status resources a day)");
@@ -584,6 +599,8 @@ mod tests {
                 "federation.pull_interval_seconds",
             ),
             ("KOPA_FEDERATION__PAGE_SIZE", "0", "federation.page_size"),
+            ("KOPA_SQLITE__READERS", "0", "sqlite.readers"),
+            ("KOPA_SQLITE__READERS", "65", "sqlite.readers"),
             (
                 "KOPA_FEDERATION__CONCURRENCY",
                 "0",

@@ -87,7 +87,10 @@ pub async fn open_for_serve(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             dir.to_string_lossy().into_owned()
         }
     };
-    kopa_store::open(&location, true)
+    let options = kopa_store::OpenOptions {
+        sqlite_readers: usize::try_from(config.sqlite_readers).unwrap_or(usize::MAX),
+    };
+    kopa_store::open_with(&kopa_store::Location::parse(&location), true, &options)
         .await
         .with_context(|| format!("cannot open the {}", describe(config)))
 }
