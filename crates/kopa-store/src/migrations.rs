@@ -32,6 +32,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0003_federation_sync",
         sql: include_str!("../migrations/sqlite/0003_federation_sync.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_superseded",
+        sql: include_str!("../migrations/sqlite/0004_superseded.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -50,6 +55,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         name: "0003_federation_sync",
         sql: include_str!("../migrations/postgres/0003_federation_sync.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_superseded",
+        sql: include_str!("../migrations/postgres/0004_superseded.sql"),
     },
 ];
 

@@ -699,6 +699,7 @@ impl Store for PgStore {
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect::<std::result::Result<_, sqlx::Error>>()
         .map_err(backend)?;
+        let stored = sql::stored_ids(&existing);
         let (mut outcomes, new) = sql::plan(&objects, existing);
         let n = sql::count_new(&objects, &new);
         if n > 0 {
@@ -736,6 +737,7 @@ impl Store for PgStore {
             let mut orgs: (Vec<i64>, Vec<String>) = Default::default();
             let mut users: (Vec<i64>, Vec<String>) = Default::default();
             let mut values: (Vec<i64>, Vec<String>) = Default::default();
+            let versioned = sql::supersede_ids(&stored, &rows);
             for r in rows {
                 for o in r.orgs {
                     orgs.0.push(r.seq);
@@ -814,6 +816,13 @@ impl Store for PgStore {
                 .await
                 .map_err(backend)?;
             }
+            if !versioned.is_empty() {
+                let q = sql::supersede_query(Dialect::Postgres, cid, &versioned);
+                bind_all(sqlx::query(&q.text), &q.args)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
         }
         tx.commit().await.map_err(backend)?;
         self.after_write(n);
@@ -888,6 +897,13 @@ impl Store for PgStore {
             .await
             .map_err(backend)?
             .rows_affected();
+        if n > 0 {
+            let q = sql::supersede_query(Dialect::Postgres, cid, &[id.to_string()]);
+            bind_all(sqlx::query(&q.text), &q.args)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(n)
     }

@@ -191,9 +191,10 @@ pub(crate) fn visible(sql: &Sql, w: &Who, o: &str) -> String {
 ///
 /// The caller's query must itself require `o` to be visible to the reader and to match
 /// `spec_versions` (every caller does): "`o` is the last such version" is then "no such version of
-/// the object is later", a `NOT EXISTS` on the `(collection, stix_id, version)` index that reads
-/// no row at all for an object with one version (a `max()` subquery reads the latest version's row
-/// back for every row of a page).
+/// the object is later", a `NOT EXISTS` on the `(collection, stix_id, version)` index. A version
+/// whose `superseded` marker is 0 has no later version at all, visible or not, so it is the last
+/// one for every reader and the lookup is skipped: most rows of a page need none (see
+/// [`supersede_query`], which keeps the marker right).
 pub(crate) fn version_cond(
     sql: &mut Sql,
     w: &Who,
@@ -206,9 +207,9 @@ pub(crate) fn version_cond(
     }
     let last = vm.last || (!vm.first && vm.at.is_empty());
     let mut parts = Vec::new();
-    let mut extreme = |sql: &mut Sql, beyond: &str| {
+    let mut extreme = |sql: &mut Sql, beyond: &str, shortcut: &str| {
         let mut inner = format!(
-            "NOT EXISTS (SELECT 1 FROM objects v WHERE v.collection = {o}.collection AND \
+            "{shortcut}NOT EXISTS (SELECT 1 FROM objects v WHERE v.collection = {o}.collection AND \
              v.stix_id = {o}.stix_id AND v.version {beyond} {o}.version AND {vis}",
             vis = visible(sql, w, "v")
         );
@@ -220,10 +221,10 @@ pub(crate) fn version_cond(
         parts.push(inner);
     };
     if last {
-        extreme(sql, ">");
+        extreme(sql, ">", &format!("{o}.superseded = 0 OR "));
     }
     if vm.first {
-        extreme(sql, "<");
+        extreme(sql, "<", "");
     }
     if !vm.at.is_empty() {
         let at: Vec<i64> = vm.at.iter().map(|t| t.micros()).collect();
@@ -401,6 +402,48 @@ pub(crate) fn delete_query(
         conds.join(" AND ")
     );
     sql
+}
+
+/// Bring the `superseded` marker of every stored version of the objects `ids` in collection `cid`
+/// up to date: 1 when a later version of the same object is stored in the collection, else 0. Run
+/// in the transaction of each write that adds a version to an object already stored (or several
+/// versions of one object), and after each delete; rows already right are not written.
+pub(crate) fn supersede_query(dialect: Dialect, cid: i64, ids: &[String]) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let c = sql.bind(Arg::Int(cid));
+    let cond = sql.in_texts("stix_id", ids);
+    sql.text = format!(
+        "UPDATE objects SET superseded = 1 - superseded WHERE collection = {c} AND {cond} AND \
+         superseded <> CASE WHEN EXISTS (SELECT 1 FROM objects l WHERE l.collection = \
+         objects.collection AND l.stix_id = objects.stix_id AND l.version > objects.version) \
+         THEN 1 ELSE 0 END"
+    );
+    sql
+}
+
+/// The ids of the stored versions of a batch's objects (see [`supersede_ids`]).
+pub(crate) fn stored_ids(existing: &Existing) -> std::collections::HashSet<String> {
+    existing.iter().map(|(id, _, _)| id.clone()).collect()
+}
+
+/// The ids among `rows` (new versions about to be stored) whose `superseded` markers may change:
+/// those with a version already stored (`stored`, from [`stored_ids`]) or with more than one new
+/// version.
+pub(crate) fn supersede_ids(
+    stored: &std::collections::HashSet<String>,
+    rows: &[Row],
+) -> Vec<String> {
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut out: Vec<String> = Vec::new();
+    for r in rows {
+        let id = r.stix_id.as_str();
+        if stored.contains(id) || !seen.insert(id) {
+            out.push(r.stix_id.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The query of `Store::search`: the latest visible version of each object that mentions `value`.

@@ -522,6 +522,7 @@ fn put_batch(
         .map_err(backend)?
         .collect::<rusqlite::Result<_>>()
         .map_err(backend)?;
+    let stored = sql::stored_ids(&existing);
     let (mut outcomes, new) = sql::plan(objects, existing);
     let n = sql::count_new(objects, &new);
     if n > 0 {
@@ -597,6 +598,10 @@ fn put_batch(
             }
         }
         drop((ins, ins_org, ins_user, ins_value));
+        let versioned = sql::supersede_ids(&stored, &rows);
+        if !versioned.is_empty() {
+            execute(&tx, &sql::supersede_query(Dialect::Sqlite, cid, &versioned))?;
+        }
     }
     tx.commit().map_err(backend)?;
     outcomes
@@ -1096,6 +1101,10 @@ impl Store for SqliteStore {
                 .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
             let q = sql::delete_query(Dialect::Sqlite, &who, cid, &id, &versions, &spec_versions);
             let n = execute(&tx, &q)?;
+            if n > 0 {
+                let ids = [id];
+                execute(&tx, &sql::supersede_query(Dialect::Sqlite, cid, &ids))?;
+            }
             tx.commit().map_err(backend)?;
             Ok(n as u64)
         })
