@@ -3,32 +3,10 @@
 //! `cargo run --release -p kopa-pattern --example eval_speed`. Rates are per second of CPU time.
 
 use kopa_pattern::{parse, Observation};
-use std::time::Instant;
 
-/// Seconds this thread spent on a CPU (Linux `/proc/self/schedstat`), else wall-clock seconds:
-/// on a shared machine CPU time is the figure that does not depend on the other load.
-struct Clock(Instant, Option<u64>);
-
-fn cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-impl Clock {
-    fn start() -> Self {
-        Clock(Instant::now(), cpu_ns())
-    }
-    fn secs(&self) -> f64 {
-        match (self.1, cpu_ns()) {
-            (Some(a), Some(b)) => (b - a) as f64 / 1e9,
-            _ => self.0.elapsed().as_secs_f64(),
-        }
-    }
-}
+#[path = "common/clock.rs"]
+mod clock;
+use clock::Clock;
 
 fn main() {
     let bundle = serde_json::json!([

@@ -6,17 +6,10 @@
 
 use kopa_pattern::input::json::{read_json_lines, JsonScanner};
 use kopa_pattern::input::Mapping;
-use std::time::Instant;
 
-/// Nanoseconds this thread spent on a CPU (Linux), if known.
-fn cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
+#[path = "common/clock.rs"]
+mod clock;
+use clock::Clock;
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -29,7 +22,7 @@ fn main() -> std::io::Result<()> {
     let mapping = Mapping::ecs();
     let scanner = JsonScanner::new(&mapping);
     for _ in 0..rounds {
-        let (wall, cpu) = (Instant::now(), cpu_ns());
+        let clock = Clock::start();
         let mut values = 0usize;
         let mut bad = 0usize;
         let records = read_json_lines(
@@ -38,10 +31,7 @@ fn main() -> std::io::Result<()> {
             |_, fields| values += fields.len(),
             |_| bad += 1,
         )?;
-        let secs = match (cpu, cpu_ns()) {
-            (Some(a), Some(b)) => (b - a) as f64 / 1e9,
-            _ => wall.elapsed().as_secs_f64(),
-        };
+        let secs = clock.secs();
         println!(
             "{records} records, {bad} bad, {values} mapped values: {:.0} records per CPU-second",
             records as f64 / secs
