@@ -82,3 +82,25 @@ impl PgDb {
         }
     }
 }
+
+/// The opening of a script that builds a database at schema `version` with the shipped migration
+/// files (`migrations`, SQLite's or PostgreSQL's; `int` the dialect's integer type), for tests of
+/// upgrades from that version. The caller appends the rows the old schema holds.
+pub fn schema_script(
+    migrations: &[crate::migrations::Migration],
+    version: usize,
+    int: &str,
+) -> String {
+    let mut sql = format!(
+        "CREATE TABLE kopa_schema_migrations (version {int} PRIMARY KEY, name TEXT NOT NULL, \
+         applied_at {int} NOT NULL);\n"
+    );
+    for m in &migrations[..version] {
+        sql.push_str(m.sql);
+        sql.push_str(&format!(
+            "\nINSERT INTO kopa_schema_migrations (version, name, applied_at) VALUES ({}, '{}', 0);\n",
+            m.version, m.name
+        ));
+    }
+    sql
+}

@@ -259,17 +259,7 @@ async fn a_later_version_the_reader_cannot_see(h: Arc<Harness>) {
 /// A database at schema version 3 holding several versions of objects, made with the shipped
 /// migration files.
 fn schema_3_script(migrations: &[kopa_store::migrations::Migration], int: &str) -> String {
-    let mut sql = format!(
-        "CREATE TABLE kopa_schema_migrations (version {int} PRIMARY KEY, name TEXT NOT NULL, \
-         applied_at {int} NOT NULL);\n"
-    );
-    for m in &migrations[..3] {
-        sql.push_str(m.sql);
-        sql.push_str(&format!(
-            "\nINSERT INTO kopa_schema_migrations (version, name, applied_at) VALUES ({}, '{}', 0);\n",
-            m.version, m.name
-        ));
-    }
+    let mut sql = kopa_store::testing::schema_script(migrations, 3, int);
     sql.push_str(&format!(
         "INSERT INTO orgs (id, name) VALUES ('org-1', 'Old Org');
          INSERT INTO users (id, name, org_id, role) VALUES ('user-1', 'old', 'org-1', 'analyst');
