@@ -853,9 +853,7 @@ impl Syncer {
     }
 }
 
-/// The wait before the next attempt after `failures` failed rounds in a row: the interval, doubled
-/// per failure after the first, at most eight intervals.
-/// The `id` of a serialised object, for a log line.
+/// The `id` of a serialised object, for the log line of an object too large for the peer.
 fn object_id(json: &str) -> String {
     serde_json::from_str::<Value>(json)
         .ok()
@@ -863,6 +861,8 @@ fn object_id(json: &str) -> String {
         .unwrap_or_else(|| "(no id)".into())
 }
 
+/// The wait before the next attempt after `failures` failed rounds in a row: the interval, doubled
+/// per failure after the first, at most eight intervals.
 fn backoff(interval: Duration, failures: u32) -> Duration {
     interval * (1u32 << failures.saturating_sub(1).min(3))
 }
