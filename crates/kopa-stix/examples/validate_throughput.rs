@@ -10,32 +10,10 @@
 #[path = "../tests/common/gen.rs"]
 mod gen;
 
-use std::time::{Duration, Instant};
-
-/// Time this thread spent on a CPU (Linux `schedstat`), so that the figure holds on a busy machine;
-/// falls back to wall-clock time elsewhere.
-struct Clock(Instant, Option<u64>);
-
-fn on_cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-impl Clock {
-    fn start() -> Self {
-        Clock(Instant::now(), on_cpu_ns())
-    }
-    fn elapsed(&self) -> Duration {
-        match (self.1, on_cpu_ns()) {
-            (Some(a), Some(b)) => Duration::from_nanos(b - a),
-            _ => self.0.elapsed(),
-        }
-    }
-}
+// The examples' CPU clock, kept once in kopa-pattern's examples.
+#[path = "../../kopa-pattern/examples/common/clock.rs"]
+mod clock;
+use clock::Clock;
 
 fn main() {
     let n: usize = std::env::args()
@@ -50,21 +28,21 @@ fn main() {
     for v in &corpus {
         ok += usize::from(kopa_stix::validate(v).is_empty());
     }
-    let validate = start.elapsed();
+    let validate = start.secs();
 
     let start = Clock::start();
     for v in corpus.iter().cloned() {
         ok += usize::from(kopa_stix::parse_object_owned(v).is_ok());
     }
-    let parse_owned = start.elapsed();
+    let parse_owned = start.secs();
 
     let start = Clock::start();
     for v in &corpus {
         ok += usize::from(kopa_stix::parse_object(v).is_ok());
     }
-    let parse = start.elapsed();
+    let parse = start.secs();
 
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let rate = |secs: f64| n as f64 / secs;
     println!(
         "{n} objects ({:.0} bytes each on average), {ok} accepted over three passes",
         bytes as f64 / n as f64

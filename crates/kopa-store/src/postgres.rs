@@ -699,8 +699,7 @@ impl Store for PgStore {
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect::<std::result::Result<_, sqlx::Error>>()
         .map_err(backend)?;
-        let stored = sql::stored_ids(&existing);
-        let (mut outcomes, new) = sql::plan(&objects, existing);
+        let (mut outcomes, new, stored) = sql::plan(&objects, existing);
         let n = sql::count_new(&objects, &new);
         if n > 0 {
             let (last_seq, last_added): (i64, i64) = sqlx::query_as(

@@ -7,7 +7,7 @@
 use crate::{NewObject, ObjectFilter, PutOutcome, StoredObject, VersionMatch};
 use kopa_core::{Audience, Reader};
 use kopa_stix::Timestamp;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -421,19 +421,10 @@ pub(crate) fn supersede_query(dialect: Dialect, cid: i64, ids: &[String]) -> Sql
     sql
 }
 
-/// The ids of the stored versions of a batch's objects (see [`supersede_ids`]).
-pub(crate) fn stored_ids(existing: &Existing) -> std::collections::HashSet<String> {
-    existing.iter().map(|(id, _, _)| id.clone()).collect()
-}
-
 /// The ids among `rows` (new versions about to be stored) whose `superseded` markers may change:
-/// those with a version already stored (`stored`, from [`stored_ids`]) or with more than one new
-/// version.
-pub(crate) fn supersede_ids(
-    stored: &std::collections::HashSet<String>,
-    rows: &[Row],
-) -> Vec<String> {
-    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+/// those with a version already stored (`stored`, from [`plan`]) or with more than one new version.
+pub(crate) fn supersede_ids(stored: &HashSet<String>, rows: &[Row]) -> Vec<String> {
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut out: Vec<String> = Vec::new();
     for r in rows {
         let id = r.stix_id.as_str();
@@ -492,11 +483,12 @@ pub(crate) struct Row {
 pub(crate) type Existing = Vec<(String, i64, String)>;
 
 /// Decide the outcome of each object of a batch, given what is stored. Returns the outcomes of the
-/// objects that are not new, and the indexes of the new ones (in input order).
+/// objects that are not new, the indexes of the new ones (in input order), and the ids that have a
+/// version stored already (for [`supersede_ids`]).
 pub(crate) fn plan(
     objects: &[NewObject],
     existing: Existing,
-) -> (Vec<Option<PutOutcome>>, Vec<usize>) {
+) -> (Vec<Option<PutOutcome>>, Vec<usize>, HashSet<String>) {
     // (id, version) -> json, and id -> [(version, json)] for unversioned objects.
     let mut by_key: HashMap<(String, i64), String> = HashMap::new();
     let mut by_id: HashMap<String, Vec<(i64, String)>> = HashMap::new();
@@ -560,7 +552,7 @@ pub(crate) fn plan(
             }
         }
     }
-    (outcomes, new)
+    (outcomes, new, by_id.into_keys().collect())
 }
 
 /// Assign sequence numbers and `date_added` to the new objects (from `first_seq` and `first_added`,
@@ -634,7 +626,7 @@ pub(crate) fn assign(
 
 /// How many rows `assign` will produce for `new` (unversioned repeats excluded).
 pub(crate) fn count_new(objects: &[NewObject], new: &[usize]) -> i64 {
-    let mut seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
     let mut n = 0;
     for &i in new {
         let o = &objects[i];

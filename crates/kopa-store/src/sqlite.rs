@@ -10,9 +10,11 @@
 //! tokio's blocking threads (up to 512, kept alive while work arrives), a burst of concurrent reads
 //! made dozens of threads and reader connections, and every one of them kept its share of page
 //! caches and allocator heaps through the writes that followed: the peak of a node grown to
-//! 1,000,000 objects varied from 237 to 438 MiB with how many threads that burst happened to make. `busy_timeout` lets another process (the CLI) write while the
-//! server runs. WAL with `synchronous=NORMAL`: a committed transaction survives a crash of the
-//! process (kill -9); only a power loss may lose the last commits.
+//! 1,000,000 objects varied from 237 to 438 MiB with how many threads that burst happened to make.
+//!
+//! `busy_timeout` lets another process (the CLI) write while the server runs. WAL with
+//! `synchronous=NORMAL`: a committed transaction survives a crash of the process (kill -9); only a
+//! power loss may lose the last commits.
 
 mod peers;
 
@@ -522,8 +524,7 @@ fn put_batch(
         .map_err(backend)?
         .collect::<rusqlite::Result<_>>()
         .map_err(backend)?;
-    let stored = sql::stored_ids(&existing);
-    let (mut outcomes, new) = sql::plan(objects, existing);
+    let (mut outcomes, new, stored) = sql::plan(objects, existing);
     let n = sql::count_new(objects, &new);
     if n > 0 {
         let (last_seq, last_added): (i64, i64) = tx

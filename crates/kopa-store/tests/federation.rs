@@ -317,30 +317,12 @@ async fn check_upgraded(location: &str) {
 
 #[tokio::test]
 async fn sqlite_upgrades_from_schema_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let conn = rusqlite::Connection::open(dir.path().join(kopa_store::DB_FILE)).unwrap();
-    conn.execute_batch(&schema_2_script(kopa_store::migrations::SQLITE, "INTEGER"))
-        .unwrap();
-    drop(conn);
+    let dir = sqlite_from_script(&schema_2_script(kopa_store::migrations::SQLITE, "INTEGER"));
     check_upgraded(dir.path().to_str().unwrap()).await;
 }
 
 #[tokio::test]
 async fn postgres_upgrades_from_schema_2() {
-    use sqlx::Connection;
-    let Some(db) = PgDb::create("kopa_test").await else {
-        return;
-    };
-    let url = db.url.clone();
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql(&schema_2_script(kopa_store::migrations::POSTGRES, "BIGINT"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    drop(conn);
-    let result = catch_panic(check_upgraded(&url)).await;
-    db.drop_db().await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    let script = schema_2_script(kopa_store::migrations::POSTGRES, "BIGINT");
+    on_postgres_from_script(&script, |url| async move { check_upgraded(&url).await }).await;
 }

@@ -213,28 +213,10 @@ async fn a_later_version_the_reader_cannot_see(h: Arc<Harness>) {
     let c = s.add_collection(&collection("Room")).await.unwrap();
     let id = sid("indicator", 1);
     // The later version first: the earlier one is marked when it arrives.
-    s.put_objects(
-        &c.id,
-        vec![indicator(
-            &id,
-            TIMES[1],
-            "red",
-            &steward(&a.id, &ua.id, Tlp::Red),
-        )],
-    )
-    .await
-    .unwrap();
-    s.put_objects(
-        &c.id,
-        vec![indicator(
-            &id,
-            TIMES[0],
-            "green",
-            &steward(&a.id, &ua.id, Tlp::Green),
-        )],
-    )
-    .await
-    .unwrap();
+    for (time, name, tlp) in [(TIMES[1], "red", Tlp::Red), (TIMES[0], "green", Tlp::Green)] {
+        let o = indicator(&id, time, name, &steward(&a.id, &ua.id, tlp));
+        s.put_objects(&c.id, vec![o]).await.unwrap();
+    }
     let rows = marks(&h).await;
     assert_eq!(rows, expected(&rows));
     assert_eq!(rows.iter().map(|r| r.3).collect::<Vec<_>>(), [1, 0]);
@@ -321,11 +303,7 @@ async fn check_upgraded(location: &str, raw: Raw) {
 
 #[tokio::test]
 async fn sqlite_upgrade_marks_superseded_versions() {
-    let dir = tempfile::tempdir().unwrap();
-    let conn = rusqlite::Connection::open(dir.path().join(kopa_store::DB_FILE)).unwrap();
-    conn.execute_batch(&schema_3_script(kopa_store::migrations::SQLITE, "INTEGER"))
-        .unwrap();
-    drop(conn);
+    let dir = sqlite_from_script(&schema_3_script(kopa_store::migrations::SQLITE, "INTEGER"));
     check_upgraded(
         dir.path().to_str().unwrap(),
         Raw::Sqlite(dir.path().to_path_buf()),
@@ -335,20 +313,9 @@ async fn sqlite_upgrade_marks_superseded_versions() {
 
 #[tokio::test]
 async fn postgres_upgrade_marks_superseded_versions() {
-    use sqlx::Connection;
-    let Some(db) = PgDb::create("kopa_test").await else {
-        return;
-    };
-    let url = db.url.clone();
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql(&schema_3_script(kopa_store::migrations::POSTGRES, "BIGINT"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    drop(conn);
-    let result = catch_panic(check_upgraded(&url, Raw::Postgres(url.clone()))).await;
-    db.drop_db().await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    let script = schema_3_script(kopa_store::migrations::POSTGRES, "BIGINT");
+    on_postgres_from_script(&script, |url| async move {
+        check_upgraded(&url, Raw::Postgres(url.clone())).await
+    })
+    .await;
 }

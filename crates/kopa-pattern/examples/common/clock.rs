@@ -1,4 +1,5 @@
-//! The clock of the examples' rates: CPU time of the measuring thread.
+//! The clock of the examples' rates (kopa-pattern's, and kopa-stix's `validate_throughput`): CPU time
+//! of the measuring thread.
 
 use std::time::Instant;
 

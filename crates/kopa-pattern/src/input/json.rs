@@ -317,14 +317,14 @@ impl JsonScanner {
                         }
                         i += 1;
                     } else {
-                        i = skip_compact(s, i, depth)?;
+                        i = skip_container_at(s, i, depth).ok()?;
                     }
                 }
                 b'[' => {
                     if want.any() || info.prefix {
                         return None;
                     }
-                    i = skip_compact(s, i, depth)?;
+                    i = skip_container_at(s, i, depth).ok()?;
                 }
                 b'-' | b'0'..=b'9' => {
                     let start = i;
@@ -722,30 +722,15 @@ impl Cursor<'_, '_> {
 
     /// Skips an object or array without looking at its keys (strings are still stepped over whole).
     fn skip_container(&mut self, depth: usize) -> Step {
-        let mut level = 0usize;
-        loop {
-            match self.peek() {
-                None => return Err(self.fail("unterminated object or array")),
-                Some(b'"') => {
-                    self.string()?;
-                    continue;
-                }
-                Some(b'{' | b'[') => {
-                    level += 1;
-                    if depth + level > MAX_DEPTH {
-                        return Err(self.fail("nested too deeply"));
-                    }
-                }
-                Some(b'}' | b']') => {
-                    level -= 1;
-                    if level == 0 {
-                        self.i += 1;
-                        return Ok(());
-                    }
-                }
-                _ => {}
+        match skip_container_at(self.s, self.i, depth) {
+            Ok(end) => {
+                self.i = end;
+                Ok(())
             }
-            self.i += 1;
+            Err((at, message)) => {
+                self.i = at;
+                Err(self.fail(message))
+            }
         }
     }
 }
@@ -777,26 +762,30 @@ fn string_end(s: &[u8], from: usize) -> Option<(usize, bool)> {
     }
 }
 
-/// Skips the object or array opening at `s[i]` (inside `depth` open objects), as
-/// [`Cursor::skip_container`] does; returns the index after it.
-fn skip_compact(s: &[u8], mut i: usize, depth: usize) -> Option<usize> {
+/// Skips the object or array opening at `s[i]` (inside `depth` open objects), for both scanners;
+/// returns the index after it, or where and why the line is bad.
+fn skip_container_at(s: &[u8], mut i: usize, depth: usize) -> Result<usize, (usize, &'static str)> {
     let mut level = 0usize;
     loop {
-        match *s.get(i)? {
-            b'"' => {
-                i = string_end(s, i + 1)?.0 + 1;
-                continue;
-            }
-            b'{' | b'[' => {
+        match s.get(i) {
+            None => return Err((i, "unterminated object or array")),
+            Some(b'"') => match string_end(s, i + 1) {
+                Some((end, _)) => {
+                    i = end + 1;
+                    continue;
+                }
+                None => return Err((s.len(), "unterminated string")),
+            },
+            Some(b'{' | b'[') => {
                 level += 1;
                 if depth + level > MAX_DEPTH {
-                    return None;
+                    return Err((i, "nested too deeply"));
                 }
             }
-            b'}' | b']' => {
+            Some(b'}' | b']') => {
                 level -= 1;
                 if level == 0 {
-                    return Some(i + 1);
+                    return Ok(i + 1);
                 }
             }
             _ => {}

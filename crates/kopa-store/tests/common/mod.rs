@@ -229,3 +229,33 @@ pub fn object_filter(limit: usize, versions: VersionMatch) -> ObjectFilter {
 pub fn sid(type_: &str, n: u64) -> String {
     format!("{type_}--00000000-0000-4000-8000-{n:012}")
 }
+
+/// A fresh SQLite data directory whose database was built by `script` (an old schema and its rows,
+/// for upgrade tests).
+pub fn sqlite_from_script(script: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join(kopa_store::DB_FILE)).unwrap();
+    conn.execute_batch(script).unwrap();
+    dir
+}
+
+/// Runs `check` with the URL of a fresh PostgreSQL database built by `script`, and drops the
+/// database afterwards, also when the check fails. Nothing when PostgreSQL tests are off.
+pub async fn on_postgres_from_script<F, Fut>(script: &str, check: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    use sqlx::Connection;
+    let Some(db) = kopa_store::testing::PgDb::create("kopa_test").await else {
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(script).execute(&mut conn).await.unwrap();
+    drop(conn);
+    let result = catch_panic(check(db.url.clone())).await;
+    db.drop_db().await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
