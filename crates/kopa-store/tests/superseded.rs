@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use kopa_core::{Role, Tlp};
 use kopa_store::{Access, NewCollection, VersionMatch};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -68,20 +69,6 @@ fn collection(title: &str) -> NewCollection {
     }
 }
 
-/// A small deterministic generator (no dependency on a random source: the sequence is the same
-/// on every run and backend).
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
-
 const TIMES: [&str; 6] = [
     "2021-01-01T00:00:00Z",
     "2021-02-01T00:00:00Z",
@@ -103,7 +90,8 @@ async fn marks_follow_out_of_order_versions_and_deletes(h: Arc<Harness>) {
     let ids: Vec<String> = (1..=4).map(|n| sid("indicator", n)).collect();
     // The model: the versions stored in `c`, by id.
     let mut stored: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
-    let mut rng = Lcg(20_261_203);
+    // Seeded: the sequence is the same on every run and backend.
+    let mut rng = StdRng::seed_from_u64(20_261_203);
     // Versions of the same ids in the other collection, newer than any in `c`.
     s.put_objects(
         &other.id,
@@ -114,15 +102,19 @@ async fn marks_follow_out_of_order_versions_and_deletes(h: Arc<Harness>) {
     .await
     .unwrap();
     for step in 0..60 {
-        let what = if rng.below(3) < 2 { "put" } else { "delete" };
+        let what = if rng.gen_range(0..3) < 2 {
+            "put"
+        } else {
+            "delete"
+        };
         if what == "put" {
             // One to four versions, in any order, possibly of one object twice and possibly
             // already stored.
-            let n = 1 + rng.below(4);
+            let n = 1 + rng.gen_range(0..4);
             let batch: Vec<_> = (0..n)
                 .map(|_| {
-                    let id = &ids[rng.below(ids.len() as u64) as usize];
-                    let t = TIMES[rng.below(TIMES.len() as u64) as usize];
+                    let id = &ids[rng.gen_range(0..ids.len())];
+                    let t = TIMES[rng.gen_range(0..TIMES.len())];
                     indicator(id, t, t, &st)
                 })
                 .collect();
@@ -132,9 +124,9 @@ async fn marks_follow_out_of_order_versions_and_deletes(h: Arc<Harness>) {
             }
             s.put_objects(&c.id, batch).await.unwrap();
         } else {
-            let id = &ids[rng.below(ids.len() as u64) as usize];
+            let id = &ids[rng.gen_range(0..ids.len())];
             let versions = stored.entry(id.clone()).or_default();
-            let (vm, gone): (VersionMatch, Vec<i64>) = match rng.below(4) {
+            let (vm, gone): (VersionMatch, Vec<i64>) = match rng.gen_range(0..4) {
                 0 => (
                     VersionMatch::last(),
                     versions.last().into_iter().copied().collect(),
@@ -154,7 +146,7 @@ async fn marks_follow_out_of_order_versions_and_deletes(h: Arc<Harness>) {
                     versions.iter().copied().collect(),
                 ),
                 _ => {
-                    let t = ts(TIMES[rng.below(TIMES.len() as u64) as usize]);
+                    let t = ts(TIMES[rng.gen_range(0..TIMES.len())]);
                     let gone = versions
                         .iter()
                         .copied()
