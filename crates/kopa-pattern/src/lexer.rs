@@ -357,13 +357,18 @@ pub(crate) fn tokenize(src: &str) -> Vec<Token> {
         offer(hex_lit(b, i), Tok::Hex);
         offer(binary_lit(b, i), Tok::Binary);
         offer(string_lit(b, i), Tok::Str);
+        // Words are compared only where their first byte stands: most positions start none of them.
         for word in ["true", "false"] {
-            offer(rest.starts_with(word).then_some(i + word.len()), Tok::Bool);
+            if word.as_bytes()[0] == b[i] && rest.starts_with(word) {
+                offer(Some(i + word.len()), Tok::Bool);
+            }
         }
         offer(timestamp_lit(b, i), Tok::Timestamp);
-        for (word, kind) in KEYWORDS {
-            if rest.starts_with(word) {
-                offer(Some(i + word.len()), kind);
+        if b[i].is_ascii_uppercase() {
+            for (word, kind) in KEYWORDS {
+                if word.as_bytes()[0] == b[i] && rest.starts_with(word) {
+                    offer(Some(i + word.len()), kind);
+                }
             }
         }
         offer(ident(b, i, false), Tok::IdentNoHyphen);
