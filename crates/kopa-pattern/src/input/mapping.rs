@@ -51,9 +51,29 @@ impl ScoType {
     pub fn resolve<'a>(&'a self, value: &str) -> &'a str {
         match self {
             ScoType::Fixed(t) => t,
-            ScoType::Ip if value.contains(':') => "ipv6-addr",
+            ScoType::Ip if is_ipv6_text(value) => "ipv6-addr",
             ScoType::Ip => "ipv4-addr",
         }
+    }
+}
+
+/// Whether the text of an address field is read as an IPv6 address (it holds a colon) rather than an
+/// IPv4 one: the one rule for the matcher's lookups and for the observed-data built from a record.
+/// Addresses are short, so up to sixteen bytes are tested as two words instead of byte by byte.
+#[inline]
+pub fn is_ipv6_text(value: &str) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let b = value.as_bytes();
+    // Whether any byte of `w` is a colon (the zero-byte test on `w` xor colons is exact).
+    let colon = |w: [u8; 8]| {
+        let v = u64::from_le_bytes(w) ^ (ONES * u64::from(b':'));
+        v.wrapping_sub(ONES) & !v & HIGH != 0
+    };
+    match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        (Some(&head), Some(&tail)) if b.len() <= 16 => colon(head) || colon(tail),
+        (Some(_), Some(_)) => memchr::memchr(b':', b).is_some(),
+        _ => b.contains(&b':'),
     }
 }
 
@@ -370,6 +390,27 @@ mod tests {
     fn unknown_key_is_rejected() {
         let e = Mapping::from_toml("fieldz = 1\n[fields]\n").unwrap_err();
         assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn ipv6_text_is_any_text_with_a_colon() {
+        // Every length around the two-word test (0 to 40 bytes), a colon at every place or none,
+        // and bytes that differ from a colon by one bit.
+        for n in 0..=40usize {
+            let plain: String = (0..n).map(|i| if i % 2 == 0 { '1' } else { '.' }).collect();
+            assert!(!is_ipv6_text(&plain), "{plain:?}");
+            assert!(!is_ipv6_text(&";".repeat(n)), "{n} semicolons");
+            for at in 0..n {
+                let mut b = plain.clone().into_bytes();
+                b[at] = b':';
+                let text = String::from_utf8(b).unwrap();
+                assert!(is_ipv6_text(&text), "{text:?}");
+            }
+        }
+        assert!(is_ipv6_text("2001:db8::1"));
+        assert!(is_ipv6_text("::ffff:192.0.2.1"));
+        assert!(!is_ipv6_text("203.0.113.7"));
+        assert!(!is_ipv6_text("é1.2.3.4"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod mapping;
 pub mod stix;
 pub mod zeek;
 
-pub use mapping::{canonical_path, Mapping, MappingError, ScoType, Target};
+pub use mapping::{canonical_path, is_ipv6_text, Mapping, MappingError, ScoType, Target};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
@@ -93,6 +93,12 @@ impl LineFields {
                 &self.buf[f.start as usize..f.end as usize],
             )
         })
+    }
+
+    /// The text of the `i`th value (in the order of [`LineFields::iter`]).
+    pub fn value(&self, i: usize) -> &str {
+        let f = &self.fields[i];
+        &self.buf[f.start as usize..f.end as usize]
     }
 
     pub fn len(&self) -> usize {

@@ -25,7 +25,7 @@ use crate::ast::{
     ComparisonExpr, Literal, ObjectPath, ObservationExpr, Operand, Operator, PathStep,
 };
 use crate::input::stix::StixObservation;
-use crate::input::{canonical_path, Kind, LineFields, Mapping, ScoType};
+use crate::input::{canonical_path, is_ipv6_text, Kind, LineFields, Mapping, ScoType};
 use crate::{Comparison, Observation, Outcome, Pattern};
 use arc_swap::ArcSwap;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
@@ -639,7 +639,8 @@ pub struct Session {
     cand: Vec<u32>,
     types: Vec<u32>,
     scratch: Vec<u32>,
-    prepared: Vec<Prepared>,
+    /// The record's values to look up: (index among the record's values, first pass done).
+    prepared: Vec<(u32, Prepared)>,
     labels: Vec<(String, u64, Span)>,
     hits: Vec<(u32, u32)>,
     patterns: HashMap<u32, Option<Pattern>>,
@@ -648,8 +649,8 @@ pub struct Session {
     stats: SessionStats,
 }
 
-/// A record's value after the first pass of its lookups: its slot ([`NO_SLOT`]: none to look in),
-/// its equality hash and whether the equality filter let it through, and its network lookups.
+/// A record's value after the first pass of its lookups: its slot, its equality hash and whether the
+/// equality filter let it through, and its network lookups.
 #[derive(Debug, Clone, Copy)]
 struct Prepared {
     slot: u32,
@@ -658,16 +659,7 @@ struct Prepared {
     net: Option<index::NetProbe>,
 }
 
-const NO_SLOT: u32 = u32::MAX;
-
 impl Prepared {
-    const NONE: Prepared = Prepared {
-        slot: NO_SLOT,
-        eq_hash: 0,
-        eq: false,
-        net: None,
-    };
-
     /// The first pass of the lookups of `value` in `slot`.
     #[inline]
     fn of(m: &Matcher, slot: u32, value: &str) -> Prepared {
@@ -738,34 +730,31 @@ impl Session {
         // together. The second does the rest of each lookup (a value nearly always stops at a filter).
         let m = &*self.m;
         self.prepared.clear();
-        for (t, kind, text) in fields.iter() {
-            let Some(tp) = plan.targets.get(t as usize) else {
-                self.prepared.push(Prepared::NONE);
+        for (i, (t, kind, text)) in fields.iter().enumerate() {
+            let Some(&[v4, v6]) = plan.targets.get(t as usize) else {
                 continue;
             };
-            // A short loop: the values are short, and a library search costs more to set up.
-            let (slot, ty) = if plan.ip[t as usize] && text.bytes().any(|b| b == b':') {
-                tp[1]
+            // An address field is read as IPv6 or IPv4 by its text; when both plans are the same (no
+            // indicator looks at one of the two), the text need not be looked at.
+            let (slot, ty) = if plan.ip[t as usize] && v4 != v6 && is_ipv6_text(text) {
+                v6
             } else {
-                tp[0]
+                v4
             };
             if let Some(ty) = ty {
                 self.types.push(ty);
             }
-            self.prepared.push(match (slot, kind) {
-                (Some(slot), Kind::Str) => Prepared::of(m, slot, text),
-                _ => Prepared::NONE,
-            });
+            if let (Some(slot), Kind::Str) = (slot, kind) {
+                self.prepared.push((i as u32, Prepared::of(m, slot, text)));
+            }
         }
         let mut found = Found {
             exact: &mut self.exact,
             cand: &mut self.cand,
             scratch: &mut self.scratch,
         };
-        for ((_, _, text), &p) in fields.iter().zip(&self.prepared) {
-            if p.slot != NO_SLOT {
-                found.probe(m, p, text);
-            }
+        for &(i, p) in &self.prepared {
+            found.probe(m, p, fields.value(i as usize));
         }
         if !self.types.is_empty() {
             self.add_types();
