@@ -433,6 +433,24 @@ def test_node_sightings_are_posted_and_readable(match_world, posted, data):
             assert got[key] == s[key], (key, got, s)
 
 
+def test_read_only_token_prints_sightings_with_no_post(match_world, posted, data):
+    d, inputs = data
+    w = match_world
+    coll = w.shared["id"]
+    want = {json.loads(line)["indicator"]: json.loads(line) for line in expected_lines(inputs["logs.jsonl"][1])}
+    before = {s["id"] for s in read_all(w.node, w.alice, coll, "sighting")}
+    # bob may read the collection but not write it.
+    r = run_match(d, "--node", w.node.url, "--collection", coll, "--token", w.bob["token"],
+                  "--observations", "logs.jsonl", "--sightings", "--no-post")
+    printed = [json.loads(line) for line in r.stdout.splitlines()]
+    assert printed and all(s["type"] == "sighting" for s in printed)
+    assert sorted(s["sighting_of_ref"] for s in printed) == sorted(want)
+    assert "posted" not in r.stderr, r.stderr
+    after = {s["id"] for s in read_all(w.node, w.alice, coll, "sighting")}
+    assert after == before
+    assert not {s["id"] for s in printed} & after
+
+
 def test_node_sighting_too_large_is_reported(match_world, posted, tmp_path):
     """A sighting larger than the node's max_content_length is not sent: said on stderr, exit 1;
     the other sightings are still posted."""
@@ -493,6 +511,12 @@ def test_node_refusals_name_the_url(match_world, posted, data):
     # bob may read but not write: --sightings is refused before any matching.
     err = refused(d, "--node", node.url, "--collection", coll, "--token", w.bob["token"], "--sightings")
     assert "%scollections/%s/: this token may not write" % (node.api_root, coll) in err, err
+    assert "add --no-post to print them only" in err, err
+
+    # --no-post means nothing without --sightings: a usage error from the parser.
+    r = run_match(d, "--node", node.url, "--collection", coll, "--token", w.bob["token"],
+                  "--observations", "logs.jsonl", "--no-post", expect_ok=False)
+    assert r.returncode != 0 and "--sightings" in r.stderr, r.stderr
 
     port = free_port()
     err = refused(d, "--node", "http://127.0.0.1:%d" % port, "--collection", coll, "--token", w.bob["token"])

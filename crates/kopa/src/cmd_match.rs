@@ -6,7 +6,8 @@
 //! `--sightings`. A closing summary goes to stderr; a progress bar too when stderr is a terminal.
 //!
 //! With `--node URL --collection ID --token T` the indicators are also read from a TAXII 2.1
-//! collection (see [`crate::taxii_client`]), and with `--sightings` the sightings are posted back to it.
+//! collection (see [`crate::taxii_client`]), and with `--sightings` the sightings are posted back to it
+//! (unless `--no-post`).
 
 use crate::taxii_client::{self, Collection, TaxiiClient};
 use anyhow::{bail, Context};
@@ -66,6 +67,17 @@ pub struct MatchArgs {
     /// Print STIX 2.1 sighting objects instead of match lines (and post them to --collection).
     #[arg(long)]
     sightings: bool,
+    /// With --sightings and --node: print the sightings only, and post nothing back (a token that may
+    /// only read the collection will do).
+    #[arg(long, requires = "sightings")]
+    no_post: bool,
+}
+
+impl MatchArgs {
+    /// Whether the sightings go back to the node's collection.
+    fn posts_sightings(&self) -> bool {
+        self.sightings && !self.no_post && self.node.is_some()
+    }
 }
 
 fn detect(path: &Path) -> anyhow::Result<Format> {
@@ -170,10 +182,10 @@ fn from_node(
     }
     let client = TaxiiClient::new(token)?;
     let coll = client.open(&url, args.collection.as_deref().unwrap_or_default())?;
-    if args.sightings && !coll.can_write {
+    if args.posts_sightings() && !coll.can_write {
         bail!(
             "{}: this token may not write to the collection, so sightings could not be posted \
-             back (run without --sightings, or with the token of a user who may write there)",
+             back (add --no-post to print them only, or use the token of a user who may write there)",
             coll.url
         );
     }
@@ -384,7 +396,7 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         let text = serde_json::to_string(&line)?;
         out.write_all(text.as_bytes())?;
         out.write_all(b"\n")?;
-        if args.sightings && node.is_some() {
+        if args.posts_sightings() {
             let id = line["id"].as_str().unwrap_or_default().to_string();
             to_post.push((id, text));
         }
@@ -446,7 +458,7 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     drop(err);
-    if let (Some((client, coll, _)), true) = (&node, args.sightings) {
+    if let (Some((client, coll, _)), true) = (&node, args.posts_sightings()) {
         return post_sightings(client, coll, &to_post);
     }
     Ok(ExitCode::SUCCESS)
