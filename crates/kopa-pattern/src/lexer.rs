@@ -500,6 +500,30 @@ mod tests {
     }
 
     #[test]
+    fn keywords_start_with_a_capital_letter() {
+        // `tokenize` tries the keywords only at a capital letter.
+        for (word, _) in KEYWORDS {
+            assert!(word.as_bytes()[0].is_ascii_uppercase(), "{word}");
+        }
+        let kinds: Vec<Tok> = tokenize("AND ANDx And FOLLOWEDBY true falsey")
+            .iter()
+            .map(|t| t.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                Tok::And,
+                Tok::IdentNoHyphen,
+                Tok::IdentNoHyphen,
+                Tok::FollowedBy,
+                Tok::Bool,
+                Tok::IdentNoHyphen,
+                Tok::Eof
+            ]
+        );
+    }
+
+    #[test]
     fn columns_count_characters() {
         let toks = tokenize("é [");
         assert_eq!(toks[1].column, 3);
