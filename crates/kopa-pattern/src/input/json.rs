@@ -5,7 +5,7 @@
 //! descends only into objects that can hold a mapped field, and copies out only mapped values: no JSON
 //! tree is built per line. Arrays of scalars under a mapped field give one value per element.
 
-use super::{BadRecord, Kind, LineFields, Mapping};
+use super::{byte_mask, BadRecord, Kind, LineFields, Mapping};
 use hashbrown::HashMap;
 use std::io::BufRead;
 
@@ -814,10 +814,7 @@ fn emit_to(out: &mut LineFields, want: Want, kind: Kind, text: &str) {
 /// be set spuriously; only the lowest one counts).
 #[inline]
 fn quote_or_backslash(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')))
+    byte_mask(w, b'"') | byte_mask(w, b'\\')
 }
 
 fn hex4(s: &[u8], i: usize, end: usize) -> Option<u32> {

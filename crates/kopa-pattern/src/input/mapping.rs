@@ -62,14 +62,8 @@ impl ScoType {
 /// Addresses are short, so up to sixteen bytes are tested as two words instead of byte by byte.
 #[inline]
 pub fn is_ipv6_text(value: &str) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let b = value.as_bytes();
-    // Whether any byte of `w` is a colon (the zero-byte test on `w` xor colons is exact).
-    let colon = |w: [u8; 8]| {
-        let v = u64::from_le_bytes(w) ^ (ONES * u64::from(b':'));
-        v.wrapping_sub(ONES) & !v & HIGH != 0
-    };
+    let colon = |w: [u8; 8]| super::byte_mask(u64::from_le_bytes(w), b':') != 0;
     match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
         (Some(&head), Some(&tail)) if b.len() <= 16 => colon(head) || colon(tail),
         (Some(_), Some(_)) => memchr::memchr(b':', b).is_some(),

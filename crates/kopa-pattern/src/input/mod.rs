@@ -17,6 +17,17 @@ pub use mapping::{canonical_path, is_ipv6_text, Mapping, MappingError, ScoType, 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 
+/// The eight bytes of `w` (little-endian) tested for `byte` at once: the high bit is set in the lowest
+/// byte that equals it (higher bits may be set spuriously, so only the lowest counts; the word is
+/// non-zero exactly when some byte equals it). Shared by the readers' word-at-a-time scans.
+#[inline(always)]
+pub(crate) fn byte_mask(w: u64, byte: u8) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let v = w ^ (ONES * u64::from(byte));
+    v.wrapping_sub(ONES) & !v & HIGH
+}
+
 /// The kind of a scalar field value (as written in the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -483,6 +483,8 @@ impl MatcherBuilder {
 pub struct FieldPlan {
     /// Per mapping target: (slot, type id) for the fixed type, or for IPv4 and IPv6.
     targets: Vec<[(Option<u32>, Option<u32>); 2]>,
+    /// Per mapping target: an address field whose IPv4 and IPv6 plans differ, so that its text must
+    /// say which one it is.
     ip: Vec<bool>,
 }
 
@@ -545,8 +547,9 @@ impl Matcher {
                     ip.push(false);
                 }
                 ScoType::Ip => {
-                    targets.push([look("ipv4-addr", t), look("ipv6-addr", t)]);
-                    ip.push(true);
+                    let (v4, v6) = (look("ipv4-addr", t), look("ipv6-addr", t));
+                    targets.push([v4, v6]);
+                    ip.push(v4 != v6);
                 }
             }
         }
@@ -734,9 +737,9 @@ impl Session {
             let Some(&[v4, v6]) = plan.targets.get(t as usize) else {
                 continue;
             };
-            // An address field is read as IPv6 or IPv4 by its text; when both plans are the same (no
-            // indicator looks at one of the two), the text need not be looked at.
-            let (slot, ty) = if plan.ip[t as usize] && v4 != v6 && is_ipv6_text(text) {
+            // An address field is read as IPv6 or IPv4 by its text (looked at only where the two
+            // plans differ).
+            let (slot, ty) = if plan.ip[t as usize] && is_ipv6_text(text) {
                 v6
             } else {
                 v4
