@@ -41,7 +41,12 @@ def test_admin_forms_end_to_end(node):
     unknown = node.cli("user", "add", "x", "--org", "No Such Org", check=False)
     assert "No Such Org" in unknown["error"]
 
-    second = node.cli("token", "add", "mona")
+    # Mona makes a second token for herself; the operator cannot make one for her.
+    refused = node.cli("token", "add", "mona", check=False)
+    assert "a token is made only by its own user" in refused["error"]
+    r = requests.post(f"{node.url}/api/users/mona/tokens", auth=("mona", user["token"]))
+    assert r.status_code == 201, r.text
+    second = r.json()
     assert second["user"] == "mona" and second["token"].startswith(f"kopa_{second['id']}_")
     assert discovery(node, ("mona", second["token"])).status_code == 200
     assert node.cli("token", "revoke", second["id"]) == {"id": second["id"], "revoked": True}
@@ -50,6 +55,16 @@ def test_admin_forms_end_to_end(node):
     # The first token still works; a token under another user's name does not.
     assert discovery(node, ("mona", user["token"])).status_code == 200
     assert discovery(node, ("admin", user["token"])).status_code == 401
+    # Mona lost her token: the operator enrols her again; her old token stops working, the code
+    # works once, and she sees who enrolled her.
+    code = node.cli("user", "enrol", "mona")["code"]
+    assert discovery(node, ("mona", user["token"])).status_code == 401
+    r = requests.post(f"{node.url}/api/enrol", json={"user": "mona", "code": code})
+    assert r.status_code == 201, r.text
+    user["token"] = r.json()["token"]
+    assert requests.post(f"{node.url}/api/enrol", json={"user": "mona", "code": code}).status_code == 401
+    me = requests.get(f"{node.url}/api/me", auth=("mona", user["token"])).json()
+    assert [e["issued_by"] for e in me["enrolments"]] == ["cli"] and me["enrolments"][0]["redeemed_at"]
 
     col = node.cli("collection", "add", "Ministry feed", "--alias", "min", "--description", "d",
                    "--read", "all", "--write", "Ministry C")

@@ -7,6 +7,7 @@
 //! plain statements of the rule that tests use as the oracle the store's SQL is checked against.
 
 pub mod audit;
+pub mod permission;
 pub mod tlp;
 pub mod values;
 
@@ -59,8 +60,10 @@ impl Default for UserId {
     }
 }
 
-/// What a user may do. Administrators manage people and collections, never read past TLP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a user may do. Administrators manage people and collections, never read past TLP. Ordered
+/// from the least to the most (`Reader < Analyst < OrgAdmin < Admin`); what each may do is decided by
+/// [`permission::decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Reads intelligence.

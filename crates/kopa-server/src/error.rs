@@ -56,6 +56,7 @@ impl From<StoreError> for TaxiiError {
             StoreError::NotFound(what) => TaxiiError::not_found(format!("{what} not found")),
             StoreError::Conflict(m) => TaxiiError::new(StatusCode::CONFLICT, "Conflict", m),
             StoreError::Invalid(m) => TaxiiError::bad_request(m),
+            StoreError::Refused(m) => TaxiiError::forbidden(m),
             StoreError::Backend(_) => TaxiiError::internal(e),
         }
     }
@@ -119,6 +120,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
             StoreError::Invalid(m) => ApiError::bad_request(m),
+            StoreError::Refused(m) => ApiError::forbidden(m),
             StoreError::Backend(_) => ApiError::internal(e),
         }
     }

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
+use kopa_core::permission::{decide, Action, Actor, Rights};
 use kopa_core::{
-    addressed_to, searchable_values, AddressedTo, OrgId, Principal, Stewardship, Tlp, UserId,
+    addressed_to, searchable_values, AddressedTo, OrgId, Principal, Reader, Stewardship, Tlp,
+    UserId,
 };
 use kopa_federation::{
     sign, verify, KnownKeys, NodeId, NodeIdentity, Provenance, VerifyError, PROVENANCE_EXTENSION_ID,
@@ -550,23 +552,43 @@ pub async fn post_objects(
     Path(cid): Path<String>,
     req: Request,
 ) -> Result<Response, TaxiiError> {
-    let v = view(&state, &caller.reader(), &cid).await?;
+    let reader = caller.reader();
+    let v = match view(&state, &reader, &cid).await {
+        Ok(v) => v,
+        Err(e) => {
+            // A peer posting outside its policy does not see the collection: refused, counted.
+            if let Caller::Peer(peer) = &caller {
+                state.metrics().peer_post_refused(&peer.name);
+                tracing::warn!(peer = %peer.name, collection = %cid, "peer post outside its export policy refused");
+            }
+            return Err(e);
+        }
+    };
     // The path may name the collection by its alias; the store keys objects by its id.
     let cid = v.collection.id.clone();
-    if !v.can_write {
+    let rights = Rights {
+        can_read: v.can_read,
+        can_write: v.can_write,
+    };
+    let actor = match (&caller, &reader) {
+        (Caller::User(p), _) => Actor::Person(p),
+        (Caller::Peer(_), Reader::Peer(audience)) => Actor::Peer(audience),
+        (Caller::Peer(_), Reader::Person(_)) => {
+            return Err(TaxiiError::internal("a peer read as a person"))
+        }
+    };
+    if let Err(refusal) = decide(&actor, &Action::WriteObjects(rights)) {
+        if let Caller::Peer(peer) = &caller {
+            state.metrics().peer_post_refused(&peer.name);
+        }
         return Err(TaxiiError::forbidden(format!(
-            "you may read collection {cid} but not write to it"
+            "collection {cid}: {refusal}"
         )));
     }
     let p = match caller {
         Caller::User(p) => p,
         Caller::Peer(peer) => return post_from_peer(state, peer, origin, cid, req).await,
     };
-    if !p.role.writes_intelligence() {
-        return Err(TaxiiError::forbidden(
-            "your role (reader) may not add objects; an analyst or administrator can",
-        ));
-    }
     let body = read_body(&state, req).await?;
     let request_timestamp = Timestamp::now();
     let prov = match state.node() {

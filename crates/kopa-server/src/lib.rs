@@ -8,6 +8,7 @@
 //! [`federation`] is the node side of federation: objects received from peers, and the peers' keys.
 
 pub mod auth;
+pub mod enrolment;
 mod error;
 pub mod federation;
 mod filters;

@@ -111,6 +111,22 @@ impl Metrics {
         );
     }
 
+    /// `kopa_peer_posts_refused_total{peer}`: a post by `peer` into a collection its export policy
+    /// does not name, refused whole.
+    pub fn peer_post_refused(&self, peer: &str) {
+        self.counter("kopa_peer_posts_refused_total", Self::peer(peer), 1);
+    }
+
+    /// How many posts of `peer` were refused since the node started (for its status).
+    pub fn peer_posts_refused(&self, peer: &str) -> u64 {
+        let needle = format!("kopa_peer_posts_refused_total{{peer=\"{peer}\"}} ");
+        self.render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&needle))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
     pub(crate) fn request(&self, route: String, method: String, status: u16, seconds: f64) {
         let labels = vec![
             Label::new("route", route),

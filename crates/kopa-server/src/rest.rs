@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use kopa_core::audit::NewAuditEntry;
-use kopa_core::{OrgId, Principal, Role};
-use kopa_store::{Access, NewCollection, ObjectFilter, StoreError, User, VersionMatch};
+use kopa_core::permission::{decide, Account, Action, Actor};
+use kopa_core::{Principal, Role};
+use kopa_store::{Access, NewCollection, ObjectFilter, Org, StoreError, User, VersionMatch};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -37,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/users"),
     ("post", "/api/users"),
     ("post", "/api/users/{name}/tokens"),
+    ("post", "/api/users/{name}/enrolment"),
+    ("post", "/api/enrol"),
     ("delete", "/api/tokens/{id}"),
     ("get", "/api/collections"),
     ("post", "/api/collections"),
@@ -55,6 +58,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/orgs", get(list_orgs).post(add_org))
         .route("/api/users", get(list_users).post(add_user))
         .route("/api/users/{name}/tokens", post(add_token))
+        .route("/api/users/{name}/enrolment", post(enrol_user))
+        .route("/api/enrol", post(redeem_enrolment))
         .route("/api/tokens/{id}", delete(revoke_token))
         .route(
             "/api/collections",
@@ -87,8 +92,9 @@ fn status_zero(key: &str) -> Value {
     }
 }
 
-/// One peer as the REST API shows it: declaration, policy, sync status (never its token).
-fn peer_json(p: &kopa_store::PeerRecord) -> Value {
+/// One peer as the REST API shows it: declaration, policy, sync status, and how many of its posts
+/// this node refused since it started (never its token).
+fn peer_json(p: &kopa_store::PeerRecord, posts_refused: u64) -> Value {
     let ts = |t: Option<kopa_stix::Timestamp>| t.map_or(Value::Null, |t| json!(t.to_taxii()));
     let policy: Value =
         serde_json::from_str(&p.peer.policy).unwrap_or_else(|_| json!(p.peer.policy));
@@ -114,6 +120,7 @@ fn peer_json(p: &kopa_store::PeerRecord) -> Value {
             .unwrap_or_else(|| status_zero(key));
         m.insert((*key).into(), v);
     }
+    m.insert("posts_refused".into(), json!(posts_refused));
     m.insert("status".into(), p.status.clone().unwrap_or(Value::Null));
     Value::Object(m)
 }
@@ -125,9 +132,10 @@ async fn list_peers(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&p)?;
     let peers = state.store().peers().await?;
-    Ok(Json(
-        json!({"peers": peers.iter().map(peer_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(json!({"peers": peers
+            .iter()
+            .map(|p| peer_json(p, state.metrics().peer_posts_refused(&p.peer.name)))
+            .collect::<Vec<_>>()})))
 }
 
 /// Append an audit entry for an act of `p`. A failure to audit is logged loudly; the act itself has
@@ -195,12 +203,23 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn me(ApiAuth(p): ApiAuth) -> Json<Value> {
-    Json(json!({
+/// `GET /api/me`: who the caller is, and every enrolment of its account (who issued each code,
+/// when, and when and from where it was redeemed), so that a recovery is never silent.
+async fn me(State(state): State<AppState>, ApiAuth(p): ApiAuth) -> Result<Json<Value>, ApiError> {
+    let enrolments = state.store().enrolments(&p.user).await?;
+    let ts = |t: Option<kopa_stix::Timestamp>| t.map(|t| t.to_taxii());
+    Ok(Json(json!({
         "name": p.user_name,
         "org": p.org_name,
         "role": p.role.as_str(),
-    }))
+        "enrolments": enrolments.iter().map(|e| json!({
+            "issued_by": e.issued_by,
+            "issued_at": e.issued_at.to_taxii(),
+            "expires_at": e.expires_at.to_taxii(),
+            "redeemed_at": ts(e.redeemed_at),
+            "redeemed_from": e.redeemed_from,
+        })).collect::<Vec<_>>(),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -236,14 +255,13 @@ async fn search(
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
+/// Ask the permission rule whether `p` may do `action`; its refusal is a 403 with the rule's reason.
+fn permit(p: &Principal, action: &Action<'_>) -> Result<(), ApiError> {
+    decide(&Actor::Person(p), action).map_err(|r| ApiError::forbidden(r.0))
+}
+
 fn require_admin(p: &Principal) -> Result<(), ApiError> {
-    if p.role.manages_node() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "this needs the node administrator role",
-        ))
-    }
+    permit(p, &Action::AdministerNode)
 }
 
 #[derive(Deserialize)]
@@ -295,9 +313,27 @@ fn user_json(u: &User) -> Value {
     json!({"name": u.name, "org": u.org_name, "role": u.role.as_str()})
 }
 
-/// May `p` manage user accounts of organisation `org`?
-fn manages_users_of(p: &Principal, org: &OrgId) -> bool {
-    p.role.manages_node() || (p.role.manages_org_users() && &p.org == org)
+/// The account of `user` (of organisation `org`) as a target of the permission rule.
+fn account<'a>(user: &'a User, org: &Org) -> Account<'a> {
+    Account {
+        user: &user.id,
+        org: &user.org,
+        role: user.role,
+        directory: org.node.is_some(),
+    }
+}
+
+/// A user and its organisation by the user's name; 404 when there is none.
+async fn find_user(state: &AppState, name: &str) -> Result<(User, Org), ApiError> {
+    let user = match state.store().user_by_name(name).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound(_)) => {
+            return Err(ApiError::not_found(format!("no user named {name:?}")))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let org = state.store().org_by_name(&user.org_name).await?;
+    Ok((user, org))
 }
 
 #[derive(Deserialize)]
@@ -328,11 +364,6 @@ async fn add_user(
             "name must be non-empty and contain no ':' (it is the HTTP Basic user name)",
         ));
     }
-    if !p.role.manages_org_users() {
-        return Err(ApiError::forbidden(
-            "managing users needs the org-admin or admin role",
-        ));
-    }
     let org = match state.store().org_by_name(&b.org).await {
         Ok(o) => o,
         Err(StoreError::NotFound(_)) => {
@@ -343,32 +374,39 @@ async fn add_user(
         }
         Err(e) => return Err(e.into()),
     };
-    if !manages_users_of(&p, &org.id) {
-        return Err(ApiError::forbidden(
-            "an org-admin manages the users of its own organisation only",
-        ));
-    }
-    if role == Role::Admin && !p.role.manages_node() {
-        return Err(ApiError::forbidden(
-            "only a node administrator can make an administrator",
-        ));
-    }
+    let directory = org.node.is_some();
+    permit(
+        &p,
+        &Action::AddUser {
+            org: &org.id,
+            role,
+            directory,
+        },
+    )?;
     let user = state.store().add_user(name, &org.id, role).await?;
-    let (record, token) = new_token(&user.id);
-    state.store().add_token(&record).await?;
+    // A directory entry (a user of an organisation on another node) never gets a credential here.
+    let token = if directory {
+        None
+    } else {
+        let (record, token) = new_token(&user.id);
+        state.store().add_token(&record).await?;
+        Some((record.id, token))
+    };
     audit(
         &state,
         &p,
         &origin,
         "user.add",
         &user.name,
-        json!({"org": user.org_name, "role": role.as_str(), "token_id": record.id}),
+        json!({"org": user.org_name, "role": role.as_str(), "node": org.node,
+               "token_id": token.as_ref().map(|t| &t.0)}),
     )
     .await;
     Ok((
         StatusCode::CREATED,
         Json(
-            json!({"name": user.name, "org": user.org_name, "role": role.as_str(), "token": token}),
+            json!({"name": user.name, "org": user.org_name, "role": role.as_str(),
+                    "node": org.node, "token": token.map(|t| t.1)}),
         ),
     )
         .into_response())
@@ -378,39 +416,29 @@ async fn list_users(
     State(state): State<AppState>,
     ApiAuth(p): ApiAuth,
 ) -> Result<Json<Value>, ApiError> {
-    if !p.role.manages_org_users() {
-        return Err(ApiError::forbidden(
-            "listing users needs the org-admin or admin role",
-        ));
-    }
+    // The caller may list some organisation's users at all (its own, as an org-admin).
+    permit(&p, &Action::ListUsers { org: &p.org })?;
     let users = state.store().users().await?;
+    let actor = Actor::Person(&p);
     Ok(Json(json!({
         "users": users
             .iter()
-            .filter(|u| manages_users_of(&p, &u.org))
+            .filter(|u| decide(&actor, &Action::ListUsers { org: &u.org }).is_ok())
             .map(user_json)
             .collect::<Vec<_>>()
     })))
 }
 
+/// `POST /api/users/{name}/tokens`: a new token for oneself. No one makes a token for another user,
+/// the administrator included (see `enrol_user` for a user who lost every token).
 async fn add_token(
     State(state): State<AppState>,
     ApiAuth(p): ApiAuth,
     Origin(origin): Origin,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let user = match state.store().user_by_name(&name).await {
-        Ok(u) => u,
-        Err(StoreError::NotFound(_)) => {
-            return Err(ApiError::not_found(format!("no user named {name:?}")))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if user.id != p.user && !manages_users_of(&p, &user.org) {
-        return Err(ApiError::forbidden(
-            "you may make tokens for yourself, or as org-admin for your organisation's users",
-        ));
-    }
+    let (user, org) = find_user(&state, &name).await?;
+    permit(&p, &Action::AddToken(account(&user, &org)))?;
     let (record, token) = new_token(&user.id);
     state.store().add_token(&record).await?;
     audit(
@@ -425,6 +453,111 @@ async fn add_token(
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": record.id, "user": user.name, "token": token})),
+    )
+        .into_response())
+}
+
+/// `POST /api/users/{name}/enrolment`: a one-time enrolment code for a user who lost every token,
+/// issued by whoever manages the account. The user's remaining tokens are revoked.
+async fn enrol_user(
+    State(state): State<AppState>,
+    ApiAuth(p): ApiAuth,
+    Origin(origin): Origin,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let (user, org) = find_user(&state, &name).await?;
+    permit(&p, &Action::Enrol(account(&user, &org)))?;
+    let (record, code) =
+        crate::enrolment::new_code(&user.id, &p.user_name, kopa_stix::Timestamp::now());
+    let revoked = state.store().add_enrolment(&record).await?;
+    audit(
+        &state,
+        &p,
+        &origin,
+        "user.enrol",
+        &user.name,
+        json!({"enrolment_id": record.id, "tokens_revoked": revoked}),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"user": user.name, "code": code, "expires_at": record.expires_at.to_taxii(),
+                    "tokens_revoked": revoked}),
+        ),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedeemBody {
+    user: String,
+    code: String,
+}
+
+/// `POST /api/enrol` (no authentication: the code is the credential): redeem an enrolment code
+/// once for a new token. Every failure looks the same, so that codes cannot be probed.
+async fn redeem_enrolment(
+    State(state): State<AppState>,
+    Origin(origin): Origin,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: RedeemBody = parse_body(&body)?;
+    let refused = || {
+        tracing::info!(client = %origin, "enrolment code refused");
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this enrolment code is not valid for this user (unknown, used, or expired)",
+        )
+    };
+    let Some((id, secret)) = crate::enrolment::code_parts(b.code.trim()) else {
+        return Err(refused());
+    };
+    let record = match state.store().enrolment(id).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound(_)) => return Err(refused()),
+        Err(e) => return Err(e.into()),
+    };
+    let user = match state.store().user_by_id(&record.user).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound(_)) => return Err(refused()),
+        Err(e) => return Err(e.into()),
+    };
+    let now = kopa_stix::Timestamp::now();
+    if !crate::enrolment::secret_matches(&record, secret)
+        || user.name != b.user
+        || record.redeemed_at.is_some()
+        || now > record.expires_at
+    {
+        return Err(refused());
+    }
+    let (token_record, token) = new_token(&user.id);
+    match state
+        .store()
+        .redeem_enrolment(&record.id, &token_record, now, &origin)
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Err(refused()),
+        Err(e) => return Err(e.into()),
+    }
+    audit_as(
+        &state,
+        &user.name,
+        &origin,
+        "user.enrolled",
+        &user.name,
+        json!({"enrolment_id": record.id, "issued_by": record.issued_by,
+               "token_id": token_record.id}),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"id": token_record.id, "user": user.name, "token": token,
+                    "issued_by": record.issued_by}),
+        ),
     )
         .into_response())
 }
@@ -446,8 +579,14 @@ async fn revoke_token(
         Err(StoreError::NotFound(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
-    if owner.id != p.user && !manages_users_of(&p, &owner.org) {
-        // Do not reveal other organisations' token ids.
+    let org = state.store().org_by_name(&owner.org_name).await?;
+    if decide(
+        &Actor::Person(&p),
+        &Action::RevokeToken(account(&owner, &org)),
+    )
+    .is_err()
+    {
+        // Do not reveal the token ids of accounts the caller does not manage.
         return Err(not_found());
     }
     state.store().revoke_token(&id).await?;

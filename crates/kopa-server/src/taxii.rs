@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use kopa_core::permission::{decide, Action, Actor, Producer, Rights};
 use kopa_core::Reader;
 use kopa_store::{CollectionView, Page, StoreError};
 use serde_json::json;
@@ -518,14 +519,25 @@ async fn delete_object(
 ) -> Result<Response, TaxiiError> {
     let v = view(&state, &p.reader(), &cid).await?;
     let cid = v.collection.id.clone();
-    if !v.can_read || !v.can_write {
-        return Err(TaxiiError::forbidden(format!(
-            "deleting from collection {cid} needs both read and write access"
-        )));
-    }
-    if !p.role.writes_intelligence() {
-        return Err(TaxiiError::forbidden("readers cannot delete objects"));
-    }
+    let rights = Rights {
+        can_read: v.can_read,
+        can_write: v.can_write,
+    };
+    // The rights and the role are checked here once (the refusal needs no object); the ownership
+    // of each version is checked by the same rule inside the store's delete transaction.
+    let anyone = Producer {
+        org: p.org.clone(),
+        node: None,
+    };
+    decide(
+        &Actor::Person(&p),
+        &Action::DeleteObject {
+            rights,
+            owner: &anyone,
+            author: &p.user,
+        },
+    )
+    .map_err(|r| TaxiiError::forbidden(format!("collection {cid}: {r}")))?;
     let cfg = state.config();
     let scope = format!("{cid}/{oid}");
     let q = filters::parse(
@@ -538,7 +550,8 @@ async fn delete_object(
     let n = state
         .store()
         .delete_object(
-            &p.audience(),
+            &p,
+            rights,
             &cid,
             &oid,
             &q.filter.versions,

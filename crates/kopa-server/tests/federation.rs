@@ -420,18 +420,25 @@ async fn peer_reads(node: Node) {
     for (name, key, pol, host_orgs, host_users) in &policies {
         let hosts_orgs: Vec<OrgId> = host_orgs.iter().map(|o| OrgId(o.to_string())).collect();
         let hosts_users: Vec<UserId> = host_users.iter().map(|u| UserId(u.to_string())).collect();
-        // The collections list: every collection, readable as the policy says, writable.
+        // The collections list: exactly the policy's collections, each readable and writable.
         let r = peer_get(&node, key, "/kopa/collections/").await;
         assert_eq!(r.status, 200, "{name}: {}", r.text());
-        for c in r.json()["collections"].as_array().unwrap() {
-            let id = c["id"].as_str().unwrap();
-            assert_eq!(
-                c["can_read"],
-                pol.collections.iter().any(|x| x == id),
-                "{name}"
-            );
-            assert_eq!(c["can_write"], true, "{name}");
-        }
+        let listed: BTreeSet<String> = r.json()["collections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                assert_eq!(c["can_read"], true, "{name}");
+                assert_eq!(c["can_write"], true, "{name}");
+                c["id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let want: BTreeSet<String> = colls
+            .iter()
+            .filter(|c| pol.collections.contains(c))
+            .cloned()
+            .collect();
+        assert_eq!(listed, want, "{name}");
         for (ci, coll) in colls.iter().enumerate() {
             let r = peer_get(&node, key, &format!("{}?limit=1000", objects_path(coll))).await;
             let want: BTreeSet<String> = written
@@ -454,7 +461,8 @@ async fn peer_reads(node: Node) {
                 assert_eq!(r.status, 200, "{name} c{ci}: {}", r.text());
                 assert_eq!(id_set(&r.json()), want, "{name} reads c{ci}");
             } else {
-                assert_eq!(r.status, 403, "{name} c{ci}: {}", r.text());
+                // Outside its policy a collection does not exist for the peer.
+                assert_eq!(r.status, 404, "{name} c{ci}: {}", r.text());
                 assert!(want.is_empty());
             }
         }
@@ -993,4 +1001,88 @@ async fn objects_are_verified_with_the_cached_keys_until_the_cache_reloads() {
     tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
     let r = node.post_envelope(&coll, &alice, &[theirs(3)]).await;
     assert_one_unknown_origin(&r.json());
+}
+
+#[tokio::test]
+async fn a_peer_writes_only_where_its_policy_says_and_cannot_version_others_objects() {
+    let node = Node::sqlite().await;
+    let a = node.org("Org A").await;
+    let alice = node.user("alice", &a, Role::Analyst).await;
+    let admin = node.user("root", &a, Role::Admin).await;
+    let exported = node.collection("Exported", Access::All, Access::All).await;
+    let private = node.collection("Private", Access::All, Access::All).await;
+    let p_key = NodeKey::from_seed([31; 32]);
+    declare_peer(&node, "p", &p_key, json!({"collections": [exported]})).await;
+
+    // The collection list shows only the policy's collections.
+    let r = peer_get(&node, &p_key, "/kopa/collections/").await;
+    let ids: Vec<String> = r.json()["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec![exported.clone()]);
+
+    // A post outside the policy: refused whole, nothing stored, counted.
+    let by_p = sign(
+        &indicator(1, json!({"object_marking_refs": [GREEN]})),
+        &p_key,
+        "org-p",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let r = peer_post(&node, &p_key, &private, std::slice::from_ref(&by_p)).await;
+        assert!(r.status == 403 || r.status == 404, "{}", r.text());
+    }
+    assert_eq!(
+        node.get(&objects_path(&private), &alice).await.json()["objects"],
+        Value::Null,
+        "nothing stored outside the policy"
+    );
+    let metrics = node
+        .call("GET", "/metrics", Auth::None, &[], None)
+        .await
+        .text();
+    assert!(
+        metrics.contains("kopa_peer_posts_refused_total{peer=\"p\"} 2"),
+        "{metrics}"
+    );
+    let peers = node.api("GET", "/api/peers", &admin, None).await.json();
+    assert_eq!(peers["peers"][0]["posts_refused"], 2, "{peers}");
+
+    // Inside the policy it is stored; but P cannot publish a version of Alice's indicator (signed
+    // by P, it is P's object, not hers).
+    let r = node
+        .post_envelope(
+            &exported,
+            &alice,
+            &[indicator(2, json!({"object_marking_refs": [GREEN]}))],
+        )
+        .await;
+    assert_eq!(r.json()["success_count"], 1);
+    let hijack = sign(
+        &indicator(
+            2,
+            json!({"object_marking_refs": [GREEN], "revoked": true,
+                   "modified": "2024-06-01T00:00:00.000Z"}),
+        ),
+        &p_key,
+        "org-p",
+    )
+    .unwrap();
+    let r = peer_post(&node, &p_key, &exported, &[by_p.clone(), hijack]).await;
+    let status = r.json();
+    assert_eq!(status["success_count"], 1, "{status}");
+    assert_eq!(status["failure_count"], 1, "{status}");
+    assert!(status["failures"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("belongs to another producer"));
+    let served = node.get(&objects_path(&exported), &alice).await.json();
+    assert!(served["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o.get("revoked").is_none()));
 }

@@ -123,7 +123,7 @@ async fn administration_with_roles_and_audit() {
     let me = node.api("GET", "/api/me", &anna, None).await.json();
     assert_eq!(
         me,
-        json!({"name": "anna", "org": "Org A", "role": "org-admin"})
+        json!({"name": "anna", "org": "Org A", "role": "org-admin", "enrolments": []})
     );
     // Basic works on the REST API too.
     assert_eq!(
@@ -239,9 +239,20 @@ async fn administration_with_roles_and_audit() {
     assert_eq!(own, vec!["andy", "anna"]);
     assert_eq!(users(andy.clone()).await.0, 403);
 
-    // Tokens: an org-admin adds one for its user; it works; revoking it stops it.
+    // Tokens: no one makes a token for another user (an org-admin for its analyst, the
+    // administrator for anyone); a user makes its own; its org-admin may revoke it.
+    for (who, whom) in [(&anna, "andy"), (&admin, "andy"), (&admin, "anna")] {
+        let r = node
+            .api("POST", &format!("/api/users/{whom}/tokens"), who, None)
+            .await;
+        assert_eq!(r.status, 403, "token for {whom}");
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("a token is made only by its own user"));
+    }
     let r = node
-        .api("POST", "/api/users/andy/tokens", &anna, None)
+        .api("POST", "/api/users/andy/tokens", &andy, None)
         .await;
     assert_eq!(r.status, 201);
     let t = r.json();
@@ -411,7 +422,7 @@ async fn administration_with_roles_and_audit() {
         ("root", "user.add", "anna"),
         ("anna", "user.add", "andy"),
         ("root", "user.add", "bert"),
-        ("anna", "token.add", "andy"),
+        ("andy", "token.add", "andy"),
         ("anna", "token.revoke", "andy"),
         ("root", "collection.add", coll.as_str()),
         ("anna", "objects.add", coll.as_str()),

@@ -22,7 +22,8 @@ pub use sqlite::DB_FILE;
 
 use async_trait::async_trait;
 use kopa_core::audit::{AuditEntry, NewAuditEntry};
-use kopa_core::{Audience, OrgId, Reader, Role, Stewardship, UserId};
+use kopa_core::permission::Rights;
+use kopa_core::{Audience, OrgId, Principal, Reader, Role, Stewardship, UserId};
 use kopa_stix::Timestamp;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +38,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// The permission rule refused the act (`kopa_core::permission`); the message is the refusal's.
+    #[error("{0}")]
+    Refused(String),
     #[error("database error: {0}")]
     Backend(String),
 }
@@ -84,6 +88,24 @@ pub struct TokenRecord {
     /// Hex SHA-256 of the secret part; the caller compares in constant time.
     pub secret_hash: String,
     pub revoked: bool,
+}
+
+/// A one-time enrolment code as stored (the code itself is never stored: only the SHA-256 of its
+/// secret part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentRecord {
+    /// Public id of the code (part of the code string, used to look it up).
+    pub id: String,
+    pub user: UserId,
+    /// Hex SHA-256 of the secret part; the caller compares in constant time.
+    pub secret_hash: String,
+    /// Who issued it: a user name, or `cli` for the operator at the command line.
+    pub issued_by: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub redeemed_at: Option<Timestamp>,
+    /// The client address it was redeemed from.
+    pub redeemed_from: Option<String>,
 }
 
 /// Which organisations a collection's read or write list names.
@@ -272,12 +294,28 @@ pub trait Store: PeerStore + Send + Sync + 'static {
         Ok((token, user))
     }
     async fn revoke_token(&self, id: &str) -> Result<()>;
+    /// Issue an enrolment code: in one transaction, revoke every token of its user and keep the
+    /// code. Returns how many tokens were revoked. `NotFound` for an unknown user.
+    async fn add_enrolment(&self, e: &EnrolmentRecord) -> Result<u64>;
+    async fn enrolment(&self, id: &str) -> Result<EnrolmentRecord>;
+    /// Redeem enrolment code `id` for `token` (of the code's user), in one transaction: the code is
+    /// marked redeemed at `at` from `from` and the token stored. `Conflict` when the code was
+    /// redeemed already (it is used once), `NotFound` when there is none.
+    async fn redeem_enrolment(
+        &self,
+        id: &str,
+        token: &TokenRecord,
+        at: Timestamp,
+        from: &str,
+    ) -> Result<()>;
+    /// Every enrolment code issued for `user`, oldest first (shown to the user).
+    async fn enrolments(&self, user: &UserId) -> Result<Vec<EnrolmentRecord>>;
 
     // --- collections ---
     async fn add_collection(&self, c: &NewCollection) -> Result<Collection>;
     /// Collections the reader may read or write, with its rights. A person reads and writes as
-    /// the collection's lists say; a peer reads the collections of its policy and may write every
-    /// collection (it pushes, and sends sightings home; what it sends is verified on receipt).
+    /// the collection's lists say; a peer reads and writes the collections of its policy only (it
+    /// pushes, and sends sightings home, into them; what it sends is verified on receipt).
     async fn collections(&self, who: &Reader) -> Result<Vec<CollectionView>>;
     /// One collection (by id or alias) as `who` sees it; `NotFound` when it may neither read nor
     /// write it.
@@ -309,10 +347,14 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     async fn object_routes(&self, ids: &[String]) -> Result<Vec<ObjectRoute>>;
     /// Delete the versions of one object that match `versions`/`spec_versions`, among those `who` can
     /// see (an empty `VersionMatch` means `last`; pass `all: true` to delete every version).
-    /// Returns how many were deleted. `NotFound` for an unknown collection.
+    /// Returns how many were deleted. `NotFound` for an unknown collection. Each version is checked
+    /// with the permission rule (`Action::DeleteObject`, with the caller's `rights` on the
+    /// collection) in the transaction; when any is refused nothing is deleted and the refusal is
+    /// returned as `Refused`.
     async fn delete_object(
         &self,
-        who: &Audience,
+        who: &Principal,
+        rights: Rights,
         collection: &str,
         id: &str,
         versions: &VersionMatch,

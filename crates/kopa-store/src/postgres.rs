@@ -11,13 +11,14 @@ mod warm;
 use crate::migrations::{self, Migration};
 use crate::sql::{self, Arg, Dialect};
 use crate::{
-    Collection, CollectionView, NameIds, NewCollection, NewObject, NodeInfo, ObjectFilter,
-    ObjectRoute, Org, Page, PutOutcome, Result, StatusRecord, Store, StoreError, StoredObject,
-    TokenRecord, User, VersionMatch,
+    Collection, CollectionView, EnrolmentRecord, NameIds, NewCollection, NewObject, NodeInfo,
+    ObjectFilter, ObjectRoute, Org, Page, PutOutcome, Result, StatusRecord, Store, StoreError,
+    StoredObject, TokenRecord, User, VersionMatch,
 };
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
-use kopa_core::{Audience, OrgId, Reader, Role, UserId};
+use kopa_core::permission::Rights;
+use kopa_core::{Audience, OrgId, Principal, Reader, Role, UserId};
 use kopa_stix::Timestamp;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
@@ -60,6 +61,17 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     db_code(e).as_deref() == Some("23505")
 }
 
+/// Map a unique-key violation to `Conflict("{what} already exists")`, anything else to `Backend`.
+fn conflict_if_taken(what: String) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(format!("{what} already exists"))
+        } else {
+            backend(e)
+        }
+    }
+}
+
 fn bind_all<'q>(
     mut q: Query<'q, Postgres, PgArguments>,
     args: &[Arg],
@@ -73,6 +85,26 @@ fn bind_all<'q>(
         };
     }
     q
+}
+
+const ENROLMENT_SELECT: &str = "SELECT id, user_id, secret_hash, issued_by, issued_at, \
+     expires_at, redeemed_at, redeemed_from FROM enrolments";
+
+fn enrolment_from(r: &PgRow) -> Result<EnrolmentRecord> {
+    let get = |e: sqlx::Error| backend(e);
+    Ok(EnrolmentRecord {
+        id: r.try_get(0).map_err(get)?,
+        user: UserId(r.try_get(1).map_err(get)?),
+        secret_hash: r.try_get(2).map_err(get)?,
+        issued_by: r.try_get(3).map_err(get)?,
+        issued_at: Timestamp::from_micros(r.try_get(4).map_err(get)?),
+        expires_at: Timestamp::from_micros(r.try_get(5).map_err(get)?),
+        redeemed_at: r
+            .try_get::<Option<i64>, _>(6)
+            .map_err(get)?
+            .map(Timestamp::from_micros),
+        redeemed_from: r.try_get(7).map_err(get)?,
+    })
 }
 
 fn object_row(r: &PgRow) -> Result<StoredObject> {
@@ -519,14 +551,102 @@ impl Store for PgStore {
         .bind(i64::from(token.revoked))
         .execute(&mut *tx)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!("token {} already exists", token.id))
-            } else {
-                backend(e)
-            }
-        })?;
+        .map_err(conflict_if_taken(format!("token {}", token.id)))?;
         tx.commit().await.map_err(backend)
+    }
+
+    async fn add_enrolment(&self, e: &EnrolmentRecord) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
+            .bind(&e.user.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if known.is_none() {
+            return Err(StoreError::NotFound(format!("user {}", e.user.0)));
+        }
+        let revoked =
+            sqlx::query("UPDATE tokens SET revoked = 1 WHERE user_id = $1 AND revoked = 0")
+                .bind(&e.user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        sqlx::query(
+            "INSERT INTO enrolments (id, user_id, secret_hash, issued_by, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&e.id)
+        .bind(&e.user.0)
+        .bind(&e.secret_hash)
+        .bind(&e.issued_by)
+        .bind(e.issued_at.micros())
+        .bind(e.expires_at.micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_if_taken(format!("enrolment {}", e.id)))?;
+        tx.commit().await.map_err(backend)?;
+        Ok(revoked)
+    }
+
+    async fn enrolment(&self, id: &str) -> Result<EnrolmentRecord> {
+        let r = sqlx::query(&format!("{ENROLMENT_SELECT} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("enrolment {id}")))?;
+        enrolment_from(&r)
+    }
+
+    async fn redeem_enrolment(
+        &self,
+        id: &str,
+        token: &TokenRecord,
+        at: Timestamp,
+        from: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query(
+            "UPDATE enrolments SET redeemed_at = $1, redeemed_from = $2 WHERE id = $3 AND \
+             user_id = $4 AND redeemed_at IS NULL",
+        )
+        .bind(at.micros())
+        .bind(from)
+        .bind(id)
+        .bind(&token.user.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "enrolment {id} was used already"
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO tokens (id, user_id, secret_hash, revoked) VALUES ($1, $2, $3, 0)",
+        )
+        .bind(&token.id)
+        .bind(&token.user.0)
+        .bind(&token.secret_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn enrolments(&self, user: &UserId) -> Result<Vec<EnrolmentRecord>> {
+        sqlx::query(&format!(
+            "{ENROLMENT_SELECT} WHERE user_id = $1 ORDER BY issued_at, id"
+        ))
+        .bind(&user.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(enrolment_from)
+        .collect()
     }
 
     async fn token(&self, id: &str) -> Result<TokenRecord> {
@@ -699,7 +819,16 @@ impl Store for PgStore {
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect::<std::result::Result<_, sqlx::Error>>()
         .map_err(backend)?;
-        let (mut outcomes, new, stored) = sql::plan(&objects, existing);
+        let q = sql::producers_query(Dialect::Postgres, &ids);
+        let producers: Vec<sql::ProducerRow> = bind_all(sqlx::query(&q.text), &q.args)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(backend)?;
+        let (mut outcomes, new, stored) = sql::plan(&objects, existing, sql::producers(producers));
         let n = sql::count_new(&objects, &new);
         if n > 0 {
             let (last_seq, last_added): (i64, i64) = sqlx::query_as(
@@ -877,32 +1006,51 @@ impl Store for PgStore {
 
     async fn delete_object(
         &self,
-        who: &Audience,
+        who: &Principal,
+        rights: Rights,
         collection: &str,
         id: &str,
         versions: &VersionMatch,
         spec_versions: &[String],
     ) -> Result<u64> {
         let cid = self.cid(collection).await?;
-        let q = sql::delete_query(Dialect::Postgres, who, cid, id, versions, spec_versions);
+        let q = sql::delete_query(
+            Dialect::Postgres,
+            &who.audience(),
+            cid,
+            id,
+            versions,
+            spec_versions,
+        );
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // Not concurrently with a batch that may be writing versions of the same object.
         sqlx::query("SELECT last_seq FROM clock WHERE singleton = 1 FOR UPDATE")
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        let rows: Vec<sql::DeleteRow> = bind_all(sqlx::query(&q.text), &q.args)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(backend)?;
+        let seqs = sql::may_delete(who, rights, rows)?;
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let q = sql::delete_seqs_query(Dialect::Postgres, &seqs);
         let n = bind_all(sqlx::query(&q.text), &q.args)
             .execute(&mut *tx)
             .await
             .map_err(backend)?
             .rows_affected();
-        if n > 0 {
-            let q = sql::supersede_query(Dialect::Postgres, cid, &[id.to_string()]);
-            bind_all(sqlx::query(&q.text), &q.args)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
+        let q = sql::supersede_query(Dialect::Postgres, cid, &[id.to_string()]);
+        bind_all(sqlx::query(&q.text), &q.args)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(n)
     }

@@ -5,7 +5,8 @@
 //! array read with `json_each` in SQLite, an array with `= ANY` in PostgreSQL) differ.
 
 use crate::{NewObject, ObjectFilter, PutOutcome, StoredObject, VersionMatch};
-use kopa_core::{Audience, Reader};
+use kopa_core::permission::{self, Action, Actor, Producer, Rights};
+use kopa_core::{Audience, OrgId, Principal, Reader, UserId};
 use kopa_stix::Timestamp;
 use std::collections::{HashMap, HashSet};
 
@@ -372,7 +373,8 @@ pub(crate) fn page(mut rows: Vec<StoredObject>, limit: usize) -> crate::Page {
     }
 }
 
-/// The selection of `Store::delete_object`: sequence numbers to delete.
+/// The selection of `Store::delete_object`: the versions it would delete, as (seq, owner
+/// organisation, origin node, author), for the permission rule to check each.
 pub(crate) fn delete_query(
     dialect: Dialect,
     who_: &Audience,
@@ -398,10 +400,74 @@ pub(crate) fn delete_query(
         conds.push(v);
     }
     sql.text = format!(
-        "DELETE FROM objects WHERE seq IN (SELECT o.seq FROM objects o WHERE {})",
+        "SELECT o.seq, o.owner_org, o.origin, o.author FROM objects o WHERE {}",
         conds.join(" AND ")
     );
     sql
+}
+
+/// One version selected for deletion: (seq, owner organisation, origin node, author).
+pub(crate) type DeleteRow = (i64, String, Option<String>, String);
+
+/// Ask the permission rule about every version selected for deletion: the sequence numbers to
+/// delete, or the first refusal (then nothing is deleted).
+pub(crate) fn may_delete(
+    who: &Principal,
+    rights: Rights,
+    rows: Vec<DeleteRow>,
+) -> crate::Result<Vec<i64>> {
+    let actor = Actor::Person(who);
+    rows.into_iter()
+        .map(|(seq, org, node, author)| {
+            let owner = Producer {
+                org: OrgId(org),
+                node,
+            };
+            let author = UserId(author);
+            permission::decide(
+                &actor,
+                &Action::DeleteObject {
+                    rights,
+                    owner: &owner,
+                    author: &author,
+                },
+            )
+            .map(|()| seq)
+            .map_err(|r| crate::StoreError::Refused(r.0))
+        })
+        .collect()
+}
+
+/// Delete the versions with these sequence numbers.
+pub(crate) fn delete_seqs_query(dialect: Dialect, seqs: &[i64]) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let cond = sql.in_ints("seq", seqs);
+    sql.text = format!("DELETE FROM objects WHERE {cond}");
+    sql
+}
+
+/// The producers of the objects already held on the node (in any collection) with the ids of a
+/// batch: (stix_id, owner organisation, origin node), the earliest version's first.
+pub(crate) fn producers_query(dialect: Dialect, ids: &[String]) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let cond = sql.in_texts("stix_id", ids);
+    sql.text = format!("SELECT stix_id, owner_org, origin FROM objects WHERE {cond} ORDER BY seq");
+    sql
+}
+
+/// Rows of [`producers_query`].
+pub(crate) type ProducerRow = (String, String, Option<String>);
+
+/// The producer of each id held (that of its earliest stored version).
+pub(crate) fn producers(rows: Vec<ProducerRow>) -> HashMap<String, Producer> {
+    let mut out = HashMap::new();
+    for (id, org, node) in rows {
+        out.entry(id).or_insert(Producer {
+            org: OrgId(org),
+            node,
+        });
+    }
+    out
 }
 
 /// Bring the `superseded` marker of every stored version of the objects `ids` in collection `cid`
@@ -482,12 +548,17 @@ pub(crate) struct Row {
 /// The versions already stored for the ids of a batch: (stix_id, version, json).
 pub(crate) type Existing = Vec<(String, i64, String)>;
 
-/// Decide the outcome of each object of a batch, given what is stored. Returns the outcomes of the
-/// objects that are not new, the indexes of the new ones (in input order), and the ids that have a
-/// version stored already (for [`supersede_ids`]).
+/// Decide the outcome of each object of a batch, given what is stored in the collection
+/// (`existing`) and who produced the ids already held anywhere on the node (`producers`, see
+/// [`producers`]). A version whose producer is not the id's is refused by the permission rule
+/// (`permission::may_version`) before anything else is said about it, so the refusal reveals only
+/// that the id belongs to another producer. Returns the outcomes of the objects that are not new,
+/// the indexes of the new ones (in input order), and the ids that have a version stored already
+/// (for [`supersede_ids`]).
 pub(crate) fn plan(
     objects: &[NewObject],
     existing: Existing,
+    mut producers: HashMap<String, Producer>,
 ) -> (Vec<Option<PutOutcome>>, Vec<usize>, HashSet<String>) {
     // (id, version) -> json, and id -> [(version, json)] for unversioned objects.
     let mut by_key: HashMap<(String, i64), String> = HashMap::new();
@@ -504,6 +575,20 @@ pub(crate) fn plan(
     let mut outcomes = Vec::with_capacity(objects.len());
     let mut new = Vec::new();
     for (i, o) in objects.iter().enumerate() {
+        let poster = Producer {
+            org: o.steward.owner_org.clone(),
+            node: o.origin.clone(),
+        };
+        // The first object of the batch with a new id makes its producer for the rest of the batch.
+        let producer = producers
+            .entry(o.id.clone())
+            .or_insert_with(|| poster.clone());
+        if let Err(refusal) = permission::may_version(producer, &poster) {
+            outcomes.push(Some(PutOutcome::Failed {
+                message: format!("{}: {refusal}", o.id),
+            }));
+            continue;
+        }
         match o.version {
             Some(v) => {
                 let key = (o.id.clone(), v.micros());
@@ -672,12 +757,16 @@ pub(crate) fn access_from(all: bool, orgs: Vec<String>) -> crate::Access {
 }
 
 /// A collection as `who` sees it. A person reads and writes as the collection's lists say; a peer
-/// reads the collections of its policy and may write every collection (what it sends is verified
-/// on receipt and stored under the received-object rules).
+/// reads and writes the collections of its policy only (it pushes and sends sightings home into
+/// them; what it sends is verified on receipt and stored under the received-object rules), and
+/// does not see the others.
 pub(crate) fn view(c: crate::Collection, who: &Reader) -> crate::CollectionView {
     let (can_read, can_write) = match who {
         Reader::Person(a) => (allows(&c.read, &a.org), allows(&c.write, &a.org)),
-        Reader::Peer(p) => (p.collections.contains(&c.id), true),
+        Reader::Peer(p) => {
+            let in_policy = p.collections.contains(&c.id);
+            (in_policy, in_policy)
+        }
     };
     crate::CollectionView {
         collection: c,

@@ -21,13 +21,14 @@ mod peers;
 use crate::migrations::{self, Migration};
 use crate::sql::{self, Arg, Dialect};
 use crate::{
-    Access, Collection, CollectionView, NameIds, NewCollection, NewObject, NodeInfo, ObjectFilter,
-    ObjectRoute, Org, Page, PutOutcome, Result, StatusRecord, Store, StoreError, StoredObject,
-    TokenRecord, User, VersionMatch,
+    Access, Collection, CollectionView, EnrolmentRecord, NameIds, NewCollection, NewObject,
+    NodeInfo, ObjectFilter, ObjectRoute, Org, Page, PutOutcome, Result, StatusRecord, Store,
+    StoreError, StoredObject, TokenRecord, User, VersionMatch,
 };
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
-use kopa_core::{Audience, OrgId, Reader, Role, UserId};
+use kopa_core::permission::Rights;
+use kopa_core::{Audience, OrgId, Principal, Reader, Role, UserId};
 use kopa_stix::Timestamp;
 use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, TransactionBehavior,
@@ -97,6 +98,17 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
             || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// Map a unique-key violation to `Conflict("{what} already exists")`, anything else to `Backend`.
+fn conflict_if_taken(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(format!("{what} already exists"))
+        } else {
+            backend(e)
+        }
+    }
 }
 
 impl rusqlite::ToSql for Arg {
@@ -524,7 +536,10 @@ fn put_batch(
         .map_err(backend)?
         .collect::<rusqlite::Result<_>>()
         .map_err(backend)?;
-    let (mut outcomes, new, stored) = sql::plan(objects, existing);
+    let producers = query_rows(&tx, &sql::producers_query(Dialect::Sqlite, &ids), |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    let (mut outcomes, new, stored) = sql::plan(objects, existing, sql::producers(producers));
     let n = sql::count_new(objects, &new);
     if n > 0 {
         let (last_seq, last_added): (i64, i64) = tx
@@ -611,6 +626,35 @@ fn put_batch(
             o.ok_or_else(|| StoreError::Backend("an object of the batch has no outcome".into()))
         })
         .collect()
+}
+
+/// Run a query built in `sql` and read each row with `f`.
+fn query_rows<T>(
+    conn: &Connection,
+    q: &sql::Sql,
+    f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(&q.text).map_err(backend)?;
+    let rows = stmt
+        .query_map(params_from_iter(q.args.iter()), f)
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+const ENROLMENT_SELECT: &str = "SELECT id, user_id, secret_hash, issued_by, issued_at, \
+     expires_at, redeemed_at, redeemed_from FROM enrolments";
+
+fn enrolment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrolmentRecord> {
+    Ok(EnrolmentRecord {
+        id: r.get(0)?,
+        user: UserId(r.get(1)?),
+        secret_hash: r.get(2)?,
+        issued_by: r.get(3)?,
+        issued_at: Timestamp::from_micros(r.get(4)?),
+        expires_at: Timestamp::from_micros(r.get(5)?),
+        redeemed_at: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_micros),
+        redeemed_from: r.get(7)?,
+    })
 }
 
 fn execute(conn: &Connection, q: &sql::Sql) -> Result<usize> {
@@ -858,13 +902,7 @@ impl Store for SqliteStore {
                 "INSERT INTO tokens (id, user_id, secret_hash, revoked) VALUES (?1, ?2, ?3, ?4)",
                 params![t.id, t.user.0, t.secret_hash, i64::from(t.revoked)],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("token {} already exists", t.id))
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(conflict_if_taken(format!("token {}", t.id)))?;
             tx.commit().map_err(backend)
         })
         .await
@@ -900,6 +938,103 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound(format!("token {id}")));
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn add_enrolment(&self, e: &EnrolmentRecord) -> Result<u64> {
+        let e = e.clone();
+        self.write(move |c| {
+            let tx = immediate(c)?;
+            let known: Option<i64> = tx
+                .query_row("SELECT 1 FROM users WHERE id = ?1", [&e.user.0], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            if known.is_none() {
+                return Err(StoreError::NotFound(format!("user {}", e.user.0)));
+            }
+            let revoked = tx
+                .execute(
+                    "UPDATE tokens SET revoked = 1 WHERE user_id = ?1 AND revoked = 0",
+                    [&e.user.0],
+                )
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO enrolments (id, user_id, secret_hash, issued_by, issued_at, \
+                 expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    e.id,
+                    e.user.0,
+                    e.secret_hash,
+                    e.issued_by,
+                    e.issued_at.micros(),
+                    e.expires_at.micros()
+                ],
+            )
+            .map_err(conflict_if_taken(format!("enrolment {}", e.id)))?;
+            tx.commit().map_err(backend)?;
+            Ok(revoked as u64)
+        })
+        .await
+    }
+
+    async fn enrolment(&self, id: &str) -> Result<EnrolmentRecord> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!("{ENROLMENT_SELECT} WHERE id = ?1"))
+                .map_err(backend)?
+                .query_row([&id], enrolment_row)
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("enrolment {id}")))
+        })
+        .await
+    }
+
+    async fn redeem_enrolment(
+        &self,
+        id: &str,
+        token: &TokenRecord,
+        at: Timestamp,
+        from: &str,
+    ) -> Result<()> {
+        let (id, t, from) = (id.to_string(), token.clone(), from.to_string());
+        self.write(move |c| {
+            let tx = immediate(c)?;
+            let n = tx
+                .execute(
+                    "UPDATE enrolments SET redeemed_at = ?1, redeemed_from = ?2 WHERE id = ?3 AND \
+                     user_id = ?4 AND redeemed_at IS NULL",
+                    params![at.micros(), from, id, t.user.0],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "enrolment {id} was used already"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO tokens (id, user_id, secret_hash, revoked) VALUES (?1, ?2, ?3, 0)",
+                params![t.id, t.user.0, t.secret_hash],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn enrolments(&self, user: &UserId) -> Result<Vec<EnrolmentRecord>> {
+        let user = user.0.clone();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "{ENROLMENT_SELECT} WHERE user_id = ?1 ORDER BY issued_at, id"
+                ))
+                .map_err(backend)?;
+            let rows = stmt.query_map([&user], enrolment_row).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
         })
         .await
     }
@@ -1085,7 +1220,8 @@ impl Store for SqliteStore {
 
     async fn delete_object(
         &self,
-        who: &Audience,
+        who: &Principal,
+        rights: Rights,
         collection: &str,
         id: &str,
         versions: &VersionMatch,
@@ -1098,14 +1234,26 @@ impl Store for SqliteStore {
         let spec_versions = spec_versions.to_vec();
         self.write(move |c| {
             let tx = immediate(c)?;
-            let (cid, _) = collection_key(&tx, &collection, &Reader::Person(who.clone()))?
+            let (cid, _) = collection_key(&tx, &collection, &who.reader())?
                 .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
-            let q = sql::delete_query(Dialect::Sqlite, &who, cid, &id, &versions, &spec_versions);
-            let n = execute(&tx, &q)?;
-            if n > 0 {
-                let ids = [id];
-                execute(&tx, &sql::supersede_query(Dialect::Sqlite, cid, &ids))?;
+            let q = sql::delete_query(
+                Dialect::Sqlite,
+                &who.audience(),
+                cid,
+                &id,
+                &versions,
+                &spec_versions,
+            );
+            let rows = query_rows(&tx, &q, |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            let seqs = sql::may_delete(&who, rights, rows)?;
+            if seqs.is_empty() {
+                return Ok(0);
             }
+            let n = execute(&tx, &sql::delete_seqs_query(Dialect::Sqlite, &seqs))?;
+            let ids = [id];
+            execute(&tx, &sql::supersede_query(Dialect::Sqlite, cid, &ids))?;
             tx.commit().map_err(backend)?;
             Ok(n as u64)
         })

@@ -19,6 +19,8 @@ on_both_backends!(
     ids_by_name,
     collections_and_rights,
     put_outcomes,
+    versions_belong_to_their_producer,
+    enrolment_codes,
     unversioned_objects,
     batch_is_atomic,
     filters,
@@ -449,6 +451,176 @@ async fn put_outcomes(h: Arc<Harness>) {
     assert_eq!(s.put_objects(&w.coll, Vec::new()).await.unwrap(), vec![]);
 }
 
+/// A new version of an object is stored only for its producer: the owner organisation of the
+/// versions held anywhere on the node and, for a received object, its origin node. Another
+/// organisation's version, or a peer's version of an object originated elsewhere, fails alone,
+/// with a message that says only that the id belongs to another producer.
+async fn versions_belong_to_their_producer(h: Arc<Harness>) {
+    let w = simple(&h).await;
+    let s = &h.store;
+    let b = s.add_org("B").await.unwrap();
+    let ub = s.add_user("ub", &b.id, Role::Analyst).await.unwrap();
+    let id = sid("indicator", 41);
+    let mine = steward(&w.org, &w.user, Tlp::Red);
+    let v1 = indicator(&id, "2021-01-01T00:00:00Z", "one", &mine);
+    assert!(matches!(
+        s.put_objects(&w.coll, vec![v1.clone()]).await.unwrap()[0],
+        PutOutcome::Stored { .. }
+    ));
+    // B revokes A's indicator, in the same collection and in another one; a colleague of the
+    // author (same organisation) may version it.
+    let theirs = steward(&b.id, &ub.id, Tlp::Green);
+    let hijack = indicator(&id, "2021-02-01T00:00:00Z", "revoked", &theirs);
+    let same_version = indicator(&id, "2021-01-01T00:00:00Z", "one", &theirs);
+    let other = s
+        .add_collection(&collection("B's room", Access::All, Access::All))
+        .await
+        .unwrap();
+    let colleague = s.add_user("ua2", &w.org, Role::Analyst).await.unwrap();
+    let v2 = indicator(
+        &id,
+        "2021-03-01T00:00:00Z",
+        "two",
+        &steward(&w.org, &colleague.id, Tlp::Green),
+    );
+    let fresh = indicator(
+        &sid("indicator", 42),
+        "2021-01-01T00:00:00Z",
+        "b's",
+        &theirs,
+    );
+    let out = s
+        .put_objects(
+            &w.coll,
+            vec![hijack.clone(), same_version, fresh, v2.clone()],
+        )
+        .await
+        .unwrap();
+    for refused in &out[..2] {
+        match refused {
+            PutOutcome::Failed { message } => {
+                assert!(message.contains("belongs to another producer"), "{message}");
+                assert!(
+                    !message.contains("one"),
+                    "says nothing of the content: {message}"
+                );
+            }
+            o => panic!("expected a refusal, got {o:?}"),
+        }
+    }
+    assert!(matches!(out[2], PutOutcome::Stored { .. }));
+    assert!(matches!(out[3], PutOutcome::Stored { .. }));
+    assert!(matches!(
+        s.put_objects(&other.id, vec![hijack]).await.unwrap()[0],
+        PutOutcome::Failed { .. }
+    ));
+    // A received object: a version from another origin node, or from the same node but another
+    // organisation, is refused; the origin's own next version is stored.
+    let rid = sid("indicator", 43);
+    let origin_org = kopa_core::OrgId("org-on-node-a".into());
+    let received = |version: &str, org: &kopa_core::OrgId, node: &str| {
+        let mut o = indicator(
+            &rid,
+            version,
+            version,
+            &steward(org, &UserId(node.into()), Tlp::Green),
+        );
+        o.origin = Some(node.to_string());
+        o.via = Some(node.to_string());
+        o
+    };
+    let a = "node--000000000000000000000000000000aa";
+    let c = "node--000000000000000000000000000000cc";
+    let out = s
+        .put_objects(
+            &w.coll,
+            vec![
+                received("2021-01-01T00:00:00Z", &origin_org, a),
+                received("2021-02-01T00:00:00Z", &origin_org, c),
+                received("2021-03-01T00:00:00Z", &kopa_core::OrgId("other".into()), a),
+                received("2021-04-01T00:00:00Z", &origin_org, a),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out[0], PutOutcome::Stored { .. }));
+    assert!(matches!(out[1], PutOutcome::Failed { .. }));
+    assert!(matches!(out[2], PutOutcome::Failed { .. }));
+    assert!(matches!(out[3], PutOutcome::Stored { .. }));
+    // A local post of the received object's id is another producer too.
+    let local = indicator(&rid, "2021-05-01T00:00:00Z", "x", &mine);
+    assert!(matches!(
+        s.put_objects(&w.coll, vec![local]).await.unwrap()[0],
+        PutOutcome::Failed { .. }
+    ));
+    let mut f = filter(100);
+    f.versions = all_versions();
+    f.ids = vec![id.clone(), rid.clone()];
+    let page = s
+        .objects(&audience(&w.org, &w.user).into(), &w.coll, &f)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.objects.len(),
+        4,
+        "v1, v2 and the origin's two versions"
+    );
+}
+
+/// Enrolment codes: issuing one revokes the user's tokens; redeeming it stores a token once.
+async fn enrolment_codes(h: Arc<Harness>) {
+    let w = simple(&h).await;
+    let s = &h.store;
+    let token = |id: &str| kopa_store::TokenRecord {
+        id: id.into(),
+        user: w.user.clone(),
+        secret_hash: "00".repeat(32),
+        revoked: false,
+    };
+    s.add_token(&token("t1")).await.unwrap();
+    s.add_token(&token("t2")).await.unwrap();
+    s.revoke_token("t2").await.unwrap();
+    let e = kopa_store::EnrolmentRecord {
+        id: "e1".into(),
+        user: w.user.clone(),
+        secret_hash: "11".repeat(32),
+        issued_by: "admin".into(),
+        issued_at: ts("2026-01-01T00:00:00Z"),
+        expires_at: ts("2026-01-02T00:00:00Z"),
+        redeemed_at: None,
+        redeemed_from: None,
+    };
+    assert_eq!(s.add_enrolment(&e).await.unwrap(), 1, "t1 revoked");
+    assert!(s.token("t1").await.unwrap().revoked);
+    assert_eq!(s.enrolment("e1").await.unwrap(), e);
+    let at = ts("2026-01-01T01:00:00Z");
+    s.redeem_enrolment("e1", &token("t3"), at, "192.0.2.1")
+        .await
+        .unwrap();
+    assert!(!s.token("t3").await.unwrap().revoked);
+    assert!(matches!(
+        s.redeem_enrolment("e1", &token("t4"), at, "192.0.2.1")
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(s.token("t4").await, Err(StoreError::NotFound(_))));
+    let listed = s.enrolments(&w.user).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].redeemed_at, Some(at));
+    assert_eq!(listed[0].redeemed_from.as_deref(), Some("192.0.2.1"));
+    assert!(matches!(
+        s.enrolment("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let mut ghost = e.clone();
+    ghost.id = "e2".into();
+    ghost.user = UserId("ghost".into());
+    assert!(matches!(
+        s.add_enrolment(&ghost).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 async fn unversioned_objects(h: Arc<Harness>) {
     let w = simple(&h).await;
     let s = &h.store;
@@ -780,7 +952,8 @@ async fn delete_semantics(h: Arc<Harness>) {
         .await
         .unwrap();
     let wa = audience(&a.id, &ua.id);
-    let wb = audience(&b.id, &ub.id);
+    let pa = principal(&a.id, &ua.id, Role::Analyst);
+    let pb = principal(&b.id, &ub.id, Role::Analyst);
     let st = steward(&a.id, &ua.id, Tlp::Green);
     let id = sid("indicator", 1);
     let times = [
@@ -812,7 +985,7 @@ async fn delete_semantics(h: Arc<Harness>) {
     .await
     .unwrap();
     assert_eq!(
-        s.delete_object(&wb, &c.id, &red_id, &all_versions(), &[])
+        s.delete_object(&pb, RW, &c.id, &red_id, &all_versions(), &[])
             .await
             .unwrap(),
         0
@@ -834,18 +1007,22 @@ async fn delete_semantics(h: Arc<Harness>) {
         }
     };
     assert_eq!(versions_of(wa.clone(), red_id.clone()).await.len(), 1);
-    // One specific version.
+    // One specific version: B sees it but only A's organisation owns it, so B's delete is refused
+    // and deletes nothing; A's deletes it.
+    let one = VersionMatch {
+        at: vec![ts(times[1])],
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.delete_object(&pb, RW, &c.id, &id, &one, &[]).await,
+        Err(StoreError::Refused(_))
+    ));
+    assert_eq!(versions_of(wa.clone(), id.clone()).await.len(), 4);
+    // Another analyst of A (not the author) deletes as the owner organisation.
+    let ua2 = s.add_user("ua2", &a.id, Role::Analyst).await.unwrap();
+    let pa2 = principal(&a.id, &ua2.id, Role::Analyst);
     let n = s
-        .delete_object(
-            &wb,
-            &c.id,
-            &id,
-            &VersionMatch {
-                at: vec![ts(times[1])],
-                ..Default::default()
-            },
-            &[],
-        )
+        .delete_object(&pa2, RW, &c.id, &id, &one, &[])
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -855,7 +1032,7 @@ async fn delete_semantics(h: Arc<Harness>) {
     );
     // The last, then the first.
     assert_eq!(
-        s.delete_object(&wa, &c.id, &id, &VersionMatch::last(), &[])
+        s.delete_object(&pa, RW, &c.id, &id, &VersionMatch::last(), &[])
             .await
             .unwrap(),
         1
@@ -865,7 +1042,9 @@ async fn delete_semantics(h: Arc<Harness>) {
         ..Default::default()
     };
     assert_eq!(
-        s.delete_object(&wa, &c.id, &id, &first, &[]).await.unwrap(),
+        s.delete_object(&pa, RW, &c.id, &id, &first, &[])
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
@@ -874,14 +1053,14 @@ async fn delete_semantics(h: Arc<Harness>) {
     );
     // A spec_version that does not match deletes nothing.
     assert_eq!(
-        s.delete_object(&wa, &c.id, &id, &all_versions(), &["2.0".to_string()])
+        s.delete_object(&pa, RW, &c.id, &id, &all_versions(), &["2.0".to_string()])
             .await
             .unwrap(),
         0
     );
     // All: gone from reads and search.
     assert_eq!(
-        s.delete_object(&wa, &c.id, &id, &all_versions(), &[])
+        s.delete_object(&pa, RW, &c.id, &id, &all_versions(), &[])
             .await
             .unwrap(),
         1
@@ -889,19 +1068,19 @@ async fn delete_semantics(h: Arc<Harness>) {
     assert!(versions_of(wa.clone(), id.clone()).await.is_empty());
     assert!(s.search(&wa, "evil.example", 10).await.unwrap().is_empty());
     assert_eq!(
-        s.delete_object(&wa, &c.id, &id, &all_versions(), &[])
+        s.delete_object(&pa, RW, &c.id, &id, &all_versions(), &[])
             .await
             .unwrap(),
         0
     );
     assert!(matches!(
-        s.delete_object(&wa, "no-such", &id, &all_versions(), &[])
+        s.delete_object(&pa, RW, "no-such", &id, &all_versions(), &[])
             .await,
         Err(StoreError::NotFound(_))
     ));
     // The author can still delete its RED object.
     assert_eq!(
-        s.delete_object(&wa, &c.id, &red_id, &all_versions(), &[])
+        s.delete_object(&pa, RW, &c.id, &red_id, &all_versions(), &[])
             .await
             .unwrap(),
         1

@@ -86,6 +86,7 @@ async fn marks_follow_out_of_order_versions_and_deletes(h: Arc<Harness>) {
     // A second collection holding versions of the same ids: its versions are another object's.
     let other = s.add_collection(&collection("Other")).await.unwrap();
     let who = audience(&org.id, &user.id);
+    let author = principal(&org.id, &user.id, Role::Analyst);
     let st = steward(&org.id, &user.id, Tlp::Green);
     let ids: Vec<String> = (1..=4).map(|n| sid("indicator", n)).collect();
     // The model: the versions stored in `c`, by id.
@@ -161,7 +162,10 @@ async fn marks_follow_out_of_order_versions_and_deletes(h: Arc<Harness>) {
                     )
                 }
             };
-            let n = s.delete_object(&who, &c.id, id, &vm, &[]).await.unwrap();
+            let n = s
+                .delete_object(&author, RW, &c.id, id, &vm, &[])
+                .await
+                .unwrap();
             assert_eq!(n, gone.len() as u64, "step {step}: delete {vm:?} of {id}");
             for v in gone {
                 versions.remove(&v);

@@ -166,7 +166,8 @@ async fn push_delivers_without_a_pull_and_only_what_the_policy_allows() {
     b.collection(Some(&shared), None).await;
     b.collection(Some(&private), None).await;
     a.peer("b", &b, &[&shared], true).await;
-    b.peer("a", &a, &[], false).await;
+    // B takes A's pushes only into the collections its policy for A names.
+    b.peer("a", &a, &[&shared], false).await;
     let mut amber = indicator(50, T0);
     amber["object_marking_refs"] =
         json!(["marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"]);
@@ -215,7 +216,7 @@ async fn push_sets_apart_an_object_larger_than_the_peer_accepts_and_moves_on() {
     let cid = a.collection(None, None).await;
     b.collection(Some(&cid), None).await;
     a.peer("b", &b, &[&cid], true).await;
-    b.peer("a", &a, &[], false).await;
+    b.peer("a", &a, &[&cid], false).await;
     let mut big = indicator(2, T0);
     big["description"] = json!("x".repeat(8000));
     a.post(&cid, &[indicator(1, T0), big, indicator(3, T0)])

@@ -7,6 +7,7 @@
 use crate::{config, node, StoreArgs};
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use kopa_core::permission::{decide, Account, Action, Actor};
 use kopa_core::Role;
 use kopa_store::{Access, NewCollection, Store, StoreError};
 use serde_json::{json, Value};
@@ -55,11 +56,20 @@ pub enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Let a user who lost every token in again: print a one-time enrolment code (shown only here)
+    /// that the user redeems for a new token with `POST /api/enrol`. Every token the user still has
+    /// is revoked; the enrolment is written to the audit log and shown to the user (`GET /api/me`).
+    Enrol {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
-    /// Make a new API token for a user (shown only here).
+    /// Refused: a token is made only by its own user (`POST /api/users/NAME/tokens`). A user who
+    /// lost every token is let in again with `kopa user enrol NAME`.
     Add {
         user: String,
         #[command(flatten)]
@@ -193,6 +203,7 @@ fn store_err(what: &str, e: StoreError) -> anyhow::Error {
 pub fn run_org(cmd: OrgCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         OrgCommand::Add { name, peer, store } => run_admin(&store, |s| async move {
+            permit(&Action::AdministerNode)?;
             let name = name.trim().to_string();
             if name.is_empty() {
                 bail!("an organisation name must not be empty");
@@ -288,6 +299,31 @@ async fn find_user(s: &dyn Store, name: &str) -> anyhow::Result<kopa_store::User
     })
 }
 
+/// Ask the permission rule whether the operator at the command line may do `action`.
+fn permit(action: &Action<'_>) -> anyhow::Result<()> {
+    decide(&Actor::Operator, action).map_err(|r| anyhow::anyhow!("{r}"))
+}
+
+/// A user and its organisation, by the user's name.
+async fn find_account(
+    s: &dyn Store,
+    name: &str,
+) -> anyhow::Result<(kopa_store::User, kopa_store::Org)> {
+    let user = find_user(s, name).await?;
+    let org = find_org(s, &user.org_name).await?;
+    Ok((user, org))
+}
+
+/// The account of `user` as a target of the permission rule.
+fn account<'a>(user: &'a kopa_store::User, org: &kopa_store::Org) -> Account<'a> {
+    Account {
+        user: &user.id,
+        org: &user.org,
+        role: user.role,
+        directory: org.node.is_some(),
+    }
+}
+
 pub fn run_user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         UserCommand::Add {
@@ -303,6 +339,11 @@ pub fn run_user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
                     bail!("a user name must not be empty nor contain ':' (it is an HTTP Basic user name)");
                 }
                 let org = find_org(&*s, &org).await?;
+                permit(&Action::AddUser {
+                    org: &org.id,
+                    role,
+                    directory: org.node.is_some(),
+                })?;
                 let user = s
                     .add_user(&name, &org.id, role)
                     .await
@@ -350,6 +391,33 @@ pub fn run_user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
                 ))
             })
         }
+        UserCommand::Enrol { name, store } => run_admin(&store, |s| async move {
+            let (user, org) = find_account(&*s, &name).await?;
+            permit(&Action::Enrol(account(&user, &org)))?;
+            let (record, code) =
+                kopa_server::enrolment::new_code(&user.id, "cli", kopa_stix::Timestamp::now());
+            let revoked = s
+                .add_enrolment(&record)
+                .await
+                .map_err(|e| store_err("issue the enrolment code", e))?;
+            node::audit_cli(
+                &*s,
+                "user.enrol",
+                &user.name,
+                json!({"enrolment_id": record.id, "tokens_revoked": revoked}),
+            )
+            .await?;
+            let expires = record.expires_at.to_taxii();
+            Ok(Output::ok(
+                json!({"user": user.name, "code": code, "expires_at": expires,
+                       "tokens_revoked": revoked}),
+                format!(
+                    "enrolment code for {} (shown only now, valid until {expires}, used once; \
+                     {revoked} token(s) revoked): {code}",
+                    user.name
+                ),
+            ))
+        }),
         UserCommand::List { store } => run_admin(&store, |s| async move {
             let users = s.users().await.map_err(|e| store_err("list users", e))?;
             let human = users
@@ -371,16 +439,10 @@ pub fn run_user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
 pub fn run_token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TokenCommand::Add { user, store } => run_admin(&store, |s| async move {
-            let user = find_user(&*s, &user).await?;
-            let (id, token) = node::issue_token(&*s, &user).await?;
-            node::audit_cli(&*s, "token.add", &user.name, json!({"token_id": id})).await?;
-            Ok(Output::ok(
-                json!({"id": id, "user": user.name, "token": token}),
-                format!(
-                    "token {id} added for {} (shown only now): {token}",
-                    user.name
-                ),
-            ))
+            let (user, org) = find_account(&*s, &user).await?;
+            // The rule refuses the operator a token for anyone: it says how to enrol instead.
+            permit(&Action::AddToken(account(&user, &org)))?;
+            bail!("the permission rule allowed the operator to mint a token: refusing anyway")
         }),
         TokenCommand::Revoke { id, store } => run_admin(&store, |s| async move {
             s.revoke_token(&id).await.map_err(|e| match e {
@@ -457,6 +519,7 @@ pub fn run_collection(cmd: CollectionCommand) -> anyhow::Result<ExitCode> {
                 read: parse_access(&*s, "read", &read).await?,
                 write: parse_access(&*s, "write", &write).await?,
             };
+            permit(&Action::AdministerNode)?;
             let c = s.add_collection(&new).await.map_err(|e| match e {
                 StoreError::Conflict(m) | StoreError::Invalid(m) => {
                     anyhow::anyhow!("cannot add the collection: {m}")

@@ -189,7 +189,7 @@ async fn warn_if_not_admin_token(store: &dyn kopa_store::Store, token: &str) {
     {
         tracing::warn!(
             "KOPA_ADMIN_TOKEN is not a valid token of user {}: it is used only at the node's first \
-             start (make new tokens with `kopa token add {}`)",
+             start (a user who lost every token is let in again with `kopa user enrol {}`)",
             node::ADMIN_USER,
             node::ADMIN_USER
         );

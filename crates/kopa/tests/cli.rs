@@ -173,15 +173,22 @@ fn admin_forms_with_json_while_the_server_runs() {
         "unknown role",
     );
 
-    let t = ok(&data, &["token", "add", "alice"]);
-    assert_eq!(t["user"], "alice");
-    let token = t["token"].as_str().unwrap();
-    let id = t["id"].as_str().unwrap();
-    assert!(
-        token.starts_with(&format!("kopa_{id}_")),
-        "{token} has id {id}"
+    // No one makes a token for another user, the operator included; an enrolment code instead.
+    fails(
+        &data,
+        &["token", "add", "alice"],
+        "a token is made only by its own user",
     );
-    assert_ne!(token, alice["token"].as_str().unwrap());
+    fails(&data, &["token", "add", "nobody"], "unknown user");
+    let token = alice["token"].as_str().unwrap();
+    let id = token.split('_').nth(1).unwrap();
+    let e = ok(&data, &["user", "enrol", "alice"]);
+    assert_eq!(e["user"], "alice");
+    assert_eq!(e["tokens_revoked"], 1, "{e}");
+    assert!(e["code"].as_str().unwrap().starts_with("kopa-enrol_"));
+    assert!(e["expires_at"].is_string());
+    fails(&data, &["user", "enrol", "nobody"], "unknown user");
+    // Revoked already by the enrolment; revoking again still answers.
     let r = ok(&data, &["token", "revoke", id]);
     assert_eq!(r, serde_json::json!({"id": id, "revoked": true}));
     fails(
@@ -189,7 +196,6 @@ fn admin_forms_with_json_while_the_server_runs() {
         &["token", "revoke", "0000nosuchtoken"],
         "unknown token",
     );
-    fails(&data, &["token", "add", "nobody"], "unknown user");
 
     let c = ok(
         &data,
@@ -268,7 +274,7 @@ fn admin_forms_with_json_while_the_server_runs() {
     assert_eq!(shared["read"], serde_json::json!(["Bank A", "CSIRT B"]));
     assert_eq!(shared["write"], serde_json::json!(["Bank A"]));
 
-    // node.init + 2 orgs + 3 users + token add + revoke + 2 collections.
+    // node.init + 2 orgs + 3 users + enrol + revoke + 2 collections.
     let v = ok(&data, &["audit", "verify"]);
     assert_eq!(v["ok"], true);
     assert_eq!(v["entries"], 10, "{v}");

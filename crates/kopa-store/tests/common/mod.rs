@@ -205,6 +205,23 @@ pub fn typed(
     }
 }
 
+/// A person of organisation `org` with role `role` (names are the ids).
+pub fn principal(org: &OrgId, user: &UserId, role: kopa_core::Role) -> kopa_core::Principal {
+    kopa_core::Principal {
+        user: user.clone(),
+        user_name: user.0.clone(),
+        org: org.clone(),
+        org_name: org.0.clone(),
+        role,
+    }
+}
+
+/// Read and write access to a collection.
+pub const RW: kopa_core::permission::Rights = kopa_core::permission::Rights {
+    can_read: true,
+    can_write: true,
+};
+
 pub fn audience(org: &OrgId, user: &UserId) -> Audience {
     Audience {
         org: org.clone(),
