@@ -10,7 +10,7 @@ pub mod audit;
 pub mod tlp;
 pub mod values;
 
-pub use tlp::Tlp;
+pub use tlp::{Tlp, TlpSigns};
 pub use values::searchable_values;
 
 use serde::{Deserialize, Serialize};

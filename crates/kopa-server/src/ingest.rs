@@ -400,7 +400,7 @@ pub(crate) fn prepare_one(v: Value, prov: &Provenancing) -> Item {
     Item::Valid(Draft {
         version: obj.version(),
         version_text,
-        tlp: Tlp::of_object(&obj.raw),
+        tlp: Tlp::of_object_with(&obj.raw, |_| None),
         values: searchable_values(&obj.raw),
         addressed,
         json,
