@@ -37,6 +37,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0004_superseded",
         sql: include_str!("../migrations/sqlite/0004_superseded.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_marking_definitions",
+        sql: include_str!("../migrations/sqlite/0005_marking_definitions.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -60,6 +65,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 4,
         name: "0004_superseded",
         sql: include_str!("../migrations/postgres/0004_superseded.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_marking_definitions",
+        sql: include_str!("../migrations/postgres/0005_marking_definitions.sql"),
     },
 ];
 
