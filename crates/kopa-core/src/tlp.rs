@@ -127,7 +127,7 @@ impl Tlp {
 
     /// The label an object defines as a marking definition: the `tlp_2_0` value of the OASIS TLP 2.0
     /// extension, or the `tlp` of a TLP 1.0 `definition` (`definition_type: "tlp"`); the narrower
-    /// when it carries both. `None` for any other object (a statement marking, an indicator).
+    /// when it carries both. `None` when it carries neither (a statement marking, an indicator).
     pub fn defined_by(raw: &Map<String, Value>) -> Option<Tlp> {
         let tlp2 = raw
             .get("extensions")
@@ -165,7 +165,8 @@ impl Tlp {
 /// - the marking definitions its `granular_markings` name (a TLP:RED marking on one property makes
 ///   the whole object TLP:RED: Kopa shares objects whole);
 /// - MISP-style `tlp:` entries in its `labels`;
-/// - the TLP the object itself defines, when it is a TLP marking definition ([`Tlp::defined_by`]).
+/// - the TLP the object itself defines ([`Tlp::defined_by`]): a TLP marking definition is labelled by
+///   its own TLP.
 ///
 /// A named marking definition is either one of the nine OASIS ones (TLP 2.0 and 1.0), read here, or
 /// a custom one, left in [`TlpSigns::custom`] for the caller to resolve against the marking
@@ -180,6 +181,7 @@ pub struct TlpSigns {
 }
 
 impl TlpSigns {
+    /// The TLP signs of an object as parsed (its JSON properties).
     pub fn of_object(raw: &Map<String, Value>) -> TlpSigns {
         let strings = |key: &str| {
             raw.get(key)
