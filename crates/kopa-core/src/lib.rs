@@ -11,7 +11,7 @@ pub mod permission;
 pub mod tlp;
 pub mod values;
 
-pub use tlp::Tlp;
+pub use tlp::{Tlp, TlpSigns};
 pub use values::searchable_values;
 
 use serde::{Deserialize, Serialize};

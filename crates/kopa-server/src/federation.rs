@@ -94,8 +94,9 @@ pub struct Receiver {
 /// valid ones in one transaction with origin (the verified origin node) and via recorded.
 ///
 /// Stewardship of a received object: owner = its origin organisation, author = its origin node, TLP
-/// from its markings (unmarked: the node default, narrowed), audience names resolved against this
-/// node's organisations and users (local and directory); a name that does not resolve never widens it.
+/// the narrowest of all its TLP signs as for a local post (none: the node default, narrowed), audience
+/// names resolved against this node's organisations and users (local and directory); a name that
+/// does not resolve never widens it.
 pub async fn receive(
     r: &Receiver,
     collection: &str,

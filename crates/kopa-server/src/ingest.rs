@@ -4,7 +4,12 @@
 //! (owner organisation, author, TLP label, named organisations and recipients) and serialised once.
 //! The valid objects of an envelope are written in **one** `put_objects` call (one transaction); each
 //! invalid one is listed in the status `failures` with its reason. Nothing is half-written.
+//!
+//! An object's TLP label is the narrowest of all its TLP signs (`kopa_core::TlpSigns`). The custom
+//! marking definitions the objects name are resolved once per envelope, against the definitions the
+//! envelope itself carries and those stored on the node (one store query).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
@@ -13,7 +18,7 @@ use axum::response::Response;
 use kopa_core::permission::{decide, Action, Actor, Rights};
 use kopa_core::{
     addressed_to, searchable_values, AddressedTo, OrgId, Principal, Reader, Stewardship, Tlp,
-    UserId,
+    TlpSigns, UserId,
 };
 use kopa_federation::{
     sign, verify, KnownKeys, NodeId, NodeIdentity, Provenance, VerifyError, PROVENANCE_EXTENSION_ID,
@@ -89,7 +94,10 @@ pub(crate) struct Draft {
     version: Option<Timestamp>,
     version_text: Option<String>,
     json: String,
-    tlp: Option<Tlp>,
+    /// Its TLP signs; the custom marking definitions they name are resolved in [`write_items`].
+    signs: TlpSigns,
+    /// The TLP it defines when it is a marking definition (see [`Tlp::defined_by`]).
+    defines: Option<Tlp>,
     addressed: AddressedTo,
     values: Vec<String>,
     /// The verified provenance of an object originated by another node; `None` for this node's own.
@@ -402,7 +410,10 @@ pub(crate) fn prepare_one(v: Value, prov: &Provenancing) -> Item {
     Item::Valid(Draft {
         version: obj.version(),
         version_text,
-        tlp: Tlp::of_object(&obj.raw),
+        signs: TlpSigns::of_object(&obj.raw),
+        defines: (obj.type_ == "marking-definition")
+            .then(|| Tlp::defined_by(&obj.raw))
+            .flatten(),
         values: searchable_values(&obj.raw),
         addressed,
         json,
@@ -433,6 +444,38 @@ async fn resolve_names(store: &dyn Store, items: &[Item]) -> Result<NameIds, Sto
     store.ids_by_name(&orgs, &users).await
 }
 
+/// The TLP labels of the custom marking definitions the objects of an envelope (or a pulled page)
+/// name, keyed by lower-cased id: those defined by the envelope itself and those stored on the node,
+/// in one store query (none when no object names a custom marking). Where both define an id, the
+/// narrower label wins; an id neither defines is absent (it is no TLP sign).
+async fn resolve_markings(
+    store: &dyn Store,
+    items: &[Item],
+) -> Result<HashMap<String, Tlp>, StoreError> {
+    let drafts = || {
+        items.iter().filter_map(|item| match item {
+            Item::Valid(d) => Some(d),
+            _ => None,
+        })
+    };
+    let mut ids: Vec<String> = drafts()
+        .flat_map(|d| d.signs.custom.iter().cloned())
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut labels = store.marking_labels(&ids).await?;
+    for d in drafts() {
+        if let Some(t) = d.defines {
+            let label = labels.entry(d.id.to_ascii_lowercase()).or_insert(t);
+            *label = (*label).max(t);
+        }
+    }
+    Ok(labels)
+}
+
 /// What writing an envelope's items did.
 pub(crate) struct Written {
     /// One detail per item, in order.
@@ -447,7 +490,8 @@ pub(crate) struct Written {
 
 /// Write the valid items in **one** `put_objects` call (one transaction). `writer` is the local
 /// principal who posted (`None` for objects received from a peer); `via` the node id of the peer
-/// that delivered them.
+/// that delivered them. Each object's TLP label is the narrowest of its signs, the custom marking
+/// definitions it names resolved against the batch and the node ([`resolve_markings`]).
 pub(crate) async fn write_items(
     store: &dyn Store,
     cid: &str,
@@ -457,6 +501,7 @@ pub(crate) async fn write_items(
     default_tlp: Tlp,
 ) -> Result<Written, StoreError> {
     let names = resolve_names(store, &items).await?;
+    let markings = resolve_markings(store, &items).await?;
     // Build the batch; remember where each stored object's outcome goes.
     let mut details: Vec<Option<Detail>> = Vec::with_capacity(items.len());
     let mut batch: Vec<NewObject> = Vec::new();
@@ -481,7 +526,13 @@ pub(crate) async fn write_items(
                 own += 1;
                 details.push(Some((id, version, Ok(()))));
             }
-            Item::Valid(d) => match stewardship(writer, &d, default_tlp, &names) {
+            Item::Valid(d) => match stewardship(
+                writer,
+                &d,
+                d.signs.label(|id| markings.get(id).copied()),
+                default_tlp,
+                &names,
+            ) {
                 Err(message) => details.push(Some((
                     d.id,
                     d.version_text.unwrap_or_default(),
@@ -801,8 +852,9 @@ fn resolve_audience(
     Ok((org_ids, user_ids, unresolved))
 }
 
-/// The stewardship of one object: written by local principal `writer`, or received (its verified
-/// provenance in `d.origin`); or why it cannot be stored.
+/// The stewardship of one object labelled `label` (`None`: no TLP sign, the node default applies):
+/// written by local principal `writer`, or received (its verified provenance in `d.origin`); or why
+/// it cannot be stored.
 ///
 /// A received object is owned by its origin organisation and authored by its origin node (never a
 /// local user); its audience names are resolved here, and when one does not resolve the object stays
@@ -810,10 +862,11 @@ fn resolve_audience(
 fn stewardship(
     writer: Option<&Principal>,
     d: &Draft,
+    label: Option<Tlp>,
     default_tlp: Tlp,
     names: &NameIds,
 ) -> Result<Stewardship, String> {
-    let tlp = d.tlp.unwrap_or(default_tlp);
+    let tlp = label.unwrap_or(default_tlp);
     match (&d.origin, writer) {
         (Some(origin), _) => {
             let (org_ids, user_ids, unresolved) = resolve_audience(d, names, false)?;
@@ -822,7 +875,7 @@ fn stewardship(
                 owner_org: OrgId(origin.origin_org.clone()),
                 author: UserId(origin.origin_node.to_string()),
                 tlp,
-                defaulted: d.tlp.is_none() || (unresolved && addressed_orgs && org_ids.is_empty()),
+                defaulted: label.is_none() || (unresolved && addressed_orgs && org_ids.is_empty()),
                 orgs: org_ids,
                 users: user_ids,
             })
@@ -835,7 +888,7 @@ fn stewardship(
                 tlp,
                 orgs: org_ids,
                 users: user_ids,
-                defaulted: d.tlp.is_none(),
+                defaulted: label.is_none(),
             })
         }
         (None, None) => Err(format!("{}: received without a verified provenance", d.id)),

@@ -654,6 +654,58 @@ async fn a_peers_post_stores_what_verifies_and_rejects_the_rest_by_reason() {
         .any(|e| e.actor == "peer:p" && e.action == "objects.receive"));
 }
 
+/// Objects received from a peer are labelled by the rule of objects posted here: the narrowest of
+/// all their TLP signs, the custom marking definitions they name resolved against the envelope and
+/// against the definitions this node already holds.
+#[tokio::test]
+async fn received_objects_take_the_narrowest_of_their_tlp_signs() {
+    let node = Node::sqlite().await;
+    let a = node.org("Org A").await;
+    let alice = node.user("alice", &a, Role::Analyst).await;
+    let coll = node.collection("Room", Access::All, Access::All).await;
+    let p_key = NodeKey::from_seed([31; 32]);
+    declare_peer(&node, "p", &p_key, json!({"collections": [coll]})).await;
+    let custom = "marking-definition--2b3c4d5e-6f70-4a1b-8c2d-3e4f5a6b7c8d";
+    let definition = json!({
+        "type": "marking-definition", "spec_version": "2.1", "id": custom,
+        "created": "2024-01-01T00:00:00.000Z",
+        "extensions": {kopa_stix::TLP2_EXTENSION_ID: {
+            "extension_type": "property-extension", "tlp_2_0": "red"}}
+    });
+    let red_upper = "marking-definition--E828B379-4E03-4974-9AC4-E53A884C97C1";
+    let signed = |v: Value| sign(&v, &p_key, "org-p").unwrap();
+    let red_signs = [
+        json!({"object_marking_refs": [GREEN, custom]}),
+        json!({"object_marking_refs": [GREEN], "labels": ["tlp:red"]}),
+        json!({"object_marking_refs": [GREEN],
+               "granular_markings": [{"marking_ref": red_upper, "selectors": ["name"]}]}),
+    ];
+    let mut objects: Vec<Value> = red_signs
+        .iter()
+        .enumerate()
+        .map(|(n, extra)| signed(indicator(n + 1, extra.clone())))
+        .collect();
+    objects.push(signed(definition));
+    let control = signed(indicator(9, json!({"object_marking_refs": [GREEN]})));
+    objects.push(control.clone());
+    let r = peer_post(&node, &p_key, &coll, &objects).await;
+    assert_eq!(r.json()["success_count"], 5, "{}", r.text());
+    // A later push names the definition stored by the first.
+    let later = signed(indicator(
+        4,
+        json!({"object_marking_refs": [GREEN, custom]}),
+    ));
+    let r = peer_post(&node, &p_key, &coll, std::slice::from_ref(&later)).await;
+    assert_eq!(r.json()["success_count"], 1, "{}", r.text());
+
+    let alice_sees = id_set(&node.get(&objects_path(&coll), &alice).await.json());
+    assert_eq!(
+        alice_sees,
+        BTreeSet::from([control["id"].as_str().unwrap().to_string()]),
+        "only the GREEN control reaches local readers: the rest, and the definition, are TLP:RED"
+    );
+}
+
 #[tokio::test]
 async fn kopa_node_authorization_is_refused_unless_a_declared_peer_signed_this_request_now() {
     let node = Node::sqlite().await;

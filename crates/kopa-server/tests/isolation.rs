@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use common::{id_set, indicator, uuid_n, Node, PgDb};
 use kopa_core::{Audience, OrgId, Role, Stewardship, Tlp, UserId, AUDIENCE_EXTENSION_ID};
+use kopa_stix::TLP2_EXTENSION_ID;
 use kopa_store::Access;
 use serde_json::{json, Value};
 
@@ -303,6 +304,184 @@ async fn isolation_on_postgres() {
         let store = kopa_store::open(&url, true).await.unwrap();
         assert_eq!(store.backend(), "postgres");
         isolation(Node::over(store, None, common::config())).await;
+    }))
+    .await;
+    db.drop_db().await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// A custom marking definition that carries the OASIS TLP 2.0 extension with `colour`.
+fn tlp2_marking(id: &str, colour: &str) -> Value {
+    json!({
+        "type": "marking-definition", "spec_version": "2.1", "id": id,
+        "created": "2024-01-01T00:00:00.000Z", "name": format!("Our TLP:{colour}"),
+        "extensions": {TLP2_EXTENSION_ID: {"extension_type": "property-extension", "tlp_2_0": colour}}
+    })
+}
+
+/// `id` with its UUID in upper case (the type part stays lower case, as STIX requires).
+fn upper_uuid(id: &str) -> String {
+    let (type_, uuid) = id.split_once("--").unwrap();
+    format!("{type_}--{}", uuid.to_ascii_uppercase())
+}
+
+/// `extra` with a TLP:GREEN object marking added: a wider sign beside the narrower one.
+fn beside_green(extra: &Value) -> Value {
+    let mut v = extra.clone();
+    let refs = v["object_marking_refs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    v["object_marking_refs"] = Value::Array(
+        std::iter::once(json!(Tlp::Green.marking_id()))
+            .chain(refs)
+            .collect(),
+    );
+    v
+}
+
+/// TLP fails closed: an object's label is the narrowest of all its TLP signs. a1 (Org A) posts into
+/// a collection Org B reads objects whose TLP:RED sign is one that a first-found or case-sensitive
+/// reading misses, each alone and beside a TLP:GREEN marking. Only their author sees them: neither
+/// a colleague in Org A (an object read as unmarked would reach them) nor Org B (an object read as
+/// GREEN would reach it).
+async fn tlp_fails_closed(node: Node) {
+    let a = node.org("Org A").await;
+    let b = node.org("Org B").await;
+    let a1 = node.user("a1", &a, Role::Analyst).await;
+    let a2 = node.user("a2", &a, Role::Reader).await;
+    let b1 = node.user("b1", &b, Role::Analyst).await;
+    let coll = node
+        .collection("A writes, all read", Access::All, Access::Orgs(vec![a.id]))
+        .await;
+    let red = Tlp::Red.marking_id();
+    let ours_earlier = "marking-definition--7d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a09";
+    let ours_here = "marking-definition--1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
+
+    // An earlier envelope: a custom RED marking definition alone.
+    let r = node
+        .post_envelope(&coll, &a1, &[tlp2_marking(ours_earlier, "red")])
+        .await;
+    assert_eq!(r.json()["success_count"], 1, "{}", r.text());
+
+    let signs: Vec<(&str, Value)> = vec![
+        (
+            "(a) the OASIS RED id with an upper-case UUID",
+            json!({"object_marking_refs": [upper_uuid(red)]}),
+        ),
+        (
+            "(b) a RED granular marking on description",
+            json!({"description": "the C2 of a named victim",
+                   "granular_markings": [{"marking_ref": red, "selectors": ["description"]}]}),
+        ),
+        (
+            "(c) a custom RED marking definition posted in the same envelope",
+            json!({"object_marking_refs": [ours_here]}),
+        ),
+        (
+            "(d) a custom RED marking definition posted in an earlier envelope",
+            json!({"object_marking_refs": [upper_uuid(ours_earlier)]}),
+        ),
+        ("(e) a tlp:red label", json!({"labels": ["tlp:red"]})),
+        (
+            "a custom RED granular marking beside an AMBER marking",
+            json!({"object_marking_refs": [Tlp::Amber.marking_id()],
+                   "granular_markings": [{"marking_ref": ours_earlier, "selectors": ["pattern"]}]}),
+        ),
+    ];
+    let cases: Vec<(String, Value)> = signs
+        .iter()
+        .flat_map(|(name, extra)| {
+            [
+                (format!("{name}, alone"), extra.clone()),
+                (format!("{name}, beside GREEN"), beside_green(extra)),
+            ]
+        })
+        .collect();
+    let mut envelope: Vec<Value> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (_, extra))| indicator(901 + i, extra.clone()))
+        .collect();
+    // The definition comes after the objects that name it; a GREEN control everyone must see.
+    envelope.push(tlp2_marking(ours_here, "red"));
+    let control = indicator(
+        999,
+        json!({"object_marking_refs": [Tlp::Green.marking_id()]}),
+    );
+    envelope.push(control.clone());
+    let r = node.post_envelope(&coll, &a1, &envelope).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["failure_count"], 0, "{}", r.text());
+
+    let base = format!("/kopa/collections/{coll}/objects/");
+    let seen_by = |token: &str| {
+        let node = &node;
+        let url = format!("{base}?limit=1000&match[version]=all");
+        let token = token.to_string();
+        async move { id_set(&node.get(&url, &token).await.json()) }
+    };
+    let by_author = seen_by(&a1).await;
+    let others = [
+        ("a2 (the author's colleague)", a2.as_str()),
+        ("b1 (Org B)", b1.as_str()),
+    ];
+    let id = |v: &Value| v["id"].as_str().unwrap().to_string();
+    // Every case is checked before failing, so that a failure names all the leaks.
+    let mut leaks = Vec::new();
+    for (who, token) in others {
+        let seen = seen_by(token).await;
+        assert!(
+            seen.contains(&id(&control)),
+            "the GREEN control reaches {who}"
+        );
+        for (i, ((name, _), obj)) in cases.iter().zip(&envelope).enumerate() {
+            let oid = id(obj);
+            assert!(by_author.contains(&oid), "{name}: its author sees it");
+            if seen.contains(&oid) {
+                leaks.push(format!("{name}: in the objects {who} reads"));
+            }
+            if node.get(&format!("{base}{oid}/"), token).await.status != 404 {
+                leaks.push(format!("{name}: read by id by {who}"));
+            }
+            // The address its pattern names (see `indicator`).
+            let value = format!("198.51.100.{}", (901 + i) % 250);
+            let search = node
+                .api("GET", &format!("/api/search?value={value}"), token, None)
+                .await;
+            assert_eq!(search.status, 200, "{name}: search");
+            if id_set(&search.json()).contains(&oid) {
+                leaks.push(format!("{name}: found by {who}'s search"));
+            }
+        }
+        // A custom RED marking definition is itself TLP:RED.
+        for md in [ours_here, ours_earlier] {
+            assert!(by_author.contains(md), "{md}: its author sees it");
+            if seen.contains(md) {
+                leaks.push(format!("the RED marking definition {md}: seen by {who}"));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}
+
+#[tokio::test]
+async fn tlp_fails_closed_on_sqlite() {
+    tlp_fails_closed(Node::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn tlp_fails_closed_on_postgres() {
+    let Some(db) = PgDb::create("kopa_server_test").await else {
+        return;
+    };
+    let url = db.url.clone();
+    let result = common::CatchUnwind(Box::pin(async move {
+        let store = kopa_store::open(&url, true).await.unwrap();
+        assert_eq!(store.backend(), "postgres");
+        tlp_fails_closed(Node::over(store, None, common::config())).await;
     }))
     .await;
     db.drop_db().await;

@@ -23,7 +23,7 @@ pub use sqlite::DB_FILE;
 use async_trait::async_trait;
 use kopa_core::audit::{AuditEntry, NewAuditEntry};
 use kopa_core::permission::Rights;
-use kopa_core::{Audience, OrgId, Principal, Reader, Role, Stewardship, UserId};
+use kopa_core::{Audience, OrgId, Principal, Reader, Role, Stewardship, Tlp, UserId};
 use kopa_stix::Timestamp;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -283,6 +283,14 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     /// The ids of the organisations named `orgs` and of the users named `users` (local and
     /// directory entries alike), in one query; a name not found is absent from the answer.
     async fn ids_by_name(&self, orgs: &[String], users: &[String]) -> Result<NameIds>;
+    /// The TLP labels that the stored marking definitions with these ids define
+    /// (`kopa_core::Tlp::defined_by`: the OASIS TLP 2.0 extension, or a TLP 1.0 definition), in one
+    /// query. `ids` are lower-case; stored ids match whatever their case, in any collection, and the
+    /// answer is keyed by the lower-cased id. When several stored versions define different labels,
+    /// the narrowest wins. An id with no stored definition that carries a TLP is absent. Labels
+    /// only, never content: read without a reader, since a label can only narrow the objects that
+    /// name it.
+    async fn marking_labels(&self, ids: &[String]) -> Result<HashMap<String, Tlp>>;
     async fn add_token(&self, token: &TokenRecord) -> Result<()>;
     async fn token(&self, id: &str) -> Result<TokenRecord>;
     /// The token with id `id` and its user, as `token` and `user_by_id` give them (the

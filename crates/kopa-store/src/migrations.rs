@@ -42,6 +42,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0005_trust",
         sql: include_str!("../migrations/sqlite/0005_trust.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_marking_definitions",
+        sql: include_str!("../migrations/sqlite/0006_marking_definitions.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -70,6 +75,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         name: "0005_trust",
         sql: include_str!("../migrations/postgres/0005_trust.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_marking_definitions",
+        sql: include_str!("../migrations/postgres/0006_marking_definitions.sql"),
     },
 ];
 

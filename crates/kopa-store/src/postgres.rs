@@ -18,7 +18,7 @@ use crate::{
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
 use kopa_core::permission::Rights;
-use kopa_core::{Audience, OrgId, Principal, Reader, Role, UserId};
+use kopa_core::{Audience, OrgId, Principal, Reader, Role, Tlp, UserId};
 use kopa_stix::Timestamp;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
@@ -530,6 +530,26 @@ impl Store for PgStore {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(sql::name_ids(rows))
+    }
+
+    async fn marking_labels(&self, ids: &[String]) -> Result<HashMap<String, Tlp>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let q = sql::marking_query(Dialect::Postgres, ids);
+        let rows = bind_all(sqlx::query(&q.text), &q.args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(backend)?,
+                    r.try_get(1).map_err(backend)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(sql::marking_labels(rows))
     }
 
     async fn add_token(&self, token: &TokenRecord) -> Result<()> {

@@ -6,7 +6,7 @@
 
 use crate::{NewObject, ObjectFilter, PutOutcome, StoredObject, VersionMatch};
 use kopa_core::permission::{self, Action, Actor, Producer, Rights};
-use kopa_core::{Audience, OrgId, Principal, Reader, UserId};
+use kopa_core::{Audience, OrgId, Principal, Reader, Tlp, UserId};
 use kopa_stix::Timestamp;
 use std::collections::{HashMap, HashSet};
 
@@ -334,6 +334,33 @@ pub(crate) fn routes_query(dialect: Dialect, ids: &[String]) -> Sql {
          cid FROM collections) AND {cond} ORDER BY 1, 2, 3"
     );
     sql
+}
+
+/// The query of `Store::marking_labels`: rows (id, JSON text) of the stored marking definitions whose
+/// lower-cased id is one of `ids` (already lower-cased), in any collection. The literal type and
+/// `lower(stix_id)` match the partial index `objects_marking_definitions`.
+pub(crate) fn marking_query(dialect: Dialect, ids: &[String]) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let cond = sql.in_texts("lower(stix_id)", ids);
+    sql.text =
+        format!("SELECT stix_id, json FROM objects WHERE type = 'marking-definition' AND {cond}");
+    sql
+}
+
+/// The answer of [`marking_query`]: the narrowest TLP each id's stored versions define, keyed by the
+/// lower-cased id; a definition that carries no TLP (or whose text does not parse) is left out.
+pub(crate) fn marking_labels(rows: Vec<(String, String)>) -> HashMap<String, Tlp> {
+    let mut out: HashMap<String, Tlp> = HashMap::new();
+    for (id, json) in rows {
+        let Ok(serde_json::Value::Object(raw)) = serde_json::from_str(&json) else {
+            continue;
+        };
+        if let Some(t) = Tlp::defined_by(&raw) {
+            let e = out.entry(id.to_ascii_lowercase()).or_insert(t);
+            *e = (*e).max(t);
+        }
+    }
+    out
 }
 
 /// The query of `Store::ids_by_name`: rows (kind, name, id), kind `o` for an organisation and `u`

@@ -28,11 +28,12 @@ use crate::{
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
 use kopa_core::permission::Rights;
-use kopa_core::{Audience, OrgId, Principal, Reader, Role, UserId};
+use kopa_core::{Audience, OrgId, Principal, Reader, Role, Tlp, UserId};
 use kopa_stix::Timestamp;
 use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, TransactionBehavior,
 };
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
@@ -883,6 +884,25 @@ impl Store for SqliteStore {
             })
             .await?;
         Ok(sql::name_ids(rows))
+    }
+
+    async fn marking_labels(&self, ids: &[String]) -> Result<HashMap<String, Tlp>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let q = sql::marking_query(Dialect::Sqlite, ids);
+        let rows = self
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&q.text).map_err(backend)?;
+                let rows = stmt
+                    .query_map(params_from_iter(q.args.iter()), |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .map_err(backend)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+            })
+            .await?;
+        Ok(sql::marking_labels(rows))
     }
 
     async fn add_token(&self, token: &TokenRecord) -> Result<()> {

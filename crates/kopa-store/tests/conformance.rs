@@ -7,8 +7,8 @@ use common::*;
 use kopa_core::audit::{verify, NewAuditEntry};
 use kopa_core::{Role, Tlp, UserId};
 use kopa_store::{
-    Access, NameIds, NewCollection, NodeInfo, ObjectFilter, PutOutcome, StatusRecord, StoreError,
-    TokenRecord, VersionMatch,
+    Access, NameIds, NewCollection, NewObject, NodeInfo, ObjectFilter, PutOutcome, StatusRecord,
+    StoreError, TokenRecord, VersionMatch,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ on_both_backends!(
     node_identity,
     orgs_users_tokens,
     ids_by_name,
+    marking_labels,
     collections_and_rights,
     put_outcomes,
     versions_belong_to_their_producer,
@@ -228,6 +229,108 @@ async fn ids_by_name(h: Arc<Harness>) {
     let got = s.ids_by_name(&names(&["Bank A"]), &[]).await.unwrap();
     assert_eq!(got.orgs.get("Bank A"), Some(&a.id));
     assert!(got.users.is_empty());
+}
+
+/// A marking-definition version carrying `definition` (its `definition_type`, `definition` or
+/// `extensions`), stored with stewardship `s`.
+fn marking(id: &str, definition: serde_json::Value, s: &kopa_core::Stewardship) -> NewObject {
+    let mut json = serde_json::json!({
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": id,
+        "created": "2022-10-01T00:00:00.000Z",
+    });
+    if let (Some(m), serde_json::Value::Object(d)) = (json.as_object_mut(), definition) {
+        m.extend(d);
+    }
+    NewObject {
+        id: id.to_string(),
+        type_: "marking-definition".to_string(),
+        spec_version: "2.1".to_string(),
+        version: Some(ts("2022-10-01T00:00:00.000Z")),
+        json: json.to_string(),
+        steward: s.clone(),
+        values: Vec::new(),
+        origin: None,
+        via: None,
+    }
+}
+
+async fn marking_labels(h: Arc<Harness>) {
+    let s = &h.store;
+    assert!(s.marking_labels(&[]).await.unwrap().is_empty());
+    let Simple { org, user, coll } = simple(&h).await;
+    let other = s
+        .add_collection(&collection("Other", Access::All, Access::All))
+        .await
+        .unwrap()
+        .id;
+    let tlp2 = |colour: &str| {
+        serde_json::json!({"extensions": {kopa_stix::TLP2_EXTENSION_ID: {
+            "extension_type": "property-extension", "tlp_2_0": colour}}})
+    };
+    // A RED definition stored with an upper-case UUID; a TLP 1.0 definition; a statement; one id
+    // defined GREEN in one collection and AMBER+STRICT in another; an indicator with a look-alike id.
+    let red = "marking-definition--0F5A5A3E-2B8E-4C7D-9A43-6B1D2C3E4F50";
+    let amber1 = sid("marking-definition", 1);
+    let statement = sid("marking-definition", 2);
+    let twice = sid("marking-definition", 3);
+    let unknown = sid("marking-definition", 4);
+    // The stewardship of a definition does not matter: its label only ever narrows.
+    let private = steward(&org, &user, Tlp::Red);
+    let outcomes = s
+        .put_objects(
+            &coll,
+            vec![
+                marking(red, tlp2("red"), &private),
+                marking(
+                    &amber1,
+                    serde_json::json!({"definition_type": "tlp", "definition": {"tlp": "amber"}}),
+                    &private,
+                ),
+                marking(
+                    &statement,
+                    serde_json::json!({"definition_type": "statement",
+                                       "definition": {"statement": "Copyright"}}),
+                    &private,
+                ),
+                marking(&twice, tlp2("green"), &private),
+                indicator(
+                    &sid("indicator", 5),
+                    "2024-01-01T00:00:00.000Z",
+                    "",
+                    &private,
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, PutOutcome::Stored { .. })));
+    s.put_objects(
+        &other,
+        vec![marking(&twice, tlp2("amber+strict"), &private)],
+    )
+    .await
+    .unwrap();
+    let ids = vec![
+        red.to_ascii_lowercase(),
+        amber1.clone(),
+        statement,
+        twice.clone(),
+        unknown,
+        sid("indicator", 5),
+    ];
+    let got = s.marking_labels(&ids).await.unwrap();
+    let want: std::collections::HashMap<String, Tlp> = [
+        (red.to_ascii_lowercase(), Tlp::Red),
+        (amber1, Tlp::Amber),
+        (twice, Tlp::AmberStrict),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
 }
 
 async fn collections_and_rights(h: Arc<Harness>) {
