@@ -6,6 +6,7 @@
 //! defines the inputs of that rule and [`Audience::reference_visible`] / [`PeerAudience::reference_visible`],
 //! plain statements of the rule that tests use as the oracle the store's SQL is checked against.
 
+pub mod audience;
 pub mod audit;
 pub mod permission;
 pub mod tlp;
@@ -256,11 +257,18 @@ impl From<PeerAudience> for Reader {
 }
 
 /// Names of organisations and users a producer addressed an object to, read from the Kopa audience
-/// extension (see [`AUDIENCE_EXTENSION_ID`]). The store resolves the names to ids.
+/// extension (see [`AUDIENCE_EXTENSION_ID`]). The names are for people; what grants access is
+/// [`AddressedTo::refs`], the identities the origin node resolved them to (see [`audience`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressedTo {
     pub organisations: Vec<String>,
     pub recipients: Vec<String>,
+    /// The qualified identities the origin node wrote beside the names (`organisation_refs`,
+    /// `recipient_refs`); `None` when the object carries none (a local post before its node
+    /// resolves the names, or an object from a node that does not qualify them).
+    pub refs: Option<audience::Refs>,
+    /// Whether the object carries the audience extension at all.
+    pub present: bool,
 }
 
 /// Problems with the Kopa audience extension on an object.
@@ -268,6 +276,10 @@ pub struct AddressedTo {
 pub enum AudienceError {
     #[error("extensions.'{AUDIENCE_EXTENSION_ID}'.{0} must be a list of strings")]
     NotStringList(&'static str),
+    #[error(
+        "extensions.'{AUDIENCE_EXTENSION_ID}'.{0} must be a list of {{\"node\", \"name\"}} objects"
+    )]
+    NotRefList(&'static str),
     #[error("extensions.'{AUDIENCE_EXTENSION_ID}' must be an object")]
     NotObject,
 }
@@ -300,6 +312,8 @@ pub fn addressed_to(
     Ok(AddressedTo {
         organisations: list("organisations")?,
         recipients: list("recipients")?,
+        refs: audience::Refs::read(ext)?,
+        present: true,
     })
 }
 

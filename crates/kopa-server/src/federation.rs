@@ -123,7 +123,7 @@ pub(crate) async fn receive_batch(
         this_node: r.this_node.clone(),
         known: r.peers.known_keys().await?,
     };
-    let items = prepare_batch(&r.peers, batch, prov).await?;
+    let items = prepare_batch(&r.peers, batch, prov.clone()).await?;
     let count = items.len() as u64;
     let verified = verified(&items);
     let written = write_items(
@@ -133,6 +133,7 @@ pub(crate) async fn receive_batch(
         None,
         Some(via),
         r.default_tlp,
+        &prov,
     )
     .await?;
     let report = report(&written, verified);

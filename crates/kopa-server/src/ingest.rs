@@ -15,6 +15,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
+use kopa_core::audience::{self, QualifiedName, Refs};
 use kopa_core::permission::{decide, Action, Actor, Rights};
 use kopa_core::{
     addressed_to, searchable_values, AddressedTo, OrgId, Principal, Reader, Stewardship, Tlp,
@@ -102,6 +103,9 @@ pub(crate) struct Draft {
     values: Vec<String>,
     /// The verified provenance of an object originated by another node; `None` for this node's own.
     origin: Option<Provenance>,
+    /// A local post that names an audience: the object, signed only once its node has resolved
+    /// the names to qualified identities ([`write_items`]); `json` is empty until then.
+    unsigned: Option<Box<serde_json::Map<String, Value>>>,
 }
 
 fn payload_too_large(limit: usize) -> TaxiiError {
@@ -377,6 +381,9 @@ pub(crate) fn prepare_one(v: Value, prov: &Provenancing) -> Item {
                     }
                     Err(e) => return refused(e, raw),
                 }
+            } else if addressed.present {
+                // Signed after its audience names are resolved (see `write_items`).
+                None
             } else {
                 match sign(
                     &Value::Object(std::mem::take(&mut obj.raw)),
@@ -402,9 +409,15 @@ pub(crate) fn prepare_one(v: Value, prov: &Provenancing) -> Item {
             }
         }
     };
-    let json = match serde_json::to_string(&obj.raw) {
-        Ok(j) => j,
-        Err(e) => return invalid(format!("{}: cannot be serialised: {e}", obj.id), INVALID),
+    let pending =
+        origin.is_none() && addressed.present && matches!(prov, Provenancing::Local { .. });
+    let json = if pending {
+        String::new()
+    } else {
+        match serde_json::to_string(&obj.raw) {
+            Ok(j) => j,
+            Err(e) => return invalid(format!("{}: cannot be serialised: {e}", obj.id), INVALID),
+        }
     };
     let version_text = map_str(&obj.raw, "modified").or_else(|| map_str(&obj.raw, "created"));
     Item::Valid(Draft {
@@ -417,11 +430,33 @@ pub(crate) fn prepare_one(v: Value, prov: &Provenancing) -> Item {
         values: searchable_values(&obj.raw),
         addressed,
         json,
+        unsigned: pending.then(|| Box::new(std::mem::take(&mut obj.raw))),
         id: obj.id,
         type_: obj.type_,
         spec_version: obj.spec_version,
         origin,
     })
+}
+
+/// Write the qualified identities `refs` into a local post's audience extension and sign it as
+/// originated here by `org`: its JSON text as served.
+fn sign_addressed(
+    mut raw: serde_json::Map<String, Value>,
+    refs: &Refs,
+    node: &NodeIdentity,
+    org: &str,
+) -> Result<String, String> {
+    if let Some(Value::Object(ext)) = raw
+        .get_mut("extensions")
+        .and_then(|e| e.get_mut(kopa_core::AUDIENCE_EXTENSION_ID))
+    {
+        refs.write(ext);
+    }
+    match sign(&Value::Object(raw), node.key(), org) {
+        Ok(v @ Value::Object(_)) => serde_json::to_string(&v).map_err(|e| e.to_string()),
+        Ok(_) => Err("cannot be signed".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Resolve the organisation and user names an envelope (or a pulled page) addresses, in one store
@@ -431,8 +466,16 @@ async fn resolve_names(store: &dyn Store, items: &[Item]) -> Result<NameIds, Sto
     let mut users: Vec<String> = Vec::new();
     for item in items {
         let Item::Valid(d) = item else { continue };
-        orgs.extend(d.addressed.organisations.iter().cloned());
-        users.extend(d.addressed.recipients.iter().cloned());
+        match (&d.origin, &d.addressed.refs) {
+            (Some(_), Some(refs)) => {
+                orgs.extend(refs.organisations.iter().map(|q| q.name.clone()));
+                users.extend(refs.recipients.iter().map(|q| q.name.clone()));
+            }
+            _ => {
+                orgs.extend(d.addressed.organisations.iter().cloned());
+                users.extend(d.addressed.recipients.iter().cloned());
+            }
+        }
     }
     if orgs.is_empty() && users.is_empty() {
         return Ok(NameIds::default());
@@ -492,6 +535,11 @@ pub(crate) struct Written {
 /// principal who posted (`None` for objects received from a peer); `via` the node id of the peer
 /// that delivered them. Each object's TLP label is the narrowest of its signs, the custom marking
 /// definitions it names resolved against the batch and the node ([`resolve_markings`]).
+///
+/// `prov` says where the objects come from: a local post's objects that name an audience are
+/// signed here, once their names are resolved to qualified identities (see [`kopa_core::audience`]);
+/// received objects grant access only to the identities their origin named.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn write_items(
     store: &dyn Store,
     cid: &str,
@@ -499,7 +547,13 @@ pub(crate) async fn write_items(
     writer: Option<&Principal>,
     via: Option<&str>,
     default_tlp: Tlp,
+    prov: &Provenancing,
 ) -> Result<Written, StoreError> {
+    let this_node = match prov {
+        Provenancing::Off => None,
+        Provenancing::Local { node, .. } => Some(node.id().as_str()),
+        Provenancing::Received { this_node, .. } => Some(this_node.as_str()),
+    };
     let names = resolve_names(store, &items).await?;
     let markings = resolve_markings(store, &items).await?;
     // Build the batch; remember where each stored object's outcome goes.
@@ -526,13 +580,22 @@ pub(crate) async fn write_items(
                 own += 1;
                 details.push(Some((id, version, Ok(()))));
             }
-            Item::Valid(d) => match stewardship(
+            Item::Valid(mut d) => match stewardship(
                 writer,
                 &d,
                 d.signs.label(|id| markings.get(id).copied()),
                 default_tlp,
                 &names,
-            ) {
+                this_node.unwrap_or_default(),
+            )
+            .and_then(|(steward, refs)| match (d.unsigned.take(), prov) {
+                (Some(raw), Provenancing::Local { node, org, .. }) => {
+                    d.json = sign_addressed(*raw, &refs, node, org)
+                        .map_err(|e| format!("{}: {e}", d.id))?;
+                    Ok(steward)
+                }
+                _ => Ok(steward),
+            }) {
                 Err(message) => details.push(Some((
                     d.id,
                     d.version_text.unwrap_or_default(),
@@ -650,7 +713,7 @@ pub async fn post_objects(
         },
         None => Provenancing::Off,
     };
-    let items = prepare_batch(state.peers(), Batch::Body(body), prov).await?;
+    let items = prepare_batch(state.peers(), Batch::Body(body), prov.clone()).await?;
     let written = write_items(
         state.store().as_ref(),
         &cid,
@@ -658,6 +721,7 @@ pub async fn post_objects(
         Some(&p),
         None,
         state.config().default_tlp,
+        &prov,
     )
     .await?;
     let (status_id, status_json, counts) =
@@ -806,90 +870,168 @@ pub(crate) async fn status_resource(
     (status_id, status_json, (success_count, failure_count))
 }
 
-/// Organisation and user ids for the names an object addresses. `strict`: an unknown name is an
-/// error (a local post); otherwise unknown names are left out and reported in the third value.
-fn resolve_audience(
+/// Organisation and user ids for the names a local post addresses, and the qualified identities
+/// they stand for (this node's own, or a directory entry's home node); an unknown name is an error.
+fn resolve_local(
     d: &Draft,
     names: &NameIds,
-    strict: bool,
-) -> Result<(Vec<OrgId>, Vec<UserId>, bool), String> {
+    this_node: &str,
+) -> Result<(Vec<OrgId>, Vec<UserId>, Refs), String> {
     let ext = kopa_core::AUDIENCE_EXTENSION_ID;
-    let mut unresolved = false;
+    let mut refs = Refs::default();
     let mut org_ids = Vec::new();
     for name in &d.addressed.organisations {
-        match names.orgs.get(name) {
-            Some(id) => {
-                if !org_ids.contains(id) {
-                    org_ids.push(id.clone());
-                }
-            }
-            _ if strict => {
-                return Err(format!(
+        let id = names.orgs.get(name).ok_or_else(|| {
+            format!(
                 "{}: extensions.'{ext}'.organisations: no organisation named {name:?} on this node",
                 d.id
-            ))
-            }
-            _ => unresolved = true,
+            )
+        })?;
+        if !org_ids.contains(id) {
+            org_ids.push(id.clone());
+            refs.organisations.push(QualifiedName {
+                node: names
+                    .org_homes
+                    .get(name)
+                    .map_or(this_node, String::as_str)
+                    .to_string(),
+                name: name.clone(),
+            });
         }
     }
     let mut user_ids = Vec::new();
     for name in &d.addressed.recipients {
-        match names.users.get(name) {
-            Some(id) => {
-                if !user_ids.contains(id) {
-                    user_ids.push(id.clone());
-                }
-            }
-            _ if strict => {
-                return Err(format!(
-                    "{}: extensions.'{ext}'.recipients: no user named {name:?} on this node",
-                    d.id
-                ))
-            }
-            _ => unresolved = true,
+        let id = names.users.get(name).ok_or_else(|| {
+            format!(
+                "{}: extensions.'{ext}'.recipients: no user named {name:?} on this node",
+                d.id
+            )
+        })?;
+        if !user_ids.contains(id) {
+            user_ids.push(id.clone());
+            refs.recipients.push(QualifiedName {
+                node: names
+                    .user_homes
+                    .get(name)
+                    .map_or(this_node, String::as_str)
+                    .to_string(),
+                name: name.clone(),
+            });
         }
     }
-    Ok((org_ids, user_ids, unresolved))
+    Ok((org_ids, user_ids, refs))
 }
 
-/// The stewardship of one object labelled `label` (`None`: no TLP sign, the node default applies):
-/// written by local principal `writer`, or received (its verified provenance in `d.origin`); or why
-/// it cannot be stored.
+/// Organisation and user ids on this node for the identities a received object's origin named:
+/// only the very identity named (this node's own when the reference names this node, a directory
+/// entry whose home is the named node otherwise; see `audience::grant`). An object whose origin
+/// wrote no references names its origin's identities. The third value says whether some
+/// reference found no identity here.
+fn resolve_received(
+    d: &Draft,
+    origin: &str,
+    names: &NameIds,
+    this_node: &str,
+) -> (Vec<OrgId>, Vec<UserId>, bool) {
+    let refs = d.addressed.refs.clone().unwrap_or_else(|| Refs {
+        organisations: audience::in_origin_namespace(&d.addressed.organisations, origin),
+        recipients: audience::in_origin_namespace(&d.addressed.recipients, origin),
+    });
+    let mut unresolved = false;
+    let orgs = granted(
+        &refs.organisations,
+        &names.orgs,
+        &names.org_homes,
+        this_node,
+        &mut unresolved,
+    );
+    let users = granted(
+        &refs.recipients,
+        &names.users,
+        &names.user_homes,
+        this_node,
+        &mut unresolved,
+    );
+    (orgs, users, unresolved)
+}
+
+/// The local ids of the identities `list` names that this node holds as the very identity named;
+/// `unresolved` is set when one is not held.
+fn granted<T: Clone + PartialEq>(
+    list: &[QualifiedName],
+    ids: &std::collections::HashMap<String, T>,
+    homes: &std::collections::HashMap<String, String>,
+    this_node: &str,
+    unresolved: &mut bool,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for q in list {
+        match ids.get(&q.name) {
+            Some(id) if audience::grant(q, this_node, homes.get(&q.name).map(String::as_str)) => {
+                if !out.contains(id) {
+                    out.push(id.clone());
+                }
+            }
+            _ => *unresolved = true,
+        }
+    }
+    out
+}
+
+/// The stewardship of one object labelled `tlp` (`None`: it carries no TLP sign): written by local
+/// principal `writer`, or received (its verified provenance in `d.origin`); or why it cannot be
+/// stored. Also the qualified identities of a local post's audience, to write into it.
 ///
 /// A received object is owned by its origin organisation and authored by its origin node (never a
-/// local user); its audience names are resolved here, and when one does not resolve the object stays
-/// narrowed to those that do (to its remote owner alone when none does): received objects never widen.
+/// local user); its audience is resolved here, and when a reference does not resolve the object
+/// stays narrowed to those that do (to its remote owner alone when none does): received objects
+/// never widen.
 fn stewardship(
     writer: Option<&Principal>,
     d: &Draft,
-    label: Option<Tlp>,
+    tlp: Option<Tlp>,
     default_tlp: Tlp,
     names: &NameIds,
-) -> Result<Stewardship, String> {
-    let tlp = label.unwrap_or(default_tlp);
+    this_node: &str,
+) -> Result<(Stewardship, Refs), String> {
+    let label = tlp.unwrap_or(default_tlp);
     match (&d.origin, writer) {
         (Some(origin), _) => {
-            let (org_ids, user_ids, unresolved) = resolve_audience(d, names, false)?;
-            let addressed_orgs = !d.addressed.organisations.is_empty();
-            Ok(Stewardship {
-                owner_org: OrgId(origin.origin_org.clone()),
-                author: UserId(origin.origin_node.to_string()),
-                tlp,
-                defaulted: label.is_none() || (unresolved && addressed_orgs && org_ids.is_empty()),
-                orgs: org_ids,
-                users: user_ids,
-            })
+            let (org_ids, user_ids, unresolved) =
+                resolve_received(d, origin.origin_node.as_str(), names, this_node);
+            let addressed_orgs = d
+                .addressed
+                .refs
+                .as_ref()
+                .map_or(!d.addressed.organisations.is_empty(), |r| {
+                    !r.organisations.is_empty()
+                });
+            Ok((
+                Stewardship {
+                    owner_org: OrgId(origin.origin_org.clone()),
+                    author: UserId(origin.origin_node.to_string()),
+                    tlp: label,
+                    defaulted: tlp.is_none()
+                        || (unresolved && addressed_orgs && org_ids.is_empty()),
+                    orgs: org_ids,
+                    users: user_ids,
+                },
+                Refs::default(),
+            ))
         }
         (None, Some(p)) => {
-            let (org_ids, user_ids, _) = resolve_audience(d, names, true)?;
-            Ok(Stewardship {
-                owner_org: p.org.clone(),
-                author: p.user.clone(),
-                tlp,
-                orgs: org_ids,
-                users: user_ids,
-                defaulted: label.is_none(),
-            })
+            let (org_ids, user_ids, refs) = resolve_local(d, names, this_node)?;
+            Ok((
+                Stewardship {
+                    owner_org: p.org.clone(),
+                    author: p.user.clone(),
+                    tlp: label,
+                    orgs: org_ids,
+                    users: user_ids,
+                    defaulted: tlp.is_none(),
+                },
+                refs,
+            ))
         }
         (None, None) => Err(format!("{}: received without a verified provenance", d.id)),
     }

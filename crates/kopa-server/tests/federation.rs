@@ -537,7 +537,19 @@ async fn a_peers_post_stores_what_verifies_and_rejects_the_rest_by_reason() {
                "extensions": {AUDIENCE_EXTENSION_ID: {"extension_type": "property-extension",
                               "organisations": orgs}}})
     };
-    let to_b = sign(&indicator(9, aud(&["Org B"])), &origin_key, "org-o").unwrap();
+    // The origin qualifies the names it resolved: this node's Org B is named by this node's id.
+    let qualified = |n: usize, node: &str| {
+        let mut o = indicator(n, aud(&["Org B"]));
+        o["extensions"][AUDIENCE_EXTENSION_ID]["organisation_refs"] =
+            json!([{"node": node, "name": "Org B"}]);
+        sign(&o, &origin_key, "org-o").unwrap()
+    };
+    let this_node = node.identity.id().to_string();
+    let to_b = qualified(9, &this_node);
+    // The origin's own "Org B" (same name, another node): never this node's Org B.
+    let to_origins_b = qualified(11, origin_key.node_id().as_str());
+    // Names without references are the origin's names: not this node's Org B either.
+    let to_b_bare = sign(&indicator(12, aud(&["Org B"])), &origin_key, "org-o").unwrap();
     let to_nowhere = sign(&indicator(10, aud(&["Nowhere"])), &origin_key, "org-o").unwrap();
 
     let r = peer_post(
@@ -555,12 +567,14 @@ async fn a_peers_post_stores_what_verifies_and_rejects_the_rest_by_reason() {
             unmarked.clone(),
             to_b.clone(),
             to_nowhere.clone(),
+            to_origins_b.clone(),
+            to_b_bare.clone(),
         ],
     )
     .await;
     assert_eq!(r.status, 202, "{}", r.text());
     let s = r.json();
-    assert_eq!(s["success_count"], 6, "{s}");
+    assert_eq!(s["success_count"], 8, "{s}");
     assert_eq!(s["failure_count"], 4, "{s}");
     let failed: BTreeSet<String> = s["failures"]
         .as_array()
@@ -617,6 +631,9 @@ async fn a_peers_post_stores_what_verifies_and_rejects_the_rest_by_reason() {
     assert!(!alice_sees.contains(&idn(&unmarked)) && !bob_sees.contains(&idn(&unmarked)));
     assert!(bob_sees.contains(&idn(&to_b)) && !alice_sees.contains(&idn(&to_b)));
     assert!(!alice_sees.contains(&idn(&to_nowhere)) && !bob_sees.contains(&idn(&to_nowhere)));
+    for o in [&to_origins_b, &to_b_bare] {
+        assert!(!alice_sees.contains(&idn(o)) && !bob_sees.contains(&idn(o)));
+    }
     // Served exactly as signed at the origin.
     let served = node
         .get(
@@ -630,12 +647,12 @@ async fn a_peers_post_stores_what_verifies_and_rejects_the_rest_by_reason() {
     // Metrics count by peer and reason.
     let m = node.state.metrics().render();
     for line in [
-        "kopa_peer_objects_received_total{peer=\"p\"} 5",
+        "kopa_peer_objects_received_total{peer=\"p\"} 7",
         "kopa_peer_objects_rejected_total{peer=\"p\",reason=\"tampered\"} 1",
         "kopa_peer_objects_rejected_total{peer=\"p\",reason=\"unsigned\"} 1",
         "kopa_peer_objects_rejected_total{peer=\"p\",reason=\"unknown_node\"} 1",
         "kopa_peer_objects_rejected_total{peer=\"p\",reason=\"invalid\"} 1",
-        "kopa_signatures_verified_total 9",
+        "kopa_signatures_verified_total 11",
     ] {
         assert!(m.contains(line), "{line} not in:\n{m}");
     }
@@ -644,7 +661,7 @@ async fn a_peers_post_stores_what_verifies_and_rejects_the_rest_by_reason() {
     assert_eq!(r.json()["success_count"], 1);
     let m = node.state.metrics().render();
     assert!(
-        m.contains("kopa_peer_objects_received_total{peer=\"p\"} 5"),
+        m.contains("kopa_peer_objects_received_total{peer=\"p\"} 7"),
         "{m}"
     );
     // And it was audited as the peer's act.

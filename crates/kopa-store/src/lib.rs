@@ -68,6 +68,11 @@ pub struct Org {
 pub struct NameIds {
     pub orgs: HashMap<String, OrgId>,
     pub users: HashMap<String, UserId>,
+    /// The home node of each named organisation that is a directory entry (hosted on another
+    /// node); organisations hosted here are absent.
+    pub org_homes: HashMap<String, String>,
+    /// The home node of each named user of such an organisation.
+    pub user_homes: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,6 +330,10 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     /// the collection's lists say; a peer reads and writes the collections of its policy only (it
     /// pushes, and sends sightings home, into them; what it sends is verified on receipt).
     async fn collections(&self, who: &Reader) -> Result<Vec<CollectionView>>;
+    /// Every collection of the node, for the node's own processes (the sync loop stores what it
+    /// pulls from a peer into the local collection of the same id or alias): never for a request,
+    /// which sees collections through [`Store::collections`].
+    async fn all_collections(&self) -> Result<Vec<Collection>>;
     /// One collection (by id or alias) as `who` sees it; `NotFound` when it may neither read nor
     /// write it.
     async fn collection(&self, who: &Reader, id: &str) -> Result<CollectionView>;

@@ -526,6 +526,7 @@ impl Store for PgStore {
                     r.try_get(0).map_err(backend)?,
                     r.try_get(1).map_err(backend)?,
                     r.try_get(2).map_err(backend)?,
+                    r.try_get(3).map_err(backend)?,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -784,6 +785,10 @@ impl Store for PgStore {
             read: crate::sqlite::normalize_access(nc.read.clone()),
             write: crate::sqlite::normalize_access(nc.write.clone()),
         })
+    }
+
+    async fn all_collections(&self) -> Result<Vec<Collection>> {
+        self.load_collections(None).await
     }
 
     async fn collections(&self, who: &Reader) -> Result<Vec<CollectionView>> {

@@ -368,21 +368,30 @@ pub(crate) fn marking_labels(rows: Vec<(String, String)>) -> HashMap<String, Tlp
 pub(crate) fn names_query(dialect: Dialect, orgs: &[String], users: &[String]) -> Sql {
     let mut sql = Sql::new(dialect);
     let o = sql.in_texts("name", orgs);
-    let u = sql.in_texts("name", users);
+    let u = sql.in_texts("u.name", users);
     sql.text = format!(
-        "SELECT CAST('o' AS TEXT), name, id FROM orgs WHERE {o} UNION ALL SELECT CAST('u' AS \
-         TEXT), name, id FROM users WHERE {u}"
+        "SELECT CAST('o' AS TEXT), name, id, node FROM orgs WHERE {o} UNION ALL SELECT CAST('u' \
+         AS TEXT), u.name, u.id, g.node FROM users u JOIN orgs g ON g.id = u.org_id WHERE {u}"
     );
     sql
 }
 
+/// A row of [`names_query`]: kind (`o` or `u`), name, id, home node.
+pub(crate) type NameRow = (String, String, String, Option<String>);
+
 /// The answer of [`names_query`].
-pub(crate) fn name_ids(rows: Vec<(String, String, String)>) -> crate::NameIds {
+pub(crate) fn name_ids(rows: Vec<NameRow>) -> crate::NameIds {
     let mut out = crate::NameIds::default();
-    for (kind, name, id) in rows {
+    for (kind, name, id, home) in rows {
         if kind == "o" {
+            if let Some(h) = home {
+                out.org_homes.insert(name.clone(), h);
+            }
             out.orgs.insert(name, kopa_core::OrgId(id));
         } else {
+            if let Some(h) = home {
+                out.user_homes.insert(name.clone(), h);
+            }
             out.users.insert(name, kopa_core::UserId(id));
         }
     }

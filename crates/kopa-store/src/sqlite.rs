@@ -877,7 +877,7 @@ impl Store for SqliteStore {
                 let mut stmt = c.prepare_cached(&q.text).map_err(backend)?;
                 let rows = stmt
                     .query_map(params_from_iter(q.args.iter()), |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })
                     .map_err(backend)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
@@ -1132,6 +1132,10 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn all_collections(&self) -> Result<Vec<Collection>> {
+        self.read(|c| load_collections(c, None)).await
     }
 
     async fn collections(&self, who: &Reader) -> Result<Vec<CollectionView>> {

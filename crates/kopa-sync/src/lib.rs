@@ -237,18 +237,15 @@ impl Syncer {
     }
 
     /// Every local collection id with its alias.
-    async fn local_collections(
-        &self,
-        peer: &PeerView,
-    ) -> Result<Vec<(String, Option<String>)>, SyncError> {
-        // A peer may write every collection (what it sends is verified on receipt), so the
-        // collections as the peer sees them are all of this node's collections: one store read.
+    async fn local_collections(&self) -> Result<Vec<(String, Option<String>)>, SyncError> {
+        // What this node pulls it stores, by its own decision, into its collection of the same id
+        // or alias (a peer's own posts go only where the policy says; that is the server's rule).
         Ok(self
             .store
-            .collections(&peer.reader())
+            .all_collections()
             .await?
             .into_iter()
-            .map(|v| (v.collection.id, v.collection.alias))
+            .map(|c| (c.id, c.alias))
             .collect())
     }
 
@@ -402,7 +399,7 @@ impl Syncer {
     ) -> Result<(), SyncError> {
         let client = self.client(peer);
         let remote = client.collections().await?;
-        let local = self.local_collections(peer).await?;
+        let local = self.local_collections().await?;
         let cursors = self.cursors(&peer.name).await?;
         let receiver = self.receiver()?;
         for rc in remote.iter().filter(|c| c.can_read) {
@@ -559,7 +556,7 @@ impl Syncer {
         };
         let cursors = self.cursors(&peer.name).await?;
         let reader = peer.reader();
-        let local = self.local_collections(peer).await?;
+        let local = self.local_collections().await?;
         // Sightings go home to an origin this node exports the collection to, else through the
         // peer that delivered the indicator: the declared peers are read once per round.
         let peers: Vec<PeerView> = match what {

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{failing_proxy, indicator, pair, put_raw, uuid_n, Node, PgDb, T0};
+use kopa_core::Role;
 use kopa_federation::{NodeKey, PROVENANCE_EXTENSION_ID};
 use kopa_store::{ObjectFilter, VersionMatch};
 use serde_json::{json, Value};
@@ -519,4 +520,113 @@ async fn a_peer_failing_mid_pull_leaves_the_stored_pages_the_lag_and_the_error()
     assert!(peer.last_sync_at.is_some() && peer.last_error.is_none());
     let st = kopa_sync::PeerStatus::from_stored(peer.status.as_ref());
     assert_eq!((st.received, st.lag_objects, st.lag_seconds), (25, 0, 0));
+}
+
+/// Names collide across nodes: node A's `bob` and `admin` are not node B's. A addresses a RED
+/// indicator to its own bob and admin and to B's bea (a directory entry on A), and an AMBER+STRICT
+/// one to its own "Org Shared" and to B's "Org 2": after B pulls, only bea and Org 2's people see
+/// them on B, never B's own bob, admin or "Org Shared" that merely share a name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_names_on_two_nodes_never_grant_each_other() {
+    let (a, b) = (Node::new(1).await, Node::new(2).await);
+    let cid = a.collection(None, None).await;
+    b.collection(Some(&cid), None).await;
+    // A exports the collection to B up to RED; B pulls.
+    let policy = kopa_federation::ExportPolicy {
+        collections: vec![cid.clone()],
+        max_tlp: kopa_core::Tlp::Red,
+        ..kopa_federation::ExportPolicy::default()
+    };
+    a.store
+        .add_peer(&kopa_store::NewPeer {
+            name: "b".into(),
+            node_id: b.key.node_id().to_string(),
+            url: b.url(),
+            public_key: b.key.public_key().encode(),
+            token: None,
+            policy: serde_json::to_string(&policy).unwrap(),
+        })
+        .await
+        .unwrap();
+    b.peer("a", &a, &[], false).await;
+    // On A: its own bob and admin and "Org Shared"; directory entries for B's bea and Org 2.
+    let a_shared = a.store.add_org("Org Shared").await.unwrap();
+    for (name, role) in [("bob", Role::Reader), ("admin", Role::Admin)] {
+        a.store.add_user(name, &a_shared.id, role).await.unwrap();
+    }
+    let b_home = b.key.node_id().to_string();
+    let dir_b = a.store.add_remote_org("Org 2", &b_home).await.unwrap();
+    a.store
+        .add_user("bea", &dir_b.id, Role::Reader)
+        .await
+        .unwrap();
+    // On B: its own bob, admin, bea, and an unrelated "Org Shared".
+    let b_shared = b.store.add_org("Org Shared").await.unwrap();
+    let mut b_people = Vec::new();
+    for (name, org) in [
+        ("bob", &b_shared.id),
+        ("admin", &b_shared.id),
+        ("bea", &b.org),
+    ] {
+        let u = b.store.add_user(name, org, Role::Reader).await.unwrap();
+        b_people.push((name, u.id, org.clone()));
+    }
+    let audience = |tlp: kopa_core::Tlp, orgs: &[&str], users: &[&str]| {
+        json!({"object_marking_refs": [tlp.marking_id()],
+               "extensions": {kopa_core::AUDIENCE_EXTENSION_ID: {
+                   "extension_type": "property-extension",
+                   "organisations": orgs, "recipients": users}}})
+    };
+    let mut red = indicator(1, T0);
+    red.as_object_mut().unwrap().extend(
+        audience(kopa_core::Tlp::Red, &[], &["bob", "admin", "bea"])
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let mut strict = indicator(2, T0);
+    strict.as_object_mut().unwrap().extend(
+        audience(kopa_core::Tlp::AmberStrict, &["Org Shared", "Org 2"], &[])
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    a.post(&cid, &[red.clone(), strict.clone()]).await;
+    let r = b.syncer(10).sync_once(Some("a")).await.unwrap();
+    assert_eq!(r[0].error, None);
+    assert_eq!(r[0].received, 2, "{:?}", r[0]);
+    let sees = |user: &kopa_core::UserId, org: &kopa_core::OrgId| {
+        let store = b.store.clone();
+        let (user, org, cid) = (user.clone(), org.clone(), cid.clone());
+        async move {
+            let page = store
+                .objects(
+                    &kopa_core::Audience { org, user }.into(),
+                    &cid,
+                    &kopa_store::ObjectFilter {
+                        added_after: None,
+                        after_seq: None,
+                        limit: 100,
+                        ids: Vec::new(),
+                        types: Vec::new(),
+                        versions: VersionMatch::last(),
+                        spec_versions: Vec::new(),
+                    },
+                )
+                .await
+                .unwrap();
+            page.objects.into_iter().map(|o| o.id).collect::<Vec<_>>()
+        }
+    };
+    let (red_id, strict_id) = (
+        red["id"].as_str().unwrap().to_string(),
+        strict["id"].as_str().unwrap().to_string(),
+    );
+    for (name, user, org) in &b_people {
+        let seen = sees(user, org).await;
+        match *name {
+            "bea" => assert_eq!(seen, vec![red_id.clone(), strict_id.clone()], "bea"),
+            _ => assert!(seen.is_empty(), "B's {name} sees {seen:?}"),
+        }
+    }
 }
