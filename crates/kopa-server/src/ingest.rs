@@ -877,49 +877,64 @@ fn resolve_local(
     names: &NameIds,
     this_node: &str,
 ) -> Result<(Vec<OrgId>, Vec<UserId>, Refs), String> {
-    let ext = kopa_core::AUDIENCE_EXTENSION_ID;
-    let mut refs = Refs::default();
-    let mut org_ids = Vec::new();
-    for name in &d.addressed.organisations {
-        let id = names.orgs.get(name).ok_or_else(|| {
-            format!(
-                "{}: extensions.'{ext}'.organisations: no organisation named {name:?} on this node",
-                d.id
-            )
-        })?;
-        if !org_ids.contains(id) {
-            org_ids.push(id.clone());
-            refs.organisations.push(QualifiedName {
-                node: names
-                    .org_homes
-                    .get(name)
-                    .map_or(this_node, String::as_str)
-                    .to_string(),
-                name: name.clone(),
-            });
-        }
-    }
-    let mut user_ids = Vec::new();
-    for name in &d.addressed.recipients {
-        let id = names.users.get(name).ok_or_else(|| {
-            format!(
-                "{}: extensions.'{ext}'.recipients: no user named {name:?} on this node",
-                d.id
-            )
-        })?;
-        if !user_ids.contains(id) {
-            user_ids.push(id.clone());
-            refs.recipients.push(QualifiedName {
-                node: names
-                    .user_homes
-                    .get(name)
-                    .map_or(this_node, String::as_str)
-                    .to_string(),
-                name: name.clone(),
-            });
-        }
-    }
+    let (org_ids, organisations) = qualify(
+        d,
+        "organisations",
+        "organisation",
+        &d.addressed.organisations,
+        &names.orgs,
+        &names.org_homes,
+        this_node,
+    )?;
+    let (user_ids, recipients) = qualify(
+        d,
+        "recipients",
+        "user",
+        &d.addressed.recipients,
+        &names.users,
+        &names.user_homes,
+        this_node,
+    )?;
+    let refs = Refs {
+        organisations,
+        recipients,
+    };
     Ok((org_ids, user_ids, refs))
+}
+
+/// The ids of `list` (the names of property `key` of the audience extension, each a `what` on this
+/// node) and the qualified identity of each.
+fn qualify<T: Clone + PartialEq>(
+    d: &Draft,
+    key: &str,
+    what: &str,
+    list: &[String],
+    ids: &std::collections::HashMap<String, T>,
+    homes: &std::collections::HashMap<String, String>,
+    this_node: &str,
+) -> Result<(Vec<T>, Vec<QualifiedName>), String> {
+    let ext = kopa_core::AUDIENCE_EXTENSION_ID;
+    let mut out = Vec::new();
+    let mut refs = Vec::new();
+    for name in list {
+        let id = ids.get(name).ok_or_else(|| {
+            format!(
+                "{}: extensions.'{ext}'.{key}: no {what} named {name:?} on this node",
+                d.id
+            )
+        })?;
+        if !out.contains(id) {
+            out.push(id.clone());
+            refs.push(QualifiedName {
+                node: homes
+                    .get(name)
+                    .map_or(this_node, String::as_str)
+                    .to_string(),
+                name: name.clone(),
+            });
+        }
+    }
+    Ok((out, refs))
 }
 
 /// Organisation and user ids on this node for the identities a received object's origin named:
