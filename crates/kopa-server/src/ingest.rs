@@ -519,6 +519,40 @@ async fn resolve_markings(
     Ok(labels)
 }
 
+/// Reason label of a received object whose signed origin names an organisation its origin node does
+/// not host.
+pub(crate) const FORGED: &str = "forged_origin";
+
+/// The home of every organisation this node knows (`None`: hosted here), read only when a batch
+/// holds received objects (one store read).
+async fn org_homes(
+    store: &dyn Store,
+    items: &[Item],
+) -> Result<HashMap<String, Option<String>>, StoreError> {
+    let received = items
+        .iter()
+        .any(|item| matches!(item, Item::Valid(d) if d.origin.is_some()));
+    if !received {
+        return Ok(HashMap::new());
+    }
+    Ok(store
+        .orgs()
+        .await?
+        .into_iter()
+        .map(|o| (o.id.0, o.node))
+        .collect())
+}
+
+/// Whether a received object's signed origin is forged: its origin organisation is known here to be
+/// hosted by another node than its origin node (one of this node's own organisations, or a
+/// directory entry of another peer). The origin node's own organisations are not known here by id:
+/// an unknown id is the origin's to vouch for with its signature.
+fn forged(homes: &HashMap<String, Option<String>>, p: &Provenance) -> bool {
+    homes
+        .get(&p.origin_org)
+        .is_some_and(|home| home.as_deref() != Some(p.origin_node.as_str()))
+}
+
 /// What writing an envelope's items did.
 pub(crate) struct Written {
     /// One detail per item, in order.
@@ -556,6 +590,7 @@ pub(crate) async fn write_items(
     };
     let names = resolve_names(store, &items).await?;
     let markings = resolve_markings(store, &items).await?;
+    let homes = org_homes(store, &items).await?;
     // Build the batch; remember where each stored object's outcome goes.
     let mut details: Vec<Option<Detail>> = Vec::with_capacity(items.len());
     let mut batch: Vec<NewObject> = Vec::new();
@@ -579,6 +614,21 @@ pub(crate) async fn write_items(
             Item::Own { id, version } => {
                 own += 1;
                 details.push(Some((id, version, Ok(()))));
+            }
+            Item::Valid(d) if d.origin.as_ref().is_some_and(|p| forged(&homes, p)) => {
+                let origin = d
+                    .origin
+                    .as_ref()
+                    .map(|p| (p.origin_org.clone(), p.origin_node.to_string()));
+                let (org, node) = origin.unwrap_or_default();
+                details.push(Some((
+                    d.id,
+                    d.version_text.unwrap_or_default(),
+                    Err((
+                        format!("forged origin: organisation {org} is not hosted by node {node}"),
+                        FORGED,
+                    )),
+                )))
             }
             Item::Valid(mut d) => match stewardship(
                 writer,

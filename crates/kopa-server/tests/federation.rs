@@ -1154,4 +1154,24 @@ async fn a_peer_writes_only_where_its_policy_says_and_cannot_version_others_obje
         .unwrap()
         .iter()
         .all(|o| o.get("revoked").is_none()));
+
+    // P signs an object as if Org A, an organisation of this node, had written it on P: forged.
+    let forged = sign(
+        &indicator(3, json!({"object_marking_refs": [GREEN]})),
+        &p_key,
+        &a.id.0,
+    )
+    .unwrap();
+    let r = peer_post(&node, &p_key, &exported, &[forged]).await;
+    let status = r.json();
+    assert_eq!(status["failure_count"], 1, "{status}");
+    assert!(status["failures"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("forged origin"));
+    let metrics = node.state.metrics().render();
+    assert!(
+        metrics.contains("kopa_peer_objects_rejected_total{peer=\"p\",reason=\"forged_origin\"} 1"),
+        "{metrics}"
+    );
 }

@@ -24,8 +24,9 @@ pub enum PeerCommand {
         /// The peer's base URL (http:// or https://).
         #[arg(long)]
         url: String,
-        /// The peer's Ed25519 public key, as its `kopa node show` prints it.
-        #[arg(long)]
+        /// The peer's Ed25519 public key, as its `kopa node show` prints it (a key may begin with
+        /// '-': base64url uses it).
+        #[arg(long, allow_hyphen_values = true)]
         key: String,
         /// The token this node presents to the peer (stored as given: a secret at rest).
         #[arg(long)]

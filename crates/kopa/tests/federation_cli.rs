@@ -525,3 +525,30 @@ fn directory_organisations_collection_ids_and_push() {
 
     audit_verifies(&data);
 }
+
+/// One key in 64 begins with '-' (base64url): `--key` takes it as the value it is, and `--json`
+/// prints the peer as for any other key.
+#[test]
+fn a_key_beginning_with_a_hyphen_is_accepted() {
+    let (_dir, data, _, _) = started_node_and_two_peer_keys();
+    let key = (0u8..=255)
+        .map(|seed| kopa_federation::NodeKey::from_seed([seed; 32]).public_key())
+        .find(|k| k.encode().starts_with('-'))
+        .expect("a seed whose public key begins with '-'");
+    let encoded = key.encode();
+    let (ok, p) = json_cmd(
+        &data,
+        &[
+            "peer",
+            "add",
+            "dash",
+            "--url",
+            "https://d.example",
+            "--key",
+            &encoded,
+        ],
+    );
+    assert!(ok, "{p}");
+    assert_eq!(p["public_key"], encoded);
+    assert_eq!(p["node_id"], key.node_id().as_str());
+}
