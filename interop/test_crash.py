@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import TAXII, backend_params, make_node
+from conftest import ADMIN_TOKEN, TAXII, backend_params, make_node
 
 ENVELOPE = 200
 POSTERS = 2
@@ -108,6 +108,22 @@ def test_stop_during_ingest_loses_nothing_acknowledged(backend, sig, tmp_path):
             next_ = env["next"]
         missing = acked - stored
         assert not missing, f"{len(missing)} acknowledged objects lost, e.g. {sorted(missing)[:3]}"
+
+        # Every committed object is in the audit log: each batch's entry is written in the batch's
+        # own transaction, so a crash never leaves stored objects without their entry.
+        entries, after = [], 0
+        while True:
+            r = requests.get(f"{node.url}/api/audit", params={"after": after, "limit": 10000},
+                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert r.status_code == 200, r.text
+            page = r.json()["entries"]
+            if not page:
+                break
+            entries += page
+            after = page[-1]["seq"]
+        audited = sum(json.loads(e["detail"]).get("stored", 0)
+                      for e in entries if e["action"] == "objects.add")
+        assert audited == len(stored), f"{len(stored)} objects stored, {audited} audited"
 
         # The node works after the crash: a new envelope is stored, the audit log verifies.
         fresh = [indicator(random.Random(99), 10**9 + k) for k in range(3)]

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kopa_core::audit::NewAuditEntry;
 use kopa_core::Tlp;
 use kopa_federation::{ExportPolicy, KnownKeys, NodeId, NodeIdentity, PublicKey, VerifyError};
 use kopa_store::{Store, StoreError};
@@ -103,7 +104,7 @@ pub async fn receive(
     objects: Vec<Value>,
     via: &str,
 ) -> Result<ReceiveReport, StoreError> {
-    match receive_batch(r, collection, Batch::Objects(objects), via).await {
+    match receive_batch(r, collection, Batch::Objects(objects), via, None).await {
         Ok((report, _)) => Ok(report),
         Err(Failure::Refused(e)) => Err(StoreError::Backend(e.description)),
         Err(Failure::Store(e)) => Err(e),
@@ -118,6 +119,7 @@ pub(crate) async fn receive_batch(
     collection: &str,
     batch: Batch,
     via: &str,
+    audit: Option<NewAuditEntry>,
 ) -> Result<(ReceiveReport, Vec<Detail>), Failure> {
     let prov = Provenancing::Received {
         this_node: r.this_node.clone(),
@@ -134,6 +136,7 @@ pub(crate) async fn receive_batch(
         Some(via),
         r.default_tlp,
         &prov,
+        audit,
     )
     .await?;
     let report = report(&written, verified);

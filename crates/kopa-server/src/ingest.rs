@@ -16,6 +16,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use kopa_core::audience::{self, QualifiedName, Refs};
+use kopa_core::audit::NewAuditEntry;
 use kopa_core::permission::{decide, Action, Actor, Rights};
 use kopa_core::{
     addressed_to, searchable_values, AddressedTo, OrgId, Principal, Reader, Stewardship, Tlp,
@@ -582,6 +583,7 @@ pub(crate) async fn write_items(
     via: Option<&str>,
     default_tlp: Tlp,
     prov: &Provenancing,
+    audit: Option<NewAuditEntry>,
 ) -> Result<Written, StoreError> {
     let this_node = match prov {
         Provenancing::Off => None,
@@ -670,10 +672,37 @@ pub(crate) async fn write_items(
         }
     }
     let ids: Vec<String> = batch.iter().map(|o| o.id.clone()).collect();
+    // The audit entry goes into the batch's transaction, with what was refused before the store.
+    let audit = audit.map(|mut e| {
+        let done = details.iter().flatten();
+        let ok = done.clone().filter(|d| d.2.is_ok()).count() as u64;
+        let mut rejected: std::collections::BTreeMap<&str, u64> = Default::default();
+        for (_, _, r) in done {
+            if let Err((_, reason)) = r {
+                *rejected.entry(reason).or_default() += 1;
+            }
+        }
+        let failed: u64 = rejected.values().sum();
+        e.detail = kopa_store::audit_counts(&e.detail, &[], ok, failed);
+        if let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(&e.detail) {
+            m.insert("rejected".into(), json!(rejected));
+            e.detail = Value::Object(m).to_string();
+        }
+        e
+    });
     let outcomes = if batch.is_empty() {
+        if let Some(mut e) = audit {
+            e.detail = kopa_store::audit_counts(
+                &e.detail,
+                &[("stored", 0), ("duplicates", 0), ("failed", 0)],
+                0,
+                0,
+            );
+            store.audit(e).await?;
+        }
         Vec::new()
     } else {
-        store.put_objects(cid, batch).await?
+        store.put_objects_audited(cid, batch, audit).await?
     };
     if outcomes.len() != ids.len() {
         return Err(StoreError::Backend(format!(
@@ -764,6 +793,15 @@ pub async fn post_objects(
         None => Provenancing::Off,
     };
     let items = prepare_batch(state.peers(), Batch::Body(body), prov.clone()).await?;
+    let status_id = uuid::Uuid::new_v4().to_string();
+    let entry = NewAuditEntry {
+        actor: p.user_name.clone(),
+        action: "objects.add".into(),
+        target: cid.clone(),
+        origin: origin.clone(),
+        detail: json!({"status": status_id, "total": items.len(), "success": 0, "failure": 0})
+            .to_string(),
+    };
     let written = write_items(
         state.store().as_ref(),
         &cid,
@@ -772,28 +810,20 @@ pub async fn post_objects(
         None,
         state.config().default_tlp,
         &prov,
+        Some(entry),
     )
     .await?;
-    let (status_id, status_json, counts) =
-        status_resource(&state, request_timestamp, p.user.clone(), written.details).await;
+    let (status_json, counts) = status_resource(
+        &state,
+        &status_id,
+        request_timestamp,
+        p.user.clone(),
+        written.details,
+    )
+    .await;
     state
         .metrics()
         .objects_written(written.stored, counts.1 as u64);
-    crate::rest::audit(
-        &state,
-        &p,
-        &origin,
-        "objects.add",
-        &cid,
-        json!({
-            "status": status_id,
-            "total": counts.0 + counts.1,
-            "stored": written.stored,
-            "success": counts.0,
-            "failure": counts.1,
-        }),
-    )
-    .await;
     Ok(taxii_body(StatusCode::ACCEPTED, status_json))
 }
 
@@ -813,12 +843,28 @@ async fn post_from_peer(
     };
     let body = read_body(&state, req).await?;
     let request_timestamp = Timestamp::now();
-    let (report, details) =
-        receive_batch(&receiver, &cid, Batch::Body(body), peer.node_id.as_str()).await?;
+    let status_id = uuid::Uuid::new_v4().to_string();
+    let entry = NewAuditEntry {
+        actor: format!("peer:{}", peer.name),
+        action: "objects.receive".into(),
+        target: cid.clone(),
+        origin,
+        detail: json!({"status": status_id, "node": peer.node_id, "success": 0, "failure": 0})
+            .to_string(),
+    };
+    let (report, details) = receive_batch(
+        &receiver,
+        &cid,
+        Batch::Body(body),
+        peer.node_id.as_str(),
+        Some(entry),
+    )
+    .await?;
     crate::federation::log_rejections(&peer.name, &report);
     state.metrics().peer_received(&peer.name, &report);
-    let (status_id, status_json, counts) = status_resource(
+    let (status_json, counts) = status_resource(
         &state,
+        &status_id,
         request_timestamp,
         UserId(peer.node_id.to_string()),
         details,
@@ -827,23 +873,6 @@ async fn post_from_peer(
     state
         .metrics()
         .objects_written(report.stored, counts.1 as u64);
-    crate::rest::audit_as(
-        &state,
-        &format!("peer:{}", peer.name),
-        &origin,
-        "objects.receive",
-        &cid,
-        json!({
-            "status": status_id,
-            "node": peer.node_id,
-            "total": counts.0 + counts.1,
-            "stored": report.stored,
-            "duplicates": report.duplicates,
-            "own": report.own,
-            "rejected": report.rejected_by_reason(),
-        }),
-    )
-    .await;
     Ok(taxii_body(StatusCode::ACCEPTED, status_json))
 }
 
@@ -866,15 +895,16 @@ pub(crate) async fn read_body(
         .map_err(|_| payload_too_large(limit))
 }
 
-/// Build and keep the TAXII status resource of a write; returns its id, its JSON text and the
+/// Build and keep the TAXII status resource `status_id` of a write; returns its JSON text and the
 /// (success, failure) counts.
 pub(crate) async fn status_resource(
     state: &AppState,
+    status_id: &str,
     request_timestamp: Timestamp,
     owner: UserId,
     details: Vec<Detail>,
-) -> (String, String, (usize, usize)) {
-    let status_id = uuid::Uuid::new_v4().to_string();
+) -> (String, (usize, usize)) {
+    let status_id = status_id.to_string();
     let mut successes = Vec::new();
     let mut failures = Vec::new();
     for (id, version, result) in details {
@@ -917,7 +947,7 @@ pub(crate) async fn status_resource(
         // The objects are committed: report the outcome even if the status could not be kept.
         tracing::error!(error = %e, status = %status_id, "could not store a TAXII status resource");
     }
-    (status_id, status_json, (success_count, failure_count))
+    (status_json, (success_count, failure_count))
 }
 
 /// Organisation and user ids for the names a local post addresses, and the qualified identities

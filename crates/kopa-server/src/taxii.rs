@@ -547,15 +547,24 @@ async fn delete_object(
         cfg.default_page_size,
         cfg.max_page_size,
     )?;
+    // Audited in the delete's own transaction.
+    let entry = kopa_core::audit::NewAuditEntry {
+        actor: p.user_name.clone(),
+        action: "object.delete".into(),
+        target: format!("{cid}/{oid}"),
+        origin,
+        detail: "{}".into(),
+    };
     let n = state
         .store()
-        .delete_object(
+        .delete_object_audited(
             &p,
             rights,
             &cid,
             &oid,
             &q.filter.versions,
             &q.filter.spec_versions,
+            Some(entry),
         )
         .await?;
     if n == 0 {
@@ -563,15 +572,6 @@ async fn delete_object(
             "no object {oid:?} in collection {cid} that you may see"
         )));
     }
-    crate::rest::audit(
-        &state,
-        &p,
-        &origin,
-        "object.delete",
-        &format!("{cid}/{oid}"),
-        json!({ "versions_deleted": n }),
-    )
-    .await;
     let mut resp = taxii_body(StatusCode::OK, axum::body::Body::empty());
     resp.headers_mut().remove(header::CONTENT_TYPE);
     Ok(resp)

@@ -113,6 +113,59 @@ pub struct EnrolmentRecord {
     pub redeemed_from: Option<String>,
 }
 
+/// The `detail` of an audit entry with counts added: each `(key, n)` is set, and `success` and
+/// `failure` are increased by `success` and `failure` (a detail that is not a JSON object is kept
+/// under `"note"`).
+pub fn audit_counts(detail: &str, set: &[(&str, u64)], success: u64, failure: u64) -> String {
+    let mut m = match serde_json::from_str::<serde_json::Value>(detail) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => {
+            let mut m = serde_json::Map::new();
+            m.insert("note".into(), serde_json::Value::String(detail.to_string()));
+            m
+        }
+    };
+    for (k, n) in set {
+        m.insert((*k).into(), (*n).into());
+    }
+    for (k, n) in [("success", success), ("failure", failure)] {
+        if n > 0 || m.contains_key(k) {
+            let was = m.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+            m.insert(k.into(), (was + n).into());
+        }
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
+/// The counts of a batch's outcomes, for its audit entry: (stored, duplicates, failed).
+pub(crate) fn outcome_counts(outcomes: &[PutOutcome]) -> (u64, u64, u64) {
+    let mut c = (0, 0, 0);
+    for o in outcomes {
+        match o {
+            PutOutcome::Stored { .. } => c.0 += 1,
+            PutOutcome::Duplicate { .. } => c.1 += 1,
+            PutOutcome::Failed { .. } => c.2 += 1,
+        }
+    }
+    c
+}
+
+/// The audit entry of a batch write, its counts added.
+pub(crate) fn batch_entry(mut e: NewAuditEntry, outcomes: &[PutOutcome]) -> NewAuditEntry {
+    let (stored, duplicates, failed) = outcome_counts(outcomes);
+    e.detail = audit_counts(
+        &e.detail,
+        &[
+            ("stored", stored),
+            ("duplicates", duplicates),
+            ("failed", failed),
+        ],
+        stored + duplicates,
+        failed,
+    );
+    e
+}
+
 /// Which organisations a collection's read or write list names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
@@ -344,6 +397,18 @@ pub trait Store: PeerStore + Send + Sync + 'static {
         &self,
         collection: &str,
         objects: Vec<NewObject>,
+    ) -> Result<Vec<PutOutcome>> {
+        self.put_objects_audited(collection, objects, None).await
+    }
+    /// [`Store::put_objects`], with the audit entry that records the write appended in the same
+    /// transaction (so a write is never committed without it). The entry's `detail` (a JSON
+    /// object) gets the batch's counts added: `stored`, `duplicates` and `failed`, and `success` and
+    /// `failure` increased by them ([`audit_counts`]). No entry is written for an empty batch.
+    async fn put_objects_audited(
+        &self,
+        collection: &str,
+        objects: Vec<NewObject>,
+        audit: Option<NewAuditEntry>,
     ) -> Result<Vec<PutOutcome>>;
     /// Objects of a collection visible to `who`, filtered and paged, ascending by `seq` (and so by
     /// `date_added`). `match[version]` first/last are taken among the versions `who` can see; an
@@ -376,6 +441,22 @@ pub trait Store: PeerStore + Send + Sync + 'static {
         id: &str,
         versions: &VersionMatch,
         spec_versions: &[String],
+    ) -> Result<u64> {
+        self.delete_object_audited(who, rights, collection, id, versions, spec_versions, None)
+            .await
+    }
+    /// [`Store::delete_object`], with the audit entry that records the delete appended in the same
+    /// transaction when anything is deleted (its `detail` gets `versions_deleted`).
+    #[allow(clippy::too_many_arguments)]
+    async fn delete_object_audited(
+        &self,
+        who: &Principal,
+        rights: Rights,
+        collection: &str,
+        id: &str,
+        versions: &VersionMatch,
+        spec_versions: &[String],
+        audit: Option<NewAuditEntry>,
     ) -> Result<u64>;
     /// Objects in any collection `who` can read that mention `value` (exact match on extracted
     /// values, trimmed and case-insensitive): the latest visible version of each, ascending by `seq`.

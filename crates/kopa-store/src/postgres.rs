@@ -107,6 +107,53 @@ fn enrolment_from(r: &PgRow) -> Result<EnrolmentRecord> {
     })
 }
 
+/// Append an audit entry inside the transaction of the change it records.
+async fn append_audit_tx(tx: &mut sqlx::PgConnection, e: NewAuditEntry) -> Result<AuditEntry> {
+    // Self-conflicting lock: one appender at a time; readers are not blocked.
+    sqlx::query("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+    let (seq, prev_hash) = match last {
+        Some((s, h)) => (s + 1, h),
+        None => (1, GENESIS.to_string()),
+    };
+    let at = Timestamp::now().to_taxii();
+    let hash = entry_hash(&prev_hash, seq, &at, &e);
+    sqlx::query(
+        "INSERT INTO audit (seq, at, actor, action, target, origin, detail, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(seq)
+    .bind(&at)
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(&e.origin)
+    .bind(&e.detail)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    Ok(AuditEntry {
+        seq,
+        at,
+        actor: e.actor,
+        action: e.action,
+        target: e.target,
+        origin: e.origin,
+        detail: e.detail,
+        prev_hash,
+        hash,
+    })
+}
+
 fn object_row(r: &PgRow) -> Result<StoredObject> {
     Ok(sql::stored_object(
         r.try_get(0).map_err(backend)?,
@@ -810,10 +857,11 @@ impl Store for PgStore {
             .ok_or_else(|| StoreError::NotFound(format!("collection {id}")))
     }
 
-    async fn put_objects(
+    async fn put_objects_audited(
         &self,
         collection: &str,
         objects: Vec<NewObject>,
+        audit: Option<NewAuditEntry>,
     ) -> Result<Vec<PutOutcome>> {
         if objects.is_empty() {
             return Ok(Vec::new());
@@ -977,14 +1025,18 @@ impl Store for PgStore {
                     .map_err(backend)?;
             }
         }
-        tx.commit().await.map_err(backend)?;
-        self.after_write(n);
-        outcomes
+        let outcomes = outcomes
             .into_iter()
             .map(|o| {
                 o.ok_or_else(|| StoreError::Backend("an object of the batch has no outcome".into()))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(e) = audit {
+            append_audit_tx(&mut tx, crate::batch_entry(e, &outcomes)).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        self.after_write(n);
+        Ok(outcomes)
     }
 
     async fn count_objects(
@@ -1029,7 +1081,7 @@ impl Store for PgStore {
         Ok(sql::page(self.fetch_objects(&q).await?, filter.limit))
     }
 
-    async fn delete_object(
+    async fn delete_object_audited(
         &self,
         who: &Principal,
         rights: Rights,
@@ -1037,6 +1089,7 @@ impl Store for PgStore {
         id: &str,
         versions: &VersionMatch,
         spec_versions: &[String],
+        audit: Option<NewAuditEntry>,
     ) -> Result<u64> {
         let cid = self.cid(collection).await?;
         let q = sql::delete_query(
@@ -1076,6 +1129,10 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        if let Some(mut e) = audit {
+            e.detail = crate::audit_counts(&e.detail, &[("versions_deleted", n)], 0, 0);
+            append_audit_tx(&mut tx, e).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(n)
     }
@@ -1129,50 +1186,9 @@ impl Store for PgStore {
 
     async fn audit(&self, e: NewAuditEntry) -> Result<AuditEntry> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        // Self-conflicting lock: one appender at a time; readers are not blocked.
-        sqlx::query("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let last: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-        let (seq, prev_hash) = match last {
-            Some((s, h)) => (s + 1, h),
-            None => (1, GENESIS.to_string()),
-        };
-        let at = Timestamp::now().to_taxii();
-        let hash = entry_hash(&prev_hash, seq, &at, &e);
-        sqlx::query(
-            "INSERT INTO audit (seq, at, actor, action, target, origin, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(seq)
-        .bind(&at)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.target)
-        .bind(&e.origin)
-        .bind(&e.detail)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        let entry = append_audit_tx(&mut tx, e).await?;
         tx.commit().await.map_err(backend)?;
-        Ok(AuditEntry {
-            seq,
-            at,
-            actor: e.actor,
-            action: e.action,
-            target: e.target,
-            origin: e.origin,
-            detail: e.detail,
-            prev_hash,
-            hash,
-        })
+        Ok(entry)
     }
 
     async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {

@@ -514,6 +514,7 @@ fn put_batch(
     conn: &mut Connection,
     collection: &str,
     objects: &[NewObject],
+    audit: Option<NewAuditEntry>,
 ) -> Result<Vec<PutOutcome>> {
     let tx = immediate(conn)?;
     let cid: i64 = tx
@@ -620,13 +621,17 @@ fn put_batch(
             execute(&tx, &sql::supersede_query(Dialect::Sqlite, cid, &versioned))?;
         }
     }
-    tx.commit().map_err(backend)?;
-    outcomes
+    let outcomes = outcomes
         .into_iter()
         .map(|o| {
             o.ok_or_else(|| StoreError::Backend("an object of the batch has no outcome".into()))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(e) = audit {
+        append_audit_tx(&tx, crate::batch_entry(e, &outcomes))?;
+    }
+    tx.commit().map_err(backend)?;
+    Ok(outcomes)
 }
 
 /// Run a query built in `sql` and read each row with `f`.
@@ -667,6 +672,13 @@ fn execute(conn: &Connection, q: &sql::Sql) -> Result<usize> {
 
 fn append_audit(conn: &mut Connection, e: NewAuditEntry) -> Result<AuditEntry> {
     let tx = immediate(conn)?;
+    let entry = append_audit_tx(&tx, e)?;
+    tx.commit().map_err(backend)?;
+    Ok(entry)
+}
+
+/// Append an audit entry inside the transaction of the change it records.
+fn append_audit_tx(tx: &rusqlite::Transaction<'_>, e: NewAuditEntry) -> Result<AuditEntry> {
     let last: Option<(i64, String)> = tx
         .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
         .map_err(backend)?
@@ -688,7 +700,6 @@ fn append_audit(conn: &mut Connection, e: NewAuditEntry) -> Result<AuditEntry> {
         seq, at, e.actor, e.action, e.target, e.origin, e.detail, prev_hash, hash
     ])
     .map_err(backend)?;
-    tx.commit().map_err(backend)?;
     Ok(AuditEntry {
         seq,
         at,
@@ -1163,16 +1174,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_objects(
+    async fn put_objects_audited(
         &self,
         collection: &str,
         objects: Vec<NewObject>,
+        audit: Option<NewAuditEntry>,
     ) -> Result<Vec<PutOutcome>> {
         if objects.is_empty() {
             return Ok(Vec::new());
         }
         let collection = collection.to_string();
-        self.write(move |c| put_batch(c, &collection, &objects))
+        self.write(move |c| put_batch(c, &collection, &objects, audit))
             .await
     }
 
@@ -1242,7 +1254,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_object(
+    async fn delete_object_audited(
         &self,
         who: &Principal,
         rights: Rights,
@@ -1250,6 +1262,7 @@ impl Store for SqliteStore {
         id: &str,
         versions: &VersionMatch,
         spec_versions: &[String],
+        audit: Option<NewAuditEntry>,
     ) -> Result<u64> {
         let who = who.clone();
         let collection = collection.to_string();
@@ -1278,6 +1291,10 @@ impl Store for SqliteStore {
             let n = execute(&tx, &sql::delete_seqs_query(Dialect::Sqlite, &seqs))?;
             let ids = [id];
             execute(&tx, &sql::supersede_query(Dialect::Sqlite, cid, &ids))?;
+            if let Some(mut e) = audit {
+                e.detail = crate::audit_counts(&e.detail, &[("versions_deleted", n as u64)], 0, 0);
+                append_audit_tx(&tx, e)?;
+            }
             tx.commit().map_err(backend)?;
             Ok(n as u64)
         })
