@@ -8,9 +8,11 @@
 //! - [`peer`]: a declared peer (URL, public key, token, policy), checked at the edge.
 //! - [`pull`]: the TAXII side of a pull without the HTTP client: page URL, envelope, resumable cursor.
 //! - [`request_auth`]: the `Kopa-Node` authorization with which nodes call each other.
+//! - [`checkpoint`]: signed checkpoints that anchor the audit log's hash chain.
 //!
 //! This crate does no network or database I/O; the only file it touches is the node key.
 
+pub mod checkpoint;
 pub mod identity;
 pub mod peer;
 pub mod policy;
@@ -18,6 +20,7 @@ pub mod provenance;
 pub mod pull;
 pub mod request_auth;
 
+pub use checkpoint::{Checkpoint, CHECKPOINT_FILE_NAME};
 pub use identity::{KeyError, NodeId, NodeIdentity, NodeKey, PublicKey, KEY_FILE_NAME};
 pub use peer::{Peer, PeerError};
 pub use policy::{ExportPolicy, PeerHosts};

@@ -471,6 +471,8 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     // --- audit ---
     /// Append an entry; the store assigns seq, time and the hash chain atomically.
     async fn audit(&self, entry: NewAuditEntry) -> Result<AuditEntry>;
+    /// The last entry of the audit log as (seq, hash); `None` when the log is empty.
+    async fn audit_head(&self) -> Result<Option<(i64, String)>>;
     /// Entries with seq > `after`, at most `limit`, in order.
     async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>>;
 }

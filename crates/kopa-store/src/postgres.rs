@@ -1184,6 +1184,13 @@ impl Store for PgStore {
         )
     }
 
+    async fn audit_head(&self) -> Result<Option<(i64, String)>> {
+        sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
     async fn audit(&self, e: NewAuditEntry) -> Result<AuditEntry> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let entry = append_audit_tx(&mut tx, e).await?;

@@ -1361,6 +1361,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn audit_head(&self) -> Result<Option<(i64, String)>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+                .map_err(backend)?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
     async fn audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
         self.write(move |c| append_audit(c, entry)).await
     }

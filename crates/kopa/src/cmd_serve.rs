@@ -152,6 +152,24 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
     // The node's identity: its users' objects are signed with it, peers are checked against it,
     // and the sync loop signs its calls to peers with it. Server and sync loop share one state.
     let identity = std::sync::Arc::new(kopa_federation::NodeIdentity::new(key));
+    // The audit log is anchored by signed checkpoints: now, periodically, and at the clean stop.
+    let mut checkpointed =
+        crate::checkpoints::write(&*store, identity.key(), &config.data, None).await?;
+    let checkpointer = {
+        let (store, identity, dir) = (store.clone(), identity.clone(), config.data.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::checkpoints::INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match crate::checkpoints::write(&*store, identity.key(), &dir, checkpointed).await {
+                    Ok(c) => checkpointed = c,
+                    Err(e) => tracing::error!(error = %e, "could not checkpoint the audit log"),
+                }
+            }
+        })
+    };
+    let checkpoint_identity = identity.clone();
     let state = kopa_server::AppState::with_node(store.clone(), server_config, Some(identity));
     let sync = tokio::spawn(kopa_sync::run(
         state.clone(),
@@ -167,6 +185,10 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
         Err(e) => tracing::error!(error = %e, "the federation sync loop failed"),
     }
     served?;
+    checkpointer.abort();
+    crate::checkpoints::write(&*store, checkpoint_identity.key(), &config.data, None)
+        .await
+        .context("could not checkpoint the audit log at the stop")?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The `kopa` command: serve a node, administer it, and match logs against shared intelligence.
 
+mod checkpoints;
 mod cmd_admin;
 mod cmd_audit;
 mod cmd_match;

@@ -492,17 +492,7 @@ fn audit_verify_names_the_tampered_entry() {
     assert_eq!(ok(&data, &["audit", "verify"])["entries"], 5);
 
     // Change entry 3 behind Kopa's back.
-    let db = rusqlite::Connection::open(data.join("kopa.db")).unwrap();
-    let triggers: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    for t in triggers {
-        db.execute_batch(&format!("DROP TRIGGER \"{t}\"")).unwrap();
-    }
+    let db = open_for_tampering(&data);
     let n = db
         .execute("UPDATE audit SET target = 'Z' WHERE seq = 3", [])
         .unwrap();
@@ -519,4 +509,129 @@ fn audit_verify_names_the_tampered_entry() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("entry 3"));
+}
+
+/// A copy of data directory `from` at `to` (every file), to tamper with.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The audit log's triggers dropped, for tampering as an attacker with the database file would.
+fn open_for_tampering(data: &Path) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(data.join("kopa.db")).unwrap();
+    let triggers: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for t in triggers {
+        db.execute_batch(&format!("DROP TRIGGER \"{t}\"")).unwrap();
+    }
+    db
+}
+
+/// Signed checkpoints anchor the chain: a log cut short, or rewritten whole with every hash
+/// recomputed, is found by `kopa audit verify`, which names the last good checkpoint; so is a
+/// checkpoint signed with another key.
+#[test]
+fn signed_checkpoints_reveal_truncation_and_rewriting() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let server = Server::start(&data, &[]);
+    for name in ["A", "B", "C", "D"] {
+        ok(&data, &["org", "add", name]);
+    }
+    assert!(server.stop());
+    let v = ok(&data, &["audit", "verify"]);
+    assert_eq!(v["entries"], 5, "{v}");
+    // At start (covering node.init) and at the clean stop (covering all five).
+    assert_eq!(v["checkpoints"], 2, "{v}");
+    assert_eq!(v["last_good_checkpoint"]["seq"], 5, "{v}");
+
+    // Cut short: the last two entries removed. The hash chain alone cannot tell.
+    let cut = dir.path().join("cut");
+    copy_dir(&data, &cut);
+    let db = open_for_tampering(&cut);
+    db.execute("DELETE FROM audit WHERE seq > 3", []).unwrap();
+    drop(db);
+    let (success, v) = json_cmd(&cut, &["audit", "verify"]);
+    assert!(!success);
+    assert!(v["reason"].as_str().unwrap().contains("cut short"), "{v}");
+    assert_eq!(v["broken_at"], 4, "{v}");
+    assert_eq!(v["last_good_checkpoint"]["seq"], 1, "{v}");
+
+    // Rewritten: entry 3 changed and every hash from it on recomputed, so the chain holds.
+    let rewritten = dir.path().join("rewritten");
+    copy_dir(&data, &rewritten);
+    let db = open_for_tampering(&rewritten);
+    db.execute("UPDATE audit SET target = 'Z' WHERE seq = 3", [])
+        .unwrap();
+    let rows: Vec<(i64, String, String, String, String, String, String)> = db
+        .prepare("SELECT seq, at, actor, action, target, origin, detail FROM audit ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut prev = kopa_core::audit::GENESIS.to_string();
+    for (seq, at, actor, action, target, origin, detail) in rows {
+        let e = kopa_core::audit::NewAuditEntry {
+            actor,
+            action,
+            target,
+            origin,
+            detail,
+        };
+        let hash = kopa_core::audit::entry_hash(&prev, seq, &at, &e);
+        db.execute(
+            "UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE seq = ?3",
+            rusqlite::params![prev, hash, seq],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    drop(db);
+    let (success, v) = json_cmd(&rewritten, &["audit", "verify"]);
+    assert!(!success);
+    assert!(v["reason"].as_str().unwrap().contains("rewritten"), "{v}");
+    assert_eq!(v["broken_at"], 5, "the checkpointed entry differs: {v}");
+    assert_eq!(v["last_good_checkpoint"]["seq"], 1, "{v}");
+
+    // A checkpoint signed with another key (one an attacker could make) is refused.
+    let forged = dir.path().join("forged");
+    copy_dir(&data, &forged);
+    let stranger = kopa_federation::NodeKey::from_seed([5; 32]);
+    let c = kopa_federation::Checkpoint::sign(&stranger, 5, "00", "2026-12-07T00:00:00.000Z");
+    let path = forged.join(kopa_federation::CHECKPOINT_FILE_NAME);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&serde_json::to_string(&c).unwrap());
+    text.push('\n');
+    std::fs::write(&path, text).unwrap();
+    let (success, v) = json_cmd(&forged, &["audit", "verify"]);
+    assert!(!success);
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not signed with this node's key"),
+        "{v}"
+    );
 }
