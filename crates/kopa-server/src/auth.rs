@@ -38,6 +38,8 @@ pub struct PeerCaller {
     pub node_id: NodeId,
     /// What this node exports to it.
     pub policy: ExportPolicy,
+    /// Its verified authorization: a POST's body must be the one it signed.
+    pub signed: kopa_federation::request_auth::Signed,
 }
 
 impl Caller {
@@ -115,19 +117,22 @@ async fn peer(parts: &Parts, state: &AppState, value: &str) -> Result<PeerCaller
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
-    verify_request(
-        value,
-        node.id(),
-        parts.method.as_str(),
-        target,
-        &known,
-        now_unix(),
-    )
-    .map_err(|e| refused(e.to_string()))?;
+    let now = now_unix();
+    let signed = verify_request(value, node.id(), parts.method.as_str(), target, &known, now)
+        .map_err(|e| refused(e.to_string()))?;
+    // Only a POST has a body (checked where it is read); the rest signed an empty one.
+    if parts.method != axum::http::Method::POST {
+        signed.check_body(b"").map_err(|e| refused(e.to_string()))?;
+    }
+    state
+        .peers()
+        .first_use(&signed, now)
+        .map_err(|e| refused(e.to_string()))?;
     Ok(PeerCaller {
         name: entry.name,
         node_id: entry.node_id,
         policy: entry.policy,
+        signed,
     })
 }
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use kopa_core::audit::NewAuditEntry;
 use kopa_core::Tlp;
+use kopa_federation::request_auth::{NonceCache, RequestAuthError, Signed};
 use kopa_federation::{ExportPolicy, KnownKeys, NodeId, NodeIdentity, PublicKey, VerifyError};
 use kopa_store::{Store, StoreError};
 use serde_json::Value;
@@ -212,7 +213,13 @@ pub struct Peers {
     store: Arc<dyn Store>,
     own: Option<PublicKey>,
     state: tokio::sync::Mutex<(Arc<Snapshot>, Option<Instant>)>,
+    /// The nonces of the peers' verified requests within the signature window: each is accepted
+    /// once.
+    nonces: std::sync::Mutex<NonceCache>,
 }
+
+/// How many peer-request nonces are remembered at most (the window is ten minutes).
+const NONCES: usize = 200_000;
 
 /// A snapshot older than this is reloaded on the next use.
 const MAX_AGE: Duration = Duration::from_secs(5);
@@ -266,8 +273,17 @@ async fn load(store: &dyn Store, own: Option<PublicKey>) -> Result<Snapshot, Sto
 }
 
 impl Peers {
+    /// Accept the nonce of a verified peer request once (a replay is refused).
+    pub fn first_use(&self, signed: &Signed, now: i64) -> Result<(), RequestAuthError> {
+        self.nonces
+            .lock()
+            .map_err(|_| RequestAuthError::Replayed(signed.node.to_string()))?
+            .first_use(signed, now)
+    }
+
     pub fn new(store: Arc<dyn Store>, node: Option<&NodeIdentity>) -> Peers {
         Peers {
+            nonces: std::sync::Mutex::new(NonceCache::new(NONCES)),
             store,
             own: node.map(NodeIdentity::public_key),
             state: tokio::sync::Mutex::new((Arc::new(Snapshot::default()), None)),

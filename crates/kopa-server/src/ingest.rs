@@ -842,6 +842,10 @@ async fn post_from_peer(
         ));
     };
     let body = read_body(&state, req).await?;
+    if let Err(e) = peer.signed.check_body(&body) {
+        tracing::info!(peer = %peer.name, reason = %e, "peer request refused");
+        return Err(TaxiiError::unauthorized(e.to_string()));
+    }
     let request_timestamp = Timestamp::now();
     let status_id = uuid::Uuid::new_v4().to_string();
     let entry = NewAuditEntry {

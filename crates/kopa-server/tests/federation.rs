@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use common::{id_set, indicator, unsigned, unsigned_all, uuid_n, Auth, Node, PgDb};
 use kopa_core::{OrgId, PeerAudience, Role, Stewardship, Tlp, UserId, AUDIENCE_EXTENSION_ID};
-use kopa_federation::request_auth::now_unix;
+use kopa_federation::request_auth::{new_nonce, now_unix};
 use kopa_federation::{sign, sign_request, verify, KnownKeys, NodeKey, PROVENANCE_EXTENSION_ID};
 use kopa_server::ServerConfig;
 use kopa_store::{Access, NewPeer};
@@ -169,14 +169,29 @@ async fn a_posted_object_of_another_origin_is_kept_only_when_it_verifies() {
     assert_eq!(unsigned(&served[0]), green());
 }
 
-/// `Authorization` value with which `caller` calls `node` (now, unless `at` is given).
+/// `Authorization` value with which `caller` calls `node` with an empty body (now, unless `at` is
+/// given), with a fresh nonce.
 fn node_auth(caller: &NodeKey, node: &Node, method: &str, path: &str, at: Option<i64>) -> String {
+    node_auth_body(caller, node, method, path, at, b"")
+}
+
+/// The same for a request with `body`.
+fn node_auth_body(
+    caller: &NodeKey,
+    node: &Node,
+    method: &str,
+    path: &str,
+    at: Option<i64>,
+    body: &[u8],
+) -> String {
     sign_request(
         caller,
         node.identity.id(),
         method,
         path,
         at.unwrap_or_else(now_unix),
+        &new_nonce(),
+        body,
     )
 }
 
@@ -190,8 +205,8 @@ async fn peer_get(node: &Node, caller: &NodeKey, path: &str) -> common::Resp {
 /// A TAXII POST of an envelope by peer `caller`.
 async fn peer_post(node: &Node, caller: &NodeKey, coll: &str, objects: &[Value]) -> common::Resp {
     let path = objects_path(coll);
-    let h = node_auth(caller, node, "POST", &path, None);
     let body = serde_json::to_vec(&json!({ "objects": objects })).unwrap();
+    let h = node_auth_body(caller, node, "POST", &path, None, &body);
     node.call(
         "POST",
         &path,
@@ -768,11 +783,37 @@ async fn kopa_node_authorization_is_refused_unless_a_declared_peer_signed_this_r
         "GET",
         &path,
         now_unix(),
+        &new_nonce(),
+        b"",
     );
     assert_eq!(call(other_target, "GET", path.clone()).await.status, 401);
     let h = node_auth(&peer, &node, "GET", &path, None);
     assert_eq!(call(h, "GET", format!("{path}?limit=1")).await.status, 401);
     let h = node_auth(&peer, &node, "GET", "/kopa/collections/", None);
+    assert_eq!(call(h, "GET", path.clone()).await.status, 401);
+    // A captured request replayed as it is: refused (each nonce is accepted once).
+    let h = node_auth(&peer, &node, "GET", &path, None);
+    assert_eq!(call(h.clone(), "GET", path.clone()).await.status, 200);
+    let r = call(h, "GET", path.clone()).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("replay"), "{}", r.text());
+    // A captured POST sent with another body: refused, nothing stored.
+    let signed_body = serde_json::to_vec(&json!({"objects": []})).unwrap();
+    let h = node_auth_body(&peer, &node, "POST", &path, None, &signed_body);
+    let other_body = serde_json::to_vec(&json!({"objects": [indicator(77, json!({}))]})).unwrap();
+    let r = node
+        .call(
+            "POST",
+            &path,
+            Auth::None,
+            &[("authorization", &h), ("content-type", common::TAXII)],
+            Some(other_body),
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("not the one signed"), "{}", r.text());
+    // A GET whose signature claims a body: refused.
+    let h = node_auth_body(&peer, &node, "GET", &path, None, b"x");
     assert_eq!(call(h, "GET", path.clone()).await.status, 401);
     // A peer may not delete, nor use the REST API.
     let one = format!("{path}indicator--{}/", uuid_n(1));

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use kopa_federation::pull::{encode, objects_url, Envelope, PullCursor};
-use kopa_federation::request_auth::{now_unix, sign_request};
+use kopa_federation::request_auth::{new_nonce, now_unix, sign_request};
 use kopa_federation::{NodeId, NodeKey};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
@@ -110,7 +110,8 @@ impl PeerClient<'_> {
         format!("{prefix}{path_and_query}")
     }
 
-    fn authorization(&self, method: &str, path_and_query: &str) -> String {
+    /// Signed over the body too, with a fresh nonce: a captured request cannot be replayed.
+    fn authorization(&self, method: &str, path_and_query: &str, body: &[u8]) -> String {
         match &self.auth {
             PeerAuth::Bearer(t) => format!("Bearer {t}"),
             PeerAuth::Node => sign_request(
@@ -119,6 +120,8 @@ impl PeerClient<'_> {
                 method,
                 &self.full_path(path_and_query),
                 now_unix(),
+                &new_nonce(),
+                body,
             ),
         }
     }
@@ -137,7 +140,11 @@ impl PeerClient<'_> {
             .header(ACCEPT, TAXII)
             .header(
                 AUTHORIZATION,
-                self.authorization(method.as_str(), path_and_query),
+                self.authorization(
+                    method.as_str(),
+                    path_and_query,
+                    body.as_deref().unwrap_or_default(),
+                ),
             );
         for (k, v) in headers {
             req = req.header(*k, *v);
