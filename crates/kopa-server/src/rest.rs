@@ -238,6 +238,11 @@ async fn search(
     if value.is_empty() {
         return Err(ApiError::bad_request("value must not be empty"));
     }
+    if value.contains('\0') {
+        return Err(ApiError::bad_request(
+            "value must not contain a NUL character (U+0000)",
+        ));
+    }
     let limit = q
         .limit
         .unwrap_or(1000)

@@ -388,6 +388,11 @@ async fn administration_with_roles_and_audit() {
             .status,
         400
     );
+    // A NUL character (which PostgreSQL text cannot hold) is bad input, on every backend.
+    let r = node
+        .api("GET", "/api/search?value=a%00b", &anna, None)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(
         node.api("GET", &format!("/api/export/{coll}"), &nobody, None)
             .await

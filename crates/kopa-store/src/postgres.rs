@@ -47,6 +47,11 @@ struct PlannerStats {
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
+    // PostgreSQL text cannot hold a NUL character (SQLite can): bad input, said as such, never a
+    // server error.
+    if db_code(&e).as_deref() == Some("22021") {
+        return StoreError::Invalid("text must not contain a NUL character (U+0000)".into());
+    }
     StoreError::Backend(e.to_string())
 }
 

@@ -22,6 +22,7 @@ on_both_backends!(
     put_outcomes,
     versions_belong_to_their_producer,
     enrolment_codes,
+    nul_characters_are_bad_input,
     unversioned_objects,
     batch_is_atomic,
     filters,
@@ -1612,5 +1613,17 @@ fn migration_trees_have_the_same_names() {
             assert_eq!(m.version, i as i64 + 1);
             assert!(m.name.starts_with(&format!("{:04}_", m.version)));
         }
+    }
+}
+
+/// Text with a NUL character is refused as bad input on both backends (PostgreSQL text cannot hold
+/// one), never a database error.
+async fn nul_characters_are_bad_input(h: Arc<Harness>) {
+    let s = &h.store;
+    match s.add_org("Bank\0A").await {
+        // SQLite stores it; PostgreSQL refuses it as bad input.
+        Ok(_) => assert_eq!(s.backend(), "sqlite"),
+        Err(StoreError::Invalid(m)) => assert!(m.contains("NUL"), "{m}"),
+        Err(e) => panic!("a NUL character must be bad input, not {e:?}"),
     }
 }
