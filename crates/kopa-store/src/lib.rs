@@ -12,6 +12,8 @@
 
 pub mod migrations;
 mod peers;
+#[cfg(test)]
+mod plan_tests;
 mod postgres;
 mod sql;
 mod sqlite;

@@ -60,7 +60,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     db_code(e).as_deref() == Some("23505")
 }
 
-fn bind_all<'q>(
+pub(crate) fn bind_all<'q>(
     mut q: Query<'q, Postgres, PgArguments>,
     args: &[Arg],
 ) -> Query<'q, Postgres, PgArguments> {

@@ -305,10 +305,25 @@ pub(crate) fn objects_query(dialect: Dialect, who_: &Reader, cid: i64, f: &Objec
     let limit = i64::try_from(f.limit.max(1)).unwrap_or(i64::MAX - 1) + 1;
     let l = sql.bind(Arg::Int(limit));
     sql.text = format!(
-        "SELECT {OBJECT_COLUMNS} FROM objects o WHERE {} ORDER BY o.seq LIMIT {l}",
+        "SELECT {OBJECT_COLUMNS} FROM objects o{} WHERE {} ORDER BY o.seq LIMIT {l}",
+        by_id_index(dialect, f),
         conds.join(" AND ")
     );
     sql
+}
+
+/// For a read of named objects (TAXII's object and versions endpoints, `match[id]`), the index
+/// hint that makes SQLite look the ids up in the `(collection, stix_id, version)` key.
+///
+/// Without statistics SQLite guesses that `collection = ?` alone is selective and walks the
+/// `(collection, seq)` index, which spares it the sort of `ORDER BY seq` but reads the whole
+/// collection to find the few versions of one object (0.4 s at a million objects). PostgreSQL, whose
+/// statistics are kept fresh (see `PgStore::after_write`), picks the key by itself.
+fn by_id_index(dialect: Dialect, f: &ObjectFilter) -> &'static str {
+    match dialect {
+        Dialect::Sqlite if !f.ids.is_empty() => " INDEXED BY objects_key",
+        _ => "",
+    }
 }
 
 /// The query of `Store::count_objects`: one row, the number of matching versions (the filter's
@@ -317,7 +332,8 @@ pub(crate) fn count_query(dialect: Dialect, who_: &Reader, cid: i64, f: &ObjectF
     let mut sql = Sql::new(dialect);
     let conds = object_conds(&mut sql, who_, cid, f);
     sql.text = format!(
-        "SELECT count(*) FROM objects o WHERE {}",
+        "SELECT count(*) FROM objects o{} WHERE {}",
+        by_id_index(dialect, f),
         conds.join(" AND ")
     );
     sql
