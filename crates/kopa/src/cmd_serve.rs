@@ -10,6 +10,7 @@ use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -139,6 +140,9 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
         status_retention_hours: config.status_retention_hours,
         default_page_size: usize::try_from(config.page_size).unwrap_or(usize::MAX),
         max_page_size: usize::try_from(config.max_page_size).unwrap_or(usize::MAX),
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
+        max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+        shutdown_deadline: Duration::from_secs(config.shutdown_deadline_seconds),
     };
     // One signal stops both the server and the sync loop.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
