@@ -18,6 +18,7 @@ mod ingest;
 pub mod metrics;
 mod rest;
 mod taxii;
+mod throttle;
 pub mod token;
 
 use std::future::Future;
@@ -69,6 +70,10 @@ pub struct ServerConfig {
     /// After the shutdown signal, how long requests in flight may take before their connections
     /// are closed.
     pub shutdown_deadline: Duration,
+    /// Failed authentications allowed in a row per client address and per token id; then 429.
+    pub auth_failures: u32,
+    /// The time over which that allowance comes back (one failure per `window / failures`).
+    pub auth_failure_window: Duration,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +90,8 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
             shutdown_deadline: Duration::from_secs(30),
+            auth_failures: 10,
+            auth_failure_window: Duration::from_secs(60),
         }
     }
 }
@@ -116,6 +123,7 @@ struct Inner {
     metrics: metrics::Metrics,
     node: Option<Arc<NodeIdentity>>,
     peers: Arc<federation::Peers>,
+    throttle: throttle::Throttle,
 }
 
 impl AppState {
@@ -141,6 +149,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 peers: Arc::new(federation::Peers::new(store.clone(), node.as_deref())),
+                throttle: throttle::Throttle::new(config.auth_failures, config.auth_failure_window),
                 store,
                 config,
                 metrics: metrics::Metrics::new(),
@@ -171,6 +180,11 @@ impl AppState {
     /// (its own and its peers'), for authenticating peers and verifying objects.
     pub fn peers(&self) -> &Arc<federation::Peers> {
         &self.inner.peers
+    }
+
+    /// Failed authentications per client address and token.
+    pub(crate) fn throttle(&self) -> &throttle::Throttle {
+        &self.inner.throttle
     }
 
     /// What [`federation::receive`] needs, for a node with an identity.
@@ -220,6 +234,11 @@ impl ServerConfig {
         if self.header_read_timeout.is_zero() {
             return Err(ServerError::Config(
                 "header_read_timeout must be positive".into(),
+            ));
+        }
+        if self.auth_failures == 0 || self.auth_failure_window.is_zero() {
+            return Err(ServerError::Config(
+                "auth_failures and auth_failure_window must be positive".into(),
             ));
         }
         Ok(())

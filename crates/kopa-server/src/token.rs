@@ -28,6 +28,17 @@ pub enum AuthError {
     Store(StoreError),
 }
 
+impl AuthError {
+    /// Whether the token id named an existing token (a wrong secret, a revoked token, another
+    /// user's name): such failures also count against that token.
+    pub fn token_exists(&self) -> bool {
+        matches!(
+            self,
+            AuthError::Wrong | AuthError::Revoked | AuthError::UserMismatch
+        )
+    }
+}
+
 /// A new random token for `user`: the record to store and the token string to hand out once.
 pub fn new_token(user: &UserId) -> (TokenRecord, String) {
     let mut rng = rand::thread_rng();
@@ -84,6 +95,14 @@ pub fn secret_matches(record: &TokenRecord, secret: &str) -> bool {
     let want = record.secret_hash.as_bytes();
     let got = hash_secret(secret);
     bool::from(got.as_bytes().ct_eq(want))
+}
+
+/// The public id a token string names (Kopa's form), for throttling and logs; `None` for a
+/// free-form token, whose id is derived from its secret.
+pub fn token_id(token: &str) -> Option<&str> {
+    let (id, secret) = token.strip_prefix("kopa_")?.split_once('_')?;
+    (!id.is_empty() && !secret.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some(id)
 }
 
 /// Look a token up and return the principal it stands for. With `user_name` (HTTP Basic), the
@@ -152,5 +171,9 @@ mod tests {
         assert!(secret_matches(&record, secret));
         // A kopa_-prefixed string with a non-hex id is also free-form.
         assert_eq!(token_parts("kopa_zz_secret").1, "kopa_zz_secret");
+        // Only Kopa's form names a public id.
+        assert_eq!(token_id("my admin secret"), None);
+        assert_eq!(token_id("kopa_zz_secret"), None);
+        assert_eq!(token_id("kopa_00ff_secret"), Some("00ff"));
     }
 }

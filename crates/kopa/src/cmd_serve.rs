@@ -143,6 +143,8 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
         header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
         max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
         shutdown_deadline: Duration::from_secs(config.shutdown_deadline_seconds),
+        auth_failures: u32::try_from(config.auth_max_failures).unwrap_or(u32::MAX),
+        auth_failure_window: Duration::from_secs(config.auth_failure_window_seconds),
     };
     // One signal stops both the server and the sync loop.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

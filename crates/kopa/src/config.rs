@@ -32,6 +32,8 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("http.header_read_timeout_seconds", Kind::Int),
     ("http.max_connections", Kind::Int),
     ("http.shutdown_deadline_seconds", Kind::Int),
+    ("auth.max_failures", Kind::Int),
+    ("auth.failure_window_seconds", Kind::Int),
 ];
 
 /// The kind of value a key takes.
@@ -116,6 +118,13 @@ max_connections = 1024
 # On SIGINT or SIGTERM: seconds that requests in flight may take to finish before the connections
 # still open are closed and the node stops. 0 = close them at once.
 shutdown_deadline_seconds = 30
+
+[auth]
+# Failed authentications allowed in a row per client address (IPv6: per /64) and per token id;
+# beyond, authentication is refused with HTTP 429 and Retry-After until the allowance comes back.
+max_failures = 10
+# Seconds over which the whole allowance comes back (one failure per window / max_failures).
+failure_window_seconds = 60
 "#;
 
 /// The node's effective configuration.
@@ -140,6 +149,8 @@ pub struct Config {
     pub header_read_timeout_seconds: u64,
     pub max_connections: u64,
     pub shutdown_deadline_seconds: u64,
+    pub auth_max_failures: u64,
+    pub auth_failure_window_seconds: u64,
 }
 
 impl Default for Config {
@@ -163,6 +174,8 @@ impl Default for Config {
             header_read_timeout_seconds: 10,
             max_connections: 1024,
             shutdown_deadline_seconds: 30,
+            auth_max_failures: 10,
+            auth_failure_window_seconds: 60,
         }
     }
 }
@@ -435,6 +448,8 @@ fn apply(config: &mut Config, key: &str, val: Val) -> anyhow::Result<()> {
         ("http.header_read_timeout_seconds", Val::Int(n)) => config.header_read_timeout_seconds = n,
         ("http.max_connections", Val::Int(n)) => config.max_connections = n,
         ("http.shutdown_deadline_seconds", Val::Int(n)) => config.shutdown_deadline_seconds = n,
+        ("auth.max_failures", Val::Int(n)) => config.auth_max_failures = n,
+        ("auth.failure_window_seconds", Val::Int(n)) => config.auth_failure_window_seconds = n,
         (key, val) => bail!("value {val:?} does not fit key {key}"),
     }
     Ok(())
@@ -473,6 +488,12 @@ fn check(c: &Config) -> anyhow::Result<()> {
     }
     if c.max_connections == 0 || c.max_connections > MAX_CONNECTIONS {
         bail!("http.max_connections must be from 1 to {MAX_CONNECTIONS}");
+    }
+    if c.auth_max_failures == 0 || c.auth_max_failures > u64::from(u32::MAX) {
+        bail!("auth.max_failures must be from 1 to {}", u32::MAX);
+    }
+    if c.auth_failure_window_seconds == 0 {
+        bail!("auth.failure_window_seconds must be at least 1");
     }
     if c.status_retention_hours < 24 {
         bail!("status_retention_hours must be at least 24 (TAXII keeps status resources a day)");
@@ -569,15 +590,18 @@ mod tests {
         let e = env(&[
             ("KOPA_HTTP__MAX_CONNECTIONS", "8"),
             ("KOPA_HTTP__SHUTDOWN_DEADLINE_SECONDS", "0"),
+            ("KOPA_AUTH__MAX_FAILURES", "3"),
         ]);
         let c = load_from(&Flags::default(), &e).unwrap().config;
         assert_eq!(
             (
                 c.max_connections,
                 c.shutdown_deadline_seconds,
+                c.auth_max_failures,
                 c.header_read_timeout_seconds,
+                c.auth_failure_window_seconds
             ),
-            (8, 0, 10)
+            (8, 0, 3, 10, 60)
         );
     }
 
@@ -662,6 +686,12 @@ mod tests {
                 "KOPA_HTTP__MAX_CONNECTIONS",
                 "1000001",
                 "http.max_connections",
+            ),
+            ("KOPA_AUTH__MAX_FAILURES", "0", "auth.max_failures"),
+            (
+                "KOPA_AUTH__FAILURE_WINDOW_SECONDS",
+                "0",
+                "auth.failure_window_seconds",
             ),
         ];
         for (name, value, want) in cases {
