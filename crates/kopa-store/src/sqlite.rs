@@ -904,6 +904,67 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn tokens_with_id_prefix(&self, prefix: &str) -> Result<Vec<TokenRecord>> {
+        let prefix = prefix.to_string();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, user_id, secret_hash, revoked FROM tokens WHERE substr(id, 1, \
+                     length(?1)) = ?1 ORDER BY id",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([&prefix], |r| {
+                    Ok(TokenRecord {
+                        id: r.get(0)?,
+                        user: UserId(r.get(1)?),
+                        secret_hash: r.get(2)?,
+                        revoked: r.get::<_, i64>(3)? != 0,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn replace_token(
+        &self,
+        id: &str,
+        old_hash: &str,
+        new_id: &str,
+        new_hash: &str,
+    ) -> Result<bool> {
+        let args = [id, old_hash, new_id, new_hash].map(str::to_string);
+        self.write(move |c| {
+            let [id, ..] = &args;
+            let n = c
+                .execute(
+                    "UPDATE tokens SET id = ?3, secret_hash = ?4 WHERE id = ?1 AND secret_hash = ?2",
+                    rusqlite::params_from_iter(args.iter()),
+                )
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Conflict(format!("token {} exists", args[2]))
+                    } else {
+                        backend(e)
+                    }
+                })?;
+            if n == 0 {
+                let known: i64 = c
+                    .query_row("SELECT count(*) FROM tokens WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
+                    .map_err(backend)?;
+                if known == 0 {
+                    return Err(StoreError::NotFound(format!("token {id}")));
+                }
+            }
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn add_collection(&self, nc: &NewCollection) -> Result<Collection> {
         let nc = nc.clone();
         self.write(move |c| {
