@@ -25,7 +25,7 @@ use kopa_federation::{ExportPolicy, NodeId};
 
 use crate::error::{ApiError, TaxiiError};
 use crate::throttle::{retry_after_seconds, Key};
-use crate::token::{authenticate, token_id, AuthError};
+use crate::token::{authenticate_with, token_id, AuthError};
 use crate::AppState;
 
 /// A user authenticated on a TAXII route (peers are refused with 403).
@@ -219,7 +219,14 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, Failure
     let (token, user) = credentials(value).map_err(|why| refuse(state, client, None, why, why))?;
     let id = token_id(&token);
     check_throttle(state, None, id)?;
-    match authenticate(state.store().as_ref(), &token, user.as_deref()).await {
+    match authenticate_with(
+        state.store().as_ref(),
+        Some(state.verified_tokens()),
+        &token,
+        user.as_deref(),
+    )
+    .await
+    {
         Ok(p) => Ok(p),
         Err(AuthError::Store(e)) => Err(Failure::Internal(e.to_string())),
         Err(e) => Err(refuse(

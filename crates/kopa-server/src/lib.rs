@@ -124,6 +124,7 @@ struct Inner {
     node: Option<Arc<NodeIdentity>>,
     peers: Arc<federation::Peers>,
     throttle: throttle::Throttle,
+    verified_tokens: token::VerifiedTokens,
 }
 
 impl AppState {
@@ -150,6 +151,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 peers: Arc::new(federation::Peers::new(store.clone(), node.as_deref())),
                 throttle: throttle::Throttle::new(config.auth_failures, config.auth_failure_window),
+                verified_tokens: token::VerifiedTokens::default(),
                 store,
                 config,
                 metrics: metrics::Metrics::new(),
@@ -185,6 +187,11 @@ impl AppState {
     /// Failed authentications per client address and token.
     pub(crate) fn throttle(&self) -> &throttle::Throttle {
         &self.inner.throttle
+    }
+
+    /// Password-hashed tokens verified since start.
+    pub(crate) fn verified_tokens(&self) -> &token::VerifiedTokens {
+        &self.inner.verified_tokens
     }
 
     /// What [`federation::receive`] needs, for a node with an identity.

@@ -181,10 +181,28 @@ pub async fn init(
         Err(e) => return Err(e.into()),
     };
     let generated_token = match admin_token {
+        Some(t)
+            if kopa_server::authenticate(store, t, Some(ADMIN_USER))
+                .await
+                .is_ok() =>
+        {
+            // Stored by a previous start that stopped half-way.
+            None
+        }
         Some(t) => {
-            let record = kopa_server::token::token_record(&admin.id, t);
+            // Chosen by the operator: stored as argon2id (slow by design, so off the async threads).
+            let (user, token) = (admin.id.clone(), t.to_string());
+            let record = tokio::task::spawn_blocking(move || {
+                kopa_server::token::token_record(&user, &token)
+            })
+            .await
+            .context("hashing the administrator token failed")?;
             match store.add_token(&record).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Ok(()) => tracing::info!(
+                    token_id = %record.id,
+                    "KOPA_ADMIN_TOKEN stored (argon2id) as the administrator's token"
+                ),
+                Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
             None
