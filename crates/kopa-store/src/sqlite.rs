@@ -192,6 +192,38 @@ fn migrate(conn: &mut Connection, list: &[Migration]) -> Result<()> {
     Ok(())
 }
 
+/// Create the data directory `dir` (mode 0700; missing parents get the usual mode) if it is
+/// missing, and an empty database file `path` in it with mode 0600, for SQLite to fill. SQLite gives
+/// the `-wal` and `-shm` files it makes beside a database the database file's mode.
+fn create_private(dir: &Path, path: &Path) -> std::io::Result<()> {
+    if !dir.is_dir() {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        match builder.create(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
 impl SqliteStore {
     /// Open (or with `create`, create) the database in directory `dir`, with `readers` reader
     /// connections (at least one). Blocking.
@@ -213,8 +245,8 @@ impl SqliteStore {
             if !create {
                 return Err(missing());
             }
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Invalid(format!("cannot create data directory {shown}: {e}"))
+            create_private(dir, &path).map_err(|e| {
+                StoreError::Invalid(format!("cannot create database {}: {e}", path.display()))
             })?;
         }
         let mut writer = open_conn(&path, create, WRITER_CACHE_KIB).map_err(|e| {

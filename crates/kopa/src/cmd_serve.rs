@@ -102,12 +102,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
-    // Bind first: a port in use must stop a first start before it makes (and prints) the
-    // administrator's token.
+    // The data directory first (private, and ours alone while we run: a second server on it
+    // stops here, naming it), before the SQLite database in it is opened. With PostgreSQL it holds
+    // only the node's key: it is made ready once the database is known to exist, so that a refused
+    // start creates nothing. Held until this returns.
+    let mut lock = match config.database {
+        None => Some(node::prepare_data_dir(&config.data)?),
+        Some(_) => None,
+    };
+    // Bind before the store: a port in use must stop a first start before it makes (and prints)
+    // the administrator's token.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let store = node::open_for_serve(&config).await?;
+    if lock.is_none() {
+        lock = Some(node::prepare_data_dir(&config.data)?);
+    }
+    let _lock = lock;
     let key = node::node_key(&*store, &config).await?;
     let init = node::init(&*store, &config, admin_token.as_deref(), &key).await?;
     if init.created {

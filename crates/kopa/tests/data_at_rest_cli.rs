@@ -1,9 +1,13 @@
-//! The node's data at rest, through the real binary: an administrator token chosen by the operator
-//! is stored as argon2id (an older SHA-256 record is upgraded the first time the token is used) and
-//! still accepted.
+//! The node's data at rest, through the real binary: the data directory is made private (0700) and
+//! the database files owner-only (0600) at first start, and older ones are tightened; a data
+//! directory others may read is refused with the fix named; one `kopa serve` per data directory
+//! (a second is refused while the first runs; the admin commands keep working beside it); and an
+//! administrator token chosen by the operator is stored as argon2id (an older SHA-256 record is
+//! upgraded the first time the token is used) and still accepted.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +28,18 @@ fn kopa(args: &[&str]) -> Command {
         }
     }
     c
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn free_port() -> u16 {
@@ -78,6 +94,20 @@ fn wait_exit(mut child: Child, what: &str) -> Output {
         std::thread::sleep(Duration::from_millis(50));
     }
     child.wait_with_output().unwrap()
+}
+
+/// `kopa serve` that is expected to refuse to start: its output.
+fn serve_refused(data: &Path, envs: &[(&str, &str)]) -> Output {
+    let child = kopa(&["serve", "--data", data.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_exit(child, "kopa serve should have refused to start");
+    assert!(!out.status.success(), "kopa serve should fail");
+    out
 }
 
 /// A running `kopa serve` on a free port, ready (its /healthz answered).
@@ -155,6 +185,20 @@ impl Drop for Node {
     }
 }
 
+/// Run an admin command with `--json`; returns (success, stdout JSON, stderr).
+fn admin(data: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let out = kopa(args)
+        .args(["--data", data.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// (id, secret_hash) of the administrator's tokens.
 fn admin_tokens(data: &Path) -> Vec<(String, String)> {
     let db = rusqlite::Connection::open(data.join("kopa.db")).unwrap();
@@ -168,6 +212,102 @@ fn admin_tokens(data: &Path) -> Vec<(String, String)> {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
+}
+
+#[test]
+fn first_start_makes_the_data_directory_and_database_files_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let node = Node::start(&data, &[]);
+    assert_eq!(mode(&data), 0o700, "data directory");
+    for file in [
+        "kopa.db",
+        "kopa.db-wal",
+        "kopa.db-shm",
+        "node.key",
+        "kopa.lock",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    node.stop();
+
+    // Database files left readable by an older Kopa are made private at the next start.
+    chmod(&data.join("kopa.db"), 0o644);
+    let node = Node::start(&data, &[]);
+    assert_eq!(mode(&data.join("kopa.db")), 0o600);
+    assert_eq!(mode(&data.join("kopa.db-wal")), 0o600);
+    node.stop();
+}
+
+#[test]
+fn serve_refuses_a_data_directory_others_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("open");
+    std::fs::create_dir(&data).unwrap();
+    chmod(&data, 0o755);
+    let out = serve_refused(&data, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("chmod 700 {}", data.display())),
+        "the message says how to fix it: {err}"
+    );
+    assert!(err.contains("mode 755"), "{err}");
+    assert!(out.stdout.is_empty(), "no token printed");
+    assert!(!data.join("kopa.db").exists(), "nothing created");
+    assert!(!data.join("node.key").exists(), "nothing created");
+
+    // An existing node whose directory was opened up: the admin commands warn, serve refuses,
+    // and chmod 700 fixes it.
+    let data = dir.path().join("node");
+    Node::start(&data, &[]).stop();
+    chmod(&data, 0o750);
+    let (ok, v, err) = admin(&data, &["node", "show"]);
+    assert!(ok, "{v}");
+    assert!(
+        err.contains("warning") && err.contains("chmod 700"),
+        "{err}"
+    );
+    let out = serve_refused(&data, &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 700"));
+    chmod(&data, 0o700);
+    Node::start(&data, &[]).stop();
+}
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused_while_admin_commands_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let first = Node::start(&data, &[]);
+
+    let out = serve_refused(&data, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another `kopa serve`") && err.contains(&data.display().to_string()),
+        "the refusal names the data directory: {err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        http(first.addr, "/healthz", None).0,
+        200,
+        "the first runs on"
+    );
+
+    // The admin commands open the same database beside the running server.
+    let (ok, v, _) = admin(&data, &["org", "add", "Bank A"]);
+    assert!(ok, "{v}");
+    let (ok, v, _) = admin(&data, &["user", "add", "alice", "--org", "Bank A"]);
+    assert!(ok, "{v}");
+    let token = v["token"].as_str().unwrap();
+    let (status, body) = http(first.addr, "/api/me", Some(&format!("Bearer {token}")));
+    assert_eq!(status, 200, "{body}");
+
+    // Once the first has stopped, the lock is free again.
+    first.stop();
+    Node::start(&data, &[]).stop();
 }
 
 #[test]
