@@ -1,8 +1,8 @@
 //! Failed authentication is throttled per client address and per token id, on a real port (the
 //! client address comes from the connection): past the allowance a caller gets 429 with
 //! `Retry-After`, in the TAXII error shape on TAXII routes and `{"error": …}` on the REST API, and
-//! nothing is checked for it; other addresses and tokens are not affected, and successful requests
-//! are never counted. Clients bind to different loopback addresses (127.0.0.2, …: Linux routes all
+//! nothing is checked for it; other addresses and tokens are not affected, successful requests are
+//! never counted, and a peer node's signed calls are neither counted nor throttled. Clients bind to different loopback addresses (127.0.0.2, …: Linux routes all
 //! of 127/8 to the loopback interface).
 
 mod common;
@@ -62,10 +62,19 @@ struct Answer {
 }
 
 async fn get(client: &reqwest::Client, server: &Server, path: &str, token: &str) -> Answer {
+    get_with(client, server, path, &format!("Bearer {token}")).await
+}
+
+async fn get_with(
+    client: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    authorization: &str,
+) -> Answer {
     let resp = client
         .get(format!("http://{}{path}", server.addr))
         .header("Accept", TAXII)
-        .bearer_auth(token)
+        .header("Authorization", authorization)
         .timeout(Duration::from_secs(30))
         .send()
         .await
@@ -157,4 +166,45 @@ async fn wrong_secrets_for_one_token_are_throttled_from_any_address() {
     assert!(a.retry_after.is_some());
     // Other tokens are not.
     assert_eq!(get(&fresh, &server, "/taxii2/", &bob).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_peer_at_a_throttled_address_is_still_served_and_its_failures_not_counted() {
+    use kopa_federation::request_auth::now_unix;
+    use kopa_federation::{sign_request, NodeKey};
+    let node = node().await;
+    let org = node.org("Org A").await;
+    let alice = node.user("alice", &org, Role::Analyst).await;
+    let peer_key = NodeKey::generate();
+    node.store
+        .add_peer(&kopa_store::NewPeer {
+            name: "peer".into(),
+            node_id: peer_key.node_id().to_string(),
+            url: "https://peer.example".into(),
+            public_key: peer_key.public_key().encode(),
+            token: None,
+            policy: "{}".into(),
+        })
+        .await
+        .unwrap();
+    let server = start(&node).await;
+    let shared = client("127.0.0.3");
+    let path = "/kopa/collections/";
+    let signed = || sign_request(&peer_key, node.identity.id(), "GET", path, now_unix());
+    // Signatures that fail (made for another method) are not counted against the address…
+    for _ in 0..2 * FAILURES {
+        let bad = sign_request(&peer_key, node.identity.id(), "POST", path, now_unix());
+        assert_eq!(get_with(&shared, &server, path, &bad).await.status, 401);
+    }
+    assert_eq!(get(&shared, &server, "/taxii2/", &alice).await.status, 200);
+    // …and once users at that address have used up their allowance, the peer is still served.
+    for _ in 0..FAILURES {
+        assert_eq!(
+            get(&shared, &server, "/taxii2/", "a guess").await.status,
+            401
+        );
+    }
+    assert_eq!(get(&shared, &server, "/taxii2/", &alice).await.status, 429);
+    let a = get_with(&shared, &server, path, &signed()).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
 }
