@@ -5,8 +5,16 @@
 //! On TAXII routes a declared peer node may also call with `Authorization: Kopa-Node <node-id>
 //! <unix-seconds> <signature>` (see `kopa_federation::request_auth`): it is then a
 //! [`Caller::Peer`], which reads as its export policy and may push. The REST API refuses peers (403).
+//!
+//! Failed authentications of users are counted per client address and per token id (see
+//! [`crate::throttle`]); past the allowance every user authentication from that address or with that
+//! token is refused with 429 and `Retry-After` before any credential is checked. Each refusal is
+//! logged with the client address and, for tokens in Kopa's form, the public token id; never a
+//! secret. A request without any `Authorization` is not counted, nor is a peer's `Kopa-Node`
+//! signature (which cannot be guessed; a failed one is logged).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
@@ -17,7 +25,8 @@ use kopa_federation::request_auth::{claimed_node, is_node_auth, now_unix, verify
 use kopa_federation::{ExportPolicy, NodeId};
 
 use crate::error::{ApiError, TaxiiError};
-use crate::token::{authenticate, AuthError};
+use crate::throttle::{retry_after_seconds, Key};
+use crate::token::{authenticate_with, token_id, AuthError};
 use crate::AppState;
 
 /// A user authenticated on a TAXII route (peers are refused with 403).
@@ -65,9 +74,76 @@ pub struct Origin(pub String);
 
 enum Failure {
     Unauthenticated(String),
+    /// Too many failed authentications from this address or for this token: wait this long.
+    Throttled(Duration),
     /// A peer node on a route for users only.
     PeerRefused,
     Internal(String),
+}
+
+/// The client's address, when the server runs with connection info.
+fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip())
+}
+
+fn shown(client: Option<IpAddr>) -> String {
+    client.map_or_else(|| "unknown".into(), |ip| ip.to_string())
+}
+
+/// Refuse at once when the client address or the token has used up its allowance of failures.
+fn check_throttle(
+    state: &AppState,
+    client: Option<IpAddr>,
+    token: Option<&str>,
+) -> Result<(), Failure> {
+    let now = Instant::now();
+    let throttle = state.throttle();
+    let wait = client
+        .map(Key::client)
+        .into_iter()
+        .chain(token.map(|t| Key::Token(t.to_string())))
+        .filter_map(|k| throttle.blocked(&k, now))
+        .max();
+    match wait {
+        None => Ok(()),
+        Some(wait) => {
+            tracing::info!(
+                client = %shown(client),
+                token_id = token.unwrap_or("-"),
+                retry_after_seconds = retry_after_seconds(wait),
+                "authentication refused: too many failed authentications"
+            );
+            Err(Failure::Throttled(wait))
+        }
+    }
+}
+
+/// Count a failed authentication against the client address and, when it named an existing token,
+/// against that token; log it; the caller gets `message` (401).
+fn refuse(
+    state: &AppState,
+    client: Option<IpAddr>,
+    token: Option<&str>,
+    reason: &str,
+    message: &str,
+) -> Failure {
+    let now = Instant::now();
+    if let Some(ip) = client {
+        state.throttle().fail(Key::client(ip), now);
+    }
+    if let Some(t) = token {
+        state.throttle().fail(Key::Token(t.to_string()), now);
+    }
+    tracing::info!(
+        client = %shown(client),
+        token_id = token.unwrap_or("-"),
+        reason,
+        "authentication refused"
+    );
+    Failure::Unauthenticated(message.to_string())
 }
 
 fn authorization(parts: &Parts) -> Result<&str, Failure> {
@@ -82,7 +158,19 @@ fn authorization(parts: &Parts) -> Result<&str, Failure> {
 async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, Failure> {
     let value = authorization(parts)?;
     if is_node_auth(value) {
-        peer(parts, state, value).await.map(Caller::Peer)
+        // A signature by a declared peer's key cannot be guessed: failures are logged, not counted,
+        // and a peer is not refused because users at its address failed.
+        match peer(parts, state, value).await {
+            Err(Failure::Unauthenticated(why)) => {
+                tracing::info!(
+                    client = %shown(client_ip(parts)),
+                    reason = %why,
+                    "peer authentication refused"
+                );
+                Err(Failure::Unauthenticated(why))
+            }
+            result => result.map(Caller::Peer),
+        }
     } else {
         principal(parts, state).await.map(Caller::User)
     }
@@ -91,10 +179,8 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, Failure> {
 /// Check a `Kopa-Node` authorization: signed by a declared peer's key, for this node, this method
 /// and this path and query, at a time close to ours.
 async fn peer(parts: &Parts, state: &AppState, value: &str) -> Result<PeerCaller, Failure> {
-    let refused = |why: String| {
-        tracing::info!(reason = %why, "peer authentication refused");
-        Failure::Unauthenticated(why)
-    };
+    // Logged by the caller.
+    let refused = Failure::Unauthenticated;
     let Some(node) = state.node() else {
         return Err(refused(
             "this server has no node identity: Kopa-Node authorization is not accepted".into(),
@@ -141,38 +227,61 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, Failure
     if is_node_auth(value) {
         return Err(Failure::PeerRefused);
     }
+    let client = client_ip(parts);
+    check_throttle(state, client, None)?;
+    let (token, user) = credentials(value).map_err(|why| refuse(state, client, None, why, why))?;
+    let id = token_id(&token);
+    check_throttle(state, None, id)?;
+    match authenticate_with(
+        state.store().as_ref(),
+        Some(state.verified_tokens()),
+        &token,
+        user.as_deref(),
+    )
+    .await
+    {
+        Ok(p) => Ok(p),
+        Err(AuthError::Store(e)) => Err(Failure::Internal(e.to_string())),
+        Err(e) => Err(refuse(
+            state,
+            client,
+            id.filter(|_| e.token_exists()),
+            &e.to_string(),
+            "invalid credentials (unknown, wrong or revoked token)",
+        )),
+    }
+}
+
+/// The token and (HTTP Basic) the user name of an `Authorization` value.
+fn credentials(value: &str) -> Result<(String, Option<String>), &'static str> {
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
-    let (token, user): (String, Option<String>) = if scheme.eq_ignore_ascii_case("bearer") {
+    let (token, user) = if scheme.eq_ignore_ascii_case("bearer") {
         (rest.to_string(), None)
     } else if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| Failure::Unauthenticated("malformed HTTP Basic credentials".into()))?;
+            .ok_or("malformed HTTP Basic credentials")?;
         let (user, password) = decoded
             .split_once(':')
-            .ok_or_else(|| Failure::Unauthenticated("malformed HTTP Basic credentials".into()))?;
+            .ok_or("malformed HTTP Basic credentials")?;
         (password.to_string(), Some(user.to_string()))
     } else {
-        return Err(Failure::Unauthenticated(
-            "unsupported authorization scheme (use Bearer or Basic)".into(),
-        ));
+        return Err("unsupported authorization scheme (use Bearer or Basic)");
     };
     if token.is_empty() {
-        return Err(Failure::Unauthenticated("empty token".into()));
+        return Err("empty token");
     }
-    match authenticate(state.store().as_ref(), &token, user.as_deref()).await {
-        Ok(p) => Ok(p),
-        Err(AuthError::Store(e)) => Err(Failure::Internal(e.to_string())),
-        Err(e) => {
-            tracing::info!(reason = %e, "authentication refused");
-            Err(Failure::Unauthenticated(
-                "invalid credentials (unknown, wrong or revoked token)".into(),
-            ))
-        }
-    }
+    Ok((token, user))
+}
+
+fn throttled_message(wait: Duration) -> String {
+    format!(
+        "too many failed authentications from this address or for this token; retry in {} s",
+        retry_after_seconds(wait)
+    )
 }
 
 impl FromRequestParts<AppState> for TaxiiAuth {
@@ -196,6 +305,9 @@ fn taxii_rejection(f: Failure) -> TaxiiError {
             "peer nodes may read and push TAXII objects only; this needs a user",
         ),
         Failure::Unauthenticated(m) => TaxiiError::unauthorized(m),
+        Failure::Throttled(wait) => {
+            TaxiiError::too_many_requests(throttled_message(wait), retry_after_seconds(wait))
+        }
         Failure::Internal(cause) => TaxiiError::internal(cause),
     }
 }
@@ -226,6 +338,10 @@ impl FromRequestParts<AppState> for ApiAuth {
             Err(Failure::Unauthenticated(m)) => {
                 Err(ApiError::new(axum::http::StatusCode::UNAUTHORIZED, m))
             }
+            Err(Failure::Throttled(wait)) => Err(ApiError::too_many_requests(
+                throttled_message(wait),
+                retry_after_seconds(wait),
+            )),
             Err(Failure::PeerRefused) => Err(ApiError::forbidden(
                 "peer nodes may not use the REST API; it is for this node's users",
             )),
@@ -238,12 +354,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Origin {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Origin(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ci| ci.0.ip().to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        ))
+        Ok(Origin(shown(client_ip(parts))))
     }
 }

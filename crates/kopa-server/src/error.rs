@@ -1,6 +1,7 @@
 //! The two error shapes of the HTTP edge: TAXII error resources on TAXII routes, `{"error": …}` on the
 //! REST API. Bad input is described as it is; internal causes are logged and the client only reads
-//! "internal error".
+//! "internal error". A 401 carries `WWW-Authenticate`; a 429 (failed authentications throttled)
+//! carries `Retry-After`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +18,8 @@ pub struct TaxiiError {
     pub status: StatusCode,
     pub title: String,
     pub description: String,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl TaxiiError {
@@ -25,6 +28,18 @@ impl TaxiiError {
             status,
             title: title.into(),
             description: description.into(),
+            retry_after: None,
+        }
+    }
+    /// 429 with `Retry-After: seconds`.
+    pub fn too_many_requests(description: impl Into<String>, seconds: u64) -> Self {
+        TaxiiError {
+            retry_after: Some(seconds),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                description,
+            )
         }
     }
     pub fn bad_request(description: impl Into<String>) -> Self {
@@ -81,6 +96,9 @@ impl IntoResponse for TaxiiError {
                 HeaderValue::from_static(WWW_AUTHENTICATE),
             );
         }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         resp
     }
 }
@@ -90,6 +108,8 @@ impl IntoResponse for TaxiiError {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -97,6 +117,14 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// 429 with `Retry-After: seconds`.
+    pub fn too_many_requests(message: impl Into<String>, seconds: u64) -> Self {
+        ApiError {
+            retry_after: Some(seconds),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, message)
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -128,7 +156,10 @@ impl From<StoreError> for ApiError {
 
 impl From<TaxiiError> for ApiError {
     fn from(e: TaxiiError) -> Self {
-        ApiError::new(e.status, e.description)
+        ApiError {
+            retry_after: e.retry_after,
+            ..ApiError::new(e.status, e.description)
+        }
     }
 }
 
@@ -144,6 +175,10 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(WWW_AUTHENTICATE),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         resp
     }

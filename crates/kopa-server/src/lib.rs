@@ -2,12 +2,15 @@
 //! its OpenAPI document, authentication, health and Prometheus metrics.
 //!
 //! [`app`] builds the whole router from an [`AppState`] (testable in-process with
-//! `tower::ServiceExt::oneshot`); [`serve`] and [`serve_listener`] run it with graceful shutdown.
+//! `tower::ServiceExt::oneshot`); [`serve`] and [`serve_listener`] run it on Kopa's own accept loop
+//! (a cap on connections, a request-header timeout, graceful shutdown with a deadline: see
+//! `connections`).
 //! Who sees what is never decided here: every read passes the caller's `Reader` (a user's audience, or
 //! a peer node's export policy) to the store, which applies the visibility rule inside its query.
 //! [`federation`] is the node side of federation: objects received from peers, and the peers' keys.
 
 pub mod auth;
+mod connections;
 pub mod enrolment;
 mod error;
 pub mod federation;
@@ -16,6 +19,7 @@ mod ingest;
 pub mod metrics;
 mod rest;
 mod taxii;
+mod throttle;
 pub mod token;
 
 use std::future::Future;
@@ -59,6 +63,18 @@ pub struct ServerConfig {
     pub default_page_size: usize,
     /// The largest page a TAXII request may ask for; larger `limit`s are capped to it.
     pub max_page_size: usize,
+    /// How long a client may take to send a request's headers, and a kept-alive connection may
+    /// wait for its next request; slower connections are closed.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen queue until one closes.
+    pub max_connections: usize,
+    /// After the shutdown signal, how long requests in flight may take before their connections
+    /// are closed.
+    pub shutdown_deadline: Duration,
+    /// Failed authentications allowed in a row per client address and per token id; then 429.
+    pub auth_failures: u32,
+    /// The time over which that allowance comes back (one failure per `window / failures`).
+    pub auth_failure_window: Duration,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +88,11 @@ impl Default for ServerConfig {
             status_retention_hours: 24,
             default_page_size: 1000,
             max_page_size: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            shutdown_deadline: Duration::from_secs(30),
+            auth_failures: 10,
+            auth_failure_window: Duration::from_secs(60),
         }
     }
 }
@@ -103,6 +124,8 @@ struct Inner {
     metrics: metrics::Metrics,
     node: Option<Arc<NodeIdentity>>,
     peers: Arc<federation::Peers>,
+    throttle: throttle::Throttle,
+    verified_tokens: token::VerifiedTokens,
 }
 
 impl AppState {
@@ -128,6 +151,8 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 peers: Arc::new(federation::Peers::new(store.clone(), node.as_deref())),
+                throttle: throttle::Throttle::new(config.auth_failures, config.auth_failure_window),
+                verified_tokens: token::VerifiedTokens::default(),
                 store,
                 config,
                 metrics: metrics::Metrics::new(),
@@ -158,6 +183,16 @@ impl AppState {
     /// (its own and its peers'), for authenticating peers and verifying objects.
     pub fn peers(&self) -> &Arc<federation::Peers> {
         &self.inner.peers
+    }
+
+    /// Failed authentications per client address and token.
+    pub(crate) fn throttle(&self) -> &throttle::Throttle {
+        &self.inner.throttle
+    }
+
+    /// Password-hashed tokens verified since start.
+    pub(crate) fn verified_tokens(&self) -> &token::VerifiedTokens {
+        &self.inner.verified_tokens
     }
 
     /// What [`federation::receive`] needs, for a node with an identity.
@@ -198,6 +233,21 @@ impl ServerConfig {
         }
         if self.max_page_size == 0 {
             return Err(ServerError::Config("max_page_size must be positive".into()));
+        }
+        if self.max_connections == 0 {
+            return Err(ServerError::Config(
+                "max_connections must be positive".into(),
+            ));
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err(ServerError::Config(
+                "header_read_timeout must be positive".into(),
+            ));
+        }
+        if self.auth_failures == 0 || self.auth_failure_window.is_zero() {
+            return Err(ServerError::Config(
+                "auth_failures and auth_failure_window must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -269,8 +319,9 @@ async fn method_not_allowed(
     )
 }
 
-/// Bind `config.listen` and serve until `shutdown` completes. In-flight requests finish before this
-/// returns; a write is acknowledged only after the store committed it.
+/// Bind `config.listen` and serve until `shutdown` completes. Then no connection is accepted any
+/// more, requests in flight finish (a write is acknowledged only after the store committed it), and
+/// connections still open after `config.shutdown_deadline` are closed before this returns.
 pub async fn serve(
     store: Arc<dyn Store>,
     config: ServerConfig,
@@ -307,14 +358,15 @@ pub async fn serve_app(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "kopa listening");
     }
-    let result = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let config = state.config();
+    let limits = connections::Limits {
+        max_connections: config.max_connections,
+        header_read_timeout: config.header_read_timeout,
+        shutdown_deadline: config.shutdown_deadline,
+    };
+    connections::run(listener, app(state), limits, shutdown).await;
     purger.abort();
-    result.map_err(ServerError::Io)
+    Ok(())
 }
 
 /// Drop TAXII status resources older than the retention period, once an hour.

@@ -1,6 +1,7 @@
 //! Store benchmark (not a test): bulk insert in batches of 1,000, then a full read in pages of
-//! 1,000 (first and last page timed) as a person and as a peer node, the count of a peer's lag, and
-//! a search, on SQLite or PostgreSQL.
+//! 1,000 (first and last page timed) as a person and as a peer node, the count of a peer's lag, a
+//! search, and single-object reads by id (what TAXII's object and versions endpoints ask), on SQLite
+//! or PostgreSQL.
 //!
 //! `cargo run --release -p kopa-store --example store_bench -- [N] [LOCATION]`
 //! N defaults to 100000; LOCATION to a temporary directory (SQLite); a `postgres://` URL must name
@@ -88,6 +89,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         i += batch.len();
         batches.push(batch);
     }
+    // 100 ids spread over the whole collection, for the single-object reads.
+    let step = (n / 100).max(1);
+    let sample: Vec<String> = batches
+        .iter()
+        .flatten()
+        .step_by(step)
+        .map(|o| o.id.clone())
+        .collect();
     let start = Instant::now();
     let cpu0 = cpu_seconds();
     for batch in batches {
@@ -145,6 +154,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hits.len(),
         t.elapsed().as_secs_f64() * 1000.0
     );
+    for (label, versions) in [
+        ("object", VersionMatch::last()),
+        (
+            "versions",
+            VersionMatch {
+                all: true,
+                ..Default::default()
+            },
+        ),
+    ] {
+        let (mut total, mut worst, mut found) = (0.0f64, 0.0f64, 0usize);
+        for id in &sample {
+            let f = ObjectFilter {
+                ids: vec![id.clone()],
+                versions: versions.clone(),
+                ..page_filter(None)
+            };
+            let t = Instant::now();
+            let page = store.objects(&person, &coll.id, &f).await?;
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            found += usize::from(!page.objects.is_empty());
+            total += ms;
+            worst = worst.max(ms);
+        }
+        println!(
+            "single-object read ({label}, by id): {} ids ({found} visible), mean {:.3} ms, worst {worst:.3} ms",
+            sample.len(),
+            total / sample.len().max(1) as f64
+        );
+    }
     if location == tmp.display().to_string() {
         drop(store);
         let _ = std::fs::remove_dir_all(&tmp);

@@ -12,6 +12,8 @@
 
 pub mod migrations;
 mod peers;
+#[cfg(test)]
+mod plan_tests;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -84,13 +86,15 @@ pub struct User {
     pub role: Role,
 }
 
-/// A stored API token. The secret itself is never stored: only its SHA-256 hash.
+/// A stored API token. The secret itself is never stored: only a hash of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     /// Public token id (part of the token string, used to look it up).
     pub id: String,
     pub user: UserId,
-    /// Hex SHA-256 of the secret part; the caller compares in constant time.
+    /// The hash of the secret part, as the authenticating layer made it (kopa-server: hex SHA-256
+    /// for the random secrets it generates, an argon2id PHC string `$argon2id$…` for secrets an
+    /// operator chose); the caller compares in constant time.
     pub secret_hash: String,
     pub revoked: bool,
 }
@@ -376,6 +380,19 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     ) -> Result<()>;
     /// Every enrolment code issued for `user`, oldest first (shown to the user).
     async fn enrolments(&self, user: &UserId) -> Result<Vec<EnrolmentRecord>>;
+    /// The tokens whose id starts with `prefix` (tokens looked up by their secret rather than by an
+    /// id in the token string), ordered by id.
+    async fn tokens_with_id_prefix(&self, prefix: &str) -> Result<Vec<TokenRecord>>;
+    /// Store token `id` as `new_id` with secret hash `new_hash` (a stronger hash of the same
+    /// secret), if its hash is still `old_hash`; returns whether it was replaced. `NotFound` for an
+    /// unknown token, `Conflict` when `new_id` is another token's.
+    async fn replace_token(
+        &self,
+        id: &str,
+        old_hash: &str,
+        new_id: &str,
+        new_hash: &str,
+    ) -> Result<bool>;
 
     // --- collections ---
     async fn add_collection(&self, c: &NewCollection) -> Result<Collection>;

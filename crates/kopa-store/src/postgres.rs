@@ -77,7 +77,7 @@ fn conflict_if_taken(what: String) -> impl FnOnce(sqlx::Error) -> StoreError {
     }
 }
 
-fn bind_all<'q>(
+pub(crate) fn bind_all<'q>(
     mut q: Query<'q, Postgres, PgArguments>,
     args: &[Arg],
 ) -> Query<'q, Postgres, PgArguments> {
@@ -765,6 +765,57 @@ impl Store for PgStore {
             return Err(StoreError::NotFound(format!("token {id}")));
         }
         Ok(())
+    }
+
+    async fn tokens_with_id_prefix(&self, prefix: &str) -> Result<Vec<TokenRecord>> {
+        sqlx::query(
+            "SELECT id, user_id, secret_hash, revoked FROM tokens WHERE substr(id, 1, \
+             length($1)) = $1 ORDER BY id",
+        )
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|r| token_from(r, 0))
+        .collect()
+    }
+
+    async fn replace_token(
+        &self,
+        id: &str,
+        old_hash: &str,
+        new_id: &str,
+        new_hash: &str,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE tokens SET id = $3, secret_hash = $4 WHERE id = $1 AND secret_hash = $2",
+        )
+        .bind(id)
+        .bind(old_hash)
+        .bind(new_id)
+        .bind(new_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("token {new_id} exists"))
+            } else {
+                backend(e)
+            }
+        })?
+        .rows_affected();
+        if n == 0 {
+            let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM tokens WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+            if known.is_none() {
+                return Err(StoreError::NotFound(format!("token {id}")));
+            }
+        }
+        Ok(n > 0)
     }
 
     async fn add_collection(&self, nc: &NewCollection) -> Result<Collection> {

@@ -205,6 +205,38 @@ fn migrate(conn: &mut Connection, list: &[Migration]) -> Result<()> {
     Ok(())
 }
 
+/// Create the data directory `dir` (mode 0700; missing parents get the usual mode) if it is
+/// missing, and an empty database file `path` in it with mode 0600, for SQLite to fill. SQLite gives
+/// the `-wal` and `-shm` files it makes beside a database the database file's mode.
+fn create_private(dir: &Path, path: &Path) -> std::io::Result<()> {
+    if !dir.is_dir() {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        match builder.create(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
 impl SqliteStore {
     /// Open (or with `create`, create) the database in directory `dir`, with `readers` reader
     /// connections (at least one). Blocking.
@@ -226,8 +258,8 @@ impl SqliteStore {
             if !create {
                 return Err(missing());
             }
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Invalid(format!("cannot create data directory {shown}: {e}"))
+            create_private(dir, &path).map_err(|e| {
+                StoreError::Invalid(format!("cannot create database {}: {e}", path.display()))
             })?;
         }
         let mut writer = open_conn(&path, create, WRITER_CACHE_KIB).map_err(|e| {
@@ -1066,6 +1098,67 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let rows = stmt.query_map([&user], enrolment_row).map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn tokens_with_id_prefix(&self, prefix: &str) -> Result<Vec<TokenRecord>> {
+        let prefix = prefix.to_string();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, user_id, secret_hash, revoked FROM tokens WHERE substr(id, 1, \
+                     length(?1)) = ?1 ORDER BY id",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([&prefix], |r| {
+                    Ok(TokenRecord {
+                        id: r.get(0)?,
+                        user: UserId(r.get(1)?),
+                        secret_hash: r.get(2)?,
+                        revoked: r.get::<_, i64>(3)? != 0,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn replace_token(
+        &self,
+        id: &str,
+        old_hash: &str,
+        new_id: &str,
+        new_hash: &str,
+    ) -> Result<bool> {
+        let args = [id, old_hash, new_id, new_hash].map(str::to_string);
+        self.write(move |c| {
+            let [id, ..] = &args;
+            let n = c
+                .execute(
+                    "UPDATE tokens SET id = ?3, secret_hash = ?4 WHERE id = ?1 AND secret_hash = ?2",
+                    rusqlite::params_from_iter(args.iter()),
+                )
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Conflict(format!("token {} exists", args[2]))
+                    } else {
+                        backend(e)
+                    }
+                })?;
+            if n == 0 {
+                let known: i64 = c
+                    .query_row("SELECT count(*) FROM tokens WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
+                    .map_err(backend)?;
+                if known == 0 {
+                    return Err(StoreError::NotFound(format!("token {id}")));
+                }
+            }
+            Ok(n > 0)
         })
         .await
     }

@@ -171,6 +171,45 @@ async fn orgs_users_tokens(h: Arc<Harness>) {
         s.add_token(&orphan).await,
         Err(StoreError::NotFound(_))
     ));
+    // A stronger hash of the same secret replaces the old one (under a new id) only while the old
+    // one is stored.
+    let stronger = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    assert!(s
+        .replace_token("tok1", &t.secret_hash, "ptok1", stronger)
+        .await
+        .unwrap());
+    assert!(matches!(
+        s.token("tok1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let moved = s.token("ptok1").await.unwrap();
+    assert_eq!(
+        (moved.secret_hash.as_str(), &moved.user),
+        (stronger, &alice.id)
+    );
+    assert!(!s
+        .replace_token("ptok1", &t.secret_hash, "ptok1", "other")
+        .await
+        .unwrap());
+    assert_eq!(s.token("ptok1").await.unwrap().secret_hash, stronger);
+    assert!(matches!(
+        s.replace_token("nope", "a", "b", "c").await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.add_token(&t).await.unwrap();
+    assert!(matches!(
+        s.replace_token("tok1", &t.secret_hash, "ptok1", "c").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.tokens_with_id_prefix("p").await.unwrap(),
+        vec![s.token("ptok1").await.unwrap()]
+    );
+    assert_eq!(
+        s.tokens_with_id_prefix("tok").await.unwrap(),
+        vec![t.clone()]
+    );
+    assert!(s.tokens_with_id_prefix("q").await.unwrap().is_empty());
     s.revoke_token("tok1").await.unwrap();
     assert!(s.token("tok1").await.unwrap().revoked);
     assert!(s.token_with_user("tok1").await.unwrap().0.revoked);

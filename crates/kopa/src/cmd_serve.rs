@@ -10,6 +10,7 @@ use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -101,12 +102,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
-    // Bind first: a port in use must stop a first start before it makes (and prints) the
-    // administrator's token.
+    // The data directory first (private, and ours alone while we run: a second server on it
+    // stops here, naming it), before the SQLite database in it is opened. With PostgreSQL it holds
+    // only the node's key: it is made ready once the database is known to exist, so that a refused
+    // start creates nothing. Held until this returns.
+    let mut lock = match config.database {
+        None => Some(node::prepare_data_dir(&config.data)?),
+        Some(_) => None,
+    };
+    // Bind before the store: a port in use must stop a first start before it makes (and prints)
+    // the administrator's token.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let store = node::open_for_serve(&config).await?;
+    if lock.is_none() {
+        lock = Some(node::prepare_data_dir(&config.data)?);
+    }
+    let _lock = lock;
     let key = node::node_key(&*store, &config).await?;
     let init = node::init(&*store, &config, admin_token.as_deref(), &key).await?;
     if init.created {
@@ -139,6 +152,11 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
         status_retention_hours: config.status_retention_hours,
         default_page_size: usize::try_from(config.page_size).unwrap_or(usize::MAX),
         max_page_size: usize::try_from(config.max_page_size).unwrap_or(usize::MAX),
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
+        max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+        shutdown_deadline: Duration::from_secs(config.shutdown_deadline_seconds),
+        auth_failures: u32::try_from(config.auth_max_failures).unwrap_or(u32::MAX),
+        auth_failure_window: Duration::from_secs(config.auth_failure_window_seconds),
     };
     // One signal stops both the server and the sync loop.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

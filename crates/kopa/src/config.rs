@@ -29,6 +29,11 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("federation.page_size", Kind::Int),
     ("federation.concurrency", Kind::Int),
     ("sqlite.readers", Kind::Int),
+    ("http.header_read_timeout_seconds", Kind::Int),
+    ("http.max_connections", Kind::Int),
+    ("http.shutdown_deadline_seconds", Kind::Int),
+    ("auth.max_failures", Kind::Int),
+    ("auth.failure_window_seconds", Kind::Int),
 ];
 
 /// The kind of value a key takes.
@@ -101,6 +106,25 @@ concurrency = 4
 # and its thread's allocator arena; with the one writer (64 MB cache) this bounds the node's
 # memory. Not used with PostgreSQL.
 readers = 4
+
+[http]
+# Seconds a client may take to send a request's headers (and a kept-alive connection may wait for
+# its next request); slower connections are closed, so that idle or trickling clients cannot hold
+# connections open.
+header_read_timeout_seconds = 10
+# Connections served at once (1 to 1000000). More wait, in order, in the listen queue until one
+# closes.
+max_connections = 1024
+# On SIGINT or SIGTERM: seconds that requests in flight may take to finish before the connections
+# still open are closed and the node stops. 0 = close them at once.
+shutdown_deadline_seconds = 30
+
+[auth]
+# Failed authentications allowed in a row per client address (IPv6: per /64) and per token id;
+# beyond, authentication is refused with HTTP 429 and Retry-After until the allowance comes back.
+max_failures = 10
+# Seconds over which the whole allowance comes back (one failure per window / max_failures).
+failure_window_seconds = 60
 "#;
 
 /// The node's effective configuration.
@@ -122,6 +146,11 @@ pub struct Config {
     pub federation_page_size: u64,
     pub federation_concurrency: u64,
     pub sqlite_readers: u64,
+    pub header_read_timeout_seconds: u64,
+    pub max_connections: u64,
+    pub shutdown_deadline_seconds: u64,
+    pub auth_max_failures: u64,
+    pub auth_failure_window_seconds: u64,
 }
 
 impl Default for Config {
@@ -142,6 +171,11 @@ impl Default for Config {
             federation_page_size: 1000,
             federation_concurrency: 4,
             sqlite_readers: kopa_store::DEFAULT_SQLITE_READERS as u64,
+            header_read_timeout_seconds: 10,
+            max_connections: 1024,
+            shutdown_deadline_seconds: 30,
+            auth_max_failures: 10,
+            auth_failure_window_seconds: 60,
         }
     }
 }
@@ -411,10 +445,18 @@ fn apply(config: &mut Config, key: &str, val: Val) -> anyhow::Result<()> {
         ("federation.page_size", Val::Int(n)) => config.federation_page_size = n,
         ("federation.concurrency", Val::Int(n)) => config.federation_concurrency = n,
         ("sqlite.readers", Val::Int(n)) => config.sqlite_readers = n,
+        ("http.header_read_timeout_seconds", Val::Int(n)) => config.header_read_timeout_seconds = n,
+        ("http.max_connections", Val::Int(n)) => config.max_connections = n,
+        ("http.shutdown_deadline_seconds", Val::Int(n)) => config.shutdown_deadline_seconds = n,
+        ("auth.max_failures", Val::Int(n)) => config.auth_max_failures = n,
+        ("auth.failure_window_seconds", Val::Int(n)) => config.auth_failure_window_seconds = n,
         (key, val) => bail!("value {val:?} does not fit key {key}"),
     }
     Ok(())
 }
+
+/// The largest `http.max_connections`.
+const MAX_CONNECTIONS: u64 = 1_000_000;
 
 /// Checks across keys.
 fn check(c: &Config) -> anyhow::Result<()> {
@@ -440,6 +482,18 @@ fn check(c: &Config) -> anyhow::Result<()> {
     let readers = kopa_store::MAX_SQLITE_READERS as u64;
     if c.sqlite_readers == 0 || c.sqlite_readers > readers {
         bail!("sqlite.readers must be from 1 to {readers}");
+    }
+    if c.header_read_timeout_seconds == 0 {
+        bail!("http.header_read_timeout_seconds must be at least 1");
+    }
+    if c.max_connections == 0 || c.max_connections > MAX_CONNECTIONS {
+        bail!("http.max_connections must be from 1 to {MAX_CONNECTIONS}");
+    }
+    if c.auth_max_failures == 0 || c.auth_max_failures > u64::from(u32::MAX) {
+        bail!("auth.max_failures must be from 1 to {}", u32::MAX);
+    }
+    if c.auth_failure_window_seconds == 0 {
+        bail!("auth.failure_window_seconds must be at least 1");
     }
     if c.status_retention_hours < 24 {
         bail!("status_retention_hours must be at least 24 (TAXII keeps status resources a day)");
@@ -533,6 +587,22 @@ mod tests {
         let e = env(&[("KOPA_FEDERATION__PULL_INTERVAL_SECONDS", "1")]);
         let c = load_from(&Flags::default(), &e).unwrap().config;
         assert_eq!((c.pull_interval_seconds, c.federation_page_size), (1, 1000));
+        let e = env(&[
+            ("KOPA_HTTP__MAX_CONNECTIONS", "8"),
+            ("KOPA_HTTP__SHUTDOWN_DEADLINE_SECONDS", "0"),
+            ("KOPA_AUTH__MAX_FAILURES", "3"),
+        ]);
+        let c = load_from(&Flags::default(), &e).unwrap().config;
+        assert_eq!(
+            (
+                c.max_connections,
+                c.shutdown_deadline_seconds,
+                c.auth_max_failures,
+                c.header_read_timeout_seconds,
+                c.auth_failure_window_seconds
+            ),
+            (8, 0, 3, 10, 60)
+        );
     }
 
     #[test]
@@ -605,6 +675,23 @@ mod tests {
                 "KOPA_FEDERATION__CONCURRENCY",
                 "0",
                 "federation.concurrency",
+            ),
+            (
+                "KOPA_HTTP__HEADER_READ_TIMEOUT_SECONDS",
+                "0",
+                "http.header_read_timeout_seconds",
+            ),
+            ("KOPA_HTTP__MAX_CONNECTIONS", "0", "http.max_connections"),
+            (
+                "KOPA_HTTP__MAX_CONNECTIONS",
+                "1000001",
+                "http.max_connections",
+            ),
+            ("KOPA_AUTH__MAX_FAILURES", "0", "auth.max_failures"),
+            (
+                "KOPA_AUTH__FAILURE_WINDOW_SECONDS",
+                "0",
+                "auth.failure_window_seconds",
             ),
         ];
         for (name, value, want) in cases {

@@ -1,5 +1,6 @@
 //! Opening the node's store (for `serve`, which may create it, and for the admin commands, which
-//! never do), first-start initialisation (node, its organisation, the administrator) and tokens.
+//! never do), the data directory (private, and locked by the one `kopa serve` that runs on it),
+//! first-start initialisation (node, its organisation, the administrator) and tokens.
 
 use crate::config::{redact, Config};
 use anyhow::{bail, Context};
@@ -7,6 +8,7 @@ use kopa_core::audit::NewAuditEntry;
 use kopa_core::Role;
 use kopa_federation::NodeKey;
 use kopa_store::{NodeInfo, Store, StoreError, User};
+use std::path::Path;
 use std::sync::Arc;
 
 /// The SQLite file inside the data directory.
@@ -17,6 +19,143 @@ pub const ADMIN_USER: &str = "admin";
 
 /// Shortest `KOPA_ADMIN_TOKEN` accepted.
 pub const ADMIN_TOKEN_MIN_LEN: usize = 16;
+
+/// The file in the data directory that a running `kopa serve` holds an exclusive lock on.
+pub const LOCK_FILE: &str = "kopa.lock";
+
+/// The SQLite files, made readable by their owner only.
+const DATABASE_FILES: [&str; 3] = [SQLITE_FILE, "kopa.db-wal", "kopa.db-shm"];
+
+/// The data directory's lock, held by `kopa serve` while it runs (released when dropped, or by
+/// the system when the process ends however it ends).
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Why group or others may enter the data directory `dir`, when they may (Unix only).
+fn too_open(dir: &Path) -> anyhow::Result<Option<String>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)
+            .with_context(|| format!("cannot read data directory {}", dir.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Ok(Some(format!(
+                "data directory {} has mode {mode:o}: group or others may read it, and it holds \
+                 the node's key and database; make it private with `chmod 700 {}`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(None)
+}
+
+/// Make the data directory ready for `kopa serve`: create it on first start (mode 0700; missing
+/// parents get the usual mode), refuse one that group or others may read (the node would start
+/// with its key and database exposed), check that it is writable, take its lock (refused while
+/// another `kopa serve` runs on it), and make existing database files readable by their owner only.
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<DataDirLock> {
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "data directory {} exists but is not a directory",
+            dir.display()
+        );
+    }
+    if !dir.exists() {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create directory {}", parent.display()))?;
+        }
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        match builder.create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create data directory {}", dir.display()))
+            }
+        }
+    }
+    if let Some(why) = too_open(dir)? {
+        bail!("{why}");
+    }
+    let lock = lock_data_dir(dir)?;
+    #[cfg(unix)]
+    for name in DATABASE_FILES {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make {} private (chmod 600)", path.display()))?;
+            tracing::info!(file = %path.display(), was = %format!("{mode:o}"), "database file made private (mode 600)");
+        }
+    }
+    Ok(lock)
+}
+
+/// Take the exclusive lock on `DIR/kopa.lock` (also the writability check of the directory) and
+/// write this process's id into it.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDirLock> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(&path).with_context(|| {
+        format!(
+            "data directory {} is not writable (cannot open {})",
+            dir.display(),
+            path.display()
+        )
+    })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            let by = if pid.is_empty() {
+                String::new()
+            } else {
+                format!(" (process {pid})")
+            };
+            bail!(
+                "another `kopa serve`{by} is running on data directory {}: it holds the lock on {}; \
+                 stop it first, or give this node another data directory (the admin commands work \
+                 beside a running server)",
+                dir.display(),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(DataDirLock { _file: file })
+}
 
 /// Where the store is, as a human reads it (passwords hidden).
 pub fn describe(config: &Config) -> String {
@@ -31,6 +170,12 @@ pub fn describe(config: &Config) -> String {
 
 /// Open the store of an existing node (admin commands): never creates a directory or a database.
 pub async fn open_existing(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if config.data.is_dir() {
+        // The admin commands may work on a directory the server would refuse; they say so.
+        if let Ok(Some(why)) = too_open(&config.data) {
+            eprintln!("warning: {why}");
+        }
+    }
     let location = match &config.database {
         Some(url) => url.clone(),
         None => {
@@ -64,28 +209,12 @@ pub async fn open_existing(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
-/// Open (and for SQLite create, with its data directory) the store for `kopa serve`. A PostgreSQL
-/// database is never created: it must exist.
+/// Open (and for SQLite create) the store for `kopa serve`, in a data directory made ready by
+/// [`prepare_data_dir`]. A PostgreSQL database is never created: it must exist.
 pub async fn open_for_serve(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let location = match &config.database {
         Some(url) => url.clone(),
-        None => {
-            let dir = &config.data;
-            if dir.exists() && !dir.is_dir() {
-                bail!(
-                    "data directory {} exists but is not a directory",
-                    dir.display()
-                );
-            }
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-            // Fail early, with a clear message, on a directory we cannot write to.
-            let probe = dir.join(".kopa-write-check");
-            std::fs::write(&probe, b"")
-                .with_context(|| format!("data directory {} is not writable", dir.display()))?;
-            let _ = std::fs::remove_file(&probe);
-            dir.to_string_lossy().into_owned()
-        }
+        None => config.data.to_string_lossy().into_owned(),
     };
     let options = kopa_store::OpenOptions {
         sqlite_readers: usize::try_from(config.sqlite_readers).unwrap_or(usize::MAX),
@@ -181,10 +310,28 @@ pub async fn init(
         Err(e) => return Err(e.into()),
     };
     let generated_token = match admin_token {
+        Some(t)
+            if kopa_server::authenticate(store, t, Some(ADMIN_USER))
+                .await
+                .is_ok() =>
+        {
+            // Stored by a previous start that stopped half-way.
+            None
+        }
         Some(t) => {
-            let record = kopa_server::token::token_record(&admin.id, t);
+            // Chosen by the operator: stored as argon2id (slow by design, so off the async threads).
+            let (user, token) = (admin.id.clone(), t.to_string());
+            let record = tokio::task::spawn_blocking(move || {
+                kopa_server::token::token_record(&user, &token)
+            })
+            .await
+            .context("hashing the administrator token failed")?;
             match store.add_token(&record).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Ok(()) => tracing::info!(
+                    token_id = %record.id,
+                    "KOPA_ADMIN_TOKEN stored (argon2id) as the administrator's token"
+                ),
+                Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
             None

@@ -55,6 +55,12 @@ fn fails(data: &Path, args: &[&str], needle: &str) {
     );
 }
 
+/// `chmod 700 dir`: `kopa serve` refuses a data directory that others may read.
+fn make_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
 /// A running `kopa serve` on an ephemeral port; SIGTERM on drop.
 struct Server {
     child: Child,
@@ -409,6 +415,7 @@ fn config_default_is_valid_toml_with_every_key() {
     }
     // Written into a data directory as kopa.toml, it is read back without warnings.
     let dir = tempfile::tempdir().unwrap();
+    make_private(dir.path());
     std::fs::write(dir.path().join("kopa.toml"), &text).unwrap();
     let server = Server::start(dir.path(), &[]);
     let node = ok(dir.path(), &["node", "show"]);
