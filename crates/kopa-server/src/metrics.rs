@@ -117,14 +117,26 @@ impl Metrics {
         self.counter("kopa_peer_posts_refused_total", Self::peer(peer), 1);
     }
 
-    /// How many posts of `peer` were refused since the node started (for its status).
-    pub fn peer_posts_refused(&self, peer: &str) -> u64 {
-        let needle = format!("kopa_peer_posts_refused_total{{peer=\"{peer}\"}} ");
-        self.render()
-            .lines()
-            .find_map(|l| l.strip_prefix(&needle))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
+    /// What this node refused from `peer` since it started, as `/metrics` counts it (for the peer's
+    /// status): whole posts outside its policy, and objects by reason (pulled or posted).
+    pub fn peer_refusals(&self, peer: &str) -> (u64, std::collections::BTreeMap<String, u64>) {
+        let text = self.render();
+        let value = |v: &str| v.trim().parse::<f64>().map_or(0, |v| v as u64);
+        let posts = format!("kopa_peer_posts_refused_total{{peer=\"{peer}\"}} ");
+        let objects = format!("kopa_peer_objects_rejected_total{{peer=\"{peer}\",reason=\"");
+        let mut refused = 0;
+        let mut by_reason = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix(&posts) {
+                refused = value(v);
+            } else if let Some((reason, v)) = line
+                .strip_prefix(&objects)
+                .and_then(|rest| rest.split_once("\"} "))
+            {
+                by_reason.insert(reason.to_string(), value(v));
+            }
+        }
+        (refused, by_reason)
     }
 
     pub(crate) fn request(&self, route: String, method: String, status: u16, seconds: f64) {

@@ -92,9 +92,12 @@ fn status_zero(key: &str) -> Value {
     }
 }
 
-/// One peer as the REST API shows it: declaration, policy, sync status, and how many of its posts
-/// this node refused since it started (never its token).
-fn peer_json(p: &kopa_store::PeerRecord, posts_refused: u64) -> Value {
+/// One peer as the REST API shows it: declaration, policy, sync status, and what this node refused
+/// from it since it started, as `/metrics` counts it (never its token).
+fn peer_json(
+    p: &kopa_store::PeerRecord,
+    (posts_refused, objects_refused): (u64, std::collections::BTreeMap<String, u64>),
+) -> Value {
     let ts = |t: Option<kopa_stix::Timestamp>| t.map_or(Value::Null, |t| json!(t.to_taxii()));
     let policy: Value =
         serde_json::from_str(&p.peer.policy).unwrap_or_else(|_| json!(p.peer.policy));
@@ -121,6 +124,7 @@ fn peer_json(p: &kopa_store::PeerRecord, posts_refused: u64) -> Value {
         m.insert((*key).into(), v);
     }
     m.insert("posts_refused".into(), json!(posts_refused));
+    m.insert("objects_refused".into(), json!(objects_refused));
     m.insert("status".into(), p.status.clone().unwrap_or(Value::Null));
     Value::Object(m)
 }
@@ -134,7 +138,7 @@ async fn list_peers(
     let peers = state.store().peers().await?;
     Ok(Json(json!({"peers": peers
             .iter()
-            .map(|p| peer_json(p, state.metrics().peer_posts_refused(&p.peer.name)))
+            .map(|p| peer_json(p, state.metrics().peer_refusals(&p.peer.name)))
             .collect::<Vec<_>>()})))
 }
 

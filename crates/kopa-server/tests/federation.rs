@@ -1215,4 +1215,14 @@ async fn a_peer_writes_only_where_its_policy_says_and_cannot_version_others_obje
         metrics.contains("kopa_peer_objects_rejected_total{peer=\"p\",reason=\"forged_origin\"} 1"),
         "{metrics}"
     );
+    // The peer's status counts them as /metrics does.
+    let peers = node.api("GET", "/api/peers", &admin, None).await.json();
+    assert_eq!(
+        peers["peers"][0]["objects_refused"]["forged_origin"], 1,
+        "{peers}"
+    );
+    assert_eq!(
+        peers["peers"][0]["objects_refused"]["invalid"], 1,
+        "{peers}"
+    );
 }
