@@ -155,6 +155,17 @@ pub async fn audit(
     audit_as(state, &p.user_name, origin, action, target, detail).await;
 }
 
+/// The audit entry of an act of `actor`, to be written in the act's own transaction.
+fn entry(actor: &str, origin: &str, action: &str, target: &str, detail: Value) -> NewAuditEntry {
+    NewAuditEntry {
+        actor: actor.into(),
+        action: action.into(),
+        target: target.into(),
+        origin: origin.into(),
+        detail: detail.to_string(),
+    }
+}
+
 /// Append an audit entry for an act of `actor` (a user name, or `peer:NAME` for a peer node).
 pub async fn audit_as(
     state: &AppState,
@@ -449,16 +460,14 @@ async fn add_token(
     let (user, org) = find_user(&state, &name).await?;
     permit(&p, &Action::AddToken(account(&user, &org)))?;
     let (record, token) = new_token(&user.id);
-    state.store().add_token(&record).await?;
-    audit(
-        &state,
-        &p,
+    let e = entry(
+        &p.user_name,
         &origin,
         "token.add",
         &user.name,
         json!({"token_id": record.id}),
-    )
-    .await;
+    );
+    state.store().add_token_audited(&record, Some(e)).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": record.id, "user": user.name, "token": token})),
@@ -478,16 +487,17 @@ async fn enrol_user(
     permit(&p, &Action::Enrol(account(&user, &org)))?;
     let (record, code) =
         crate::enrolment::new_code(&user.id, &p.user_name, kopa_stix::Timestamp::now());
-    let revoked = state.store().add_enrolment(&record).await?;
-    audit(
-        &state,
-        &p,
+    let e = entry(
+        &p.user_name,
         &origin,
         "user.enrol",
         &user.name,
-        json!({"enrolment_id": record.id, "tokens_revoked": revoked}),
-    )
-    .await;
+        json!({"enrolment_id": record.id}),
+    );
+    let revoked = state
+        .store()
+        .add_enrolment_audited(&record, Some(e))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -542,25 +552,23 @@ async fn redeem_enrolment(
         return Err(refused());
     }
     let (token_record, token) = new_token(&user.id);
-    match state
-        .store()
-        .redeem_enrolment(&record.id, &token_record, now, &origin)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => return Err(refused()),
-        Err(e) => return Err(e.into()),
-    }
-    audit_as(
-        &state,
+    let e = entry(
         &user.name,
         &origin,
         "user.enrolled",
         &user.name,
         json!({"enrolment_id": record.id, "issued_by": record.issued_by,
                "token_id": token_record.id}),
-    )
-    .await;
+    );
+    match state
+        .store()
+        .redeem_enrolment_audited(&record.id, &token_record, now, &origin, Some(e))
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Err(refused()),
+        Err(e) => return Err(e.into()),
+    }
     Ok((
         StatusCode::CREATED,
         Json(
@@ -598,16 +606,14 @@ async fn revoke_token(
         // Do not reveal the token ids of accounts the caller does not manage.
         return Err(not_found());
     }
-    state.store().revoke_token(&id).await?;
-    audit(
-        &state,
-        &p,
+    let e = entry(
+        &p.user_name,
         &origin,
         "token.revoke",
         &owner.name,
         json!({"token_id": id}),
-    )
-    .await;
+    );
+    state.store().revoke_token_audited(&id, Some(e)).await?;
     Ok((StatusCode::OK, Json(json!({"id": id, "revoked": true}))).into_response())
 }
 

@@ -353,7 +353,15 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     /// only, never content: read without a reader, since a label can only narrow the objects that
     /// name it.
     async fn marking_labels(&self, ids: &[String]) -> Result<HashMap<String, Tlp>>;
-    async fn add_token(&self, token: &TokenRecord) -> Result<()>;
+    async fn add_token(&self, token: &TokenRecord) -> Result<()> {
+        self.add_token_audited(token, None).await
+    }
+    /// [`Store::add_token`] with the audit entry that records it, in the same transaction.
+    async fn add_token_audited(
+        &self,
+        token: &TokenRecord,
+        audit: Option<NewAuditEntry>,
+    ) -> Result<()>;
     async fn token(&self, id: &str) -> Result<TokenRecord>;
     /// The token with id `id` and its user, as `token` and `user_by_id` give them (the
     /// authentication of every request: a backend may read both at once). `NotFound` when either
@@ -363,10 +371,23 @@ pub trait Store: PeerStore + Send + Sync + 'static {
         let user = self.user_by_id(&token.user).await?;
         Ok((token, user))
     }
-    async fn revoke_token(&self, id: &str) -> Result<()>;
+    async fn revoke_token(&self, id: &str) -> Result<()> {
+        self.revoke_token_audited(id, None).await
+    }
+    /// [`Store::revoke_token`] with the audit entry that records it, in the same transaction.
+    async fn revoke_token_audited(&self, id: &str, audit: Option<NewAuditEntry>) -> Result<()>;
     /// Issue an enrolment code: in one transaction, revoke every token of its user and keep the
     /// code. Returns how many tokens were revoked. `NotFound` for an unknown user.
-    async fn add_enrolment(&self, e: &EnrolmentRecord) -> Result<u64>;
+    async fn add_enrolment(&self, e: &EnrolmentRecord) -> Result<u64> {
+        self.add_enrolment_audited(e, None).await
+    }
+    /// [`Store::add_enrolment`] with the audit entry that records it, in the same transaction (its
+    /// `detail` gets `tokens_revoked`).
+    async fn add_enrolment_audited(
+        &self,
+        e: &EnrolmentRecord,
+        audit: Option<NewAuditEntry>,
+    ) -> Result<u64>;
     async fn enrolment(&self, id: &str) -> Result<EnrolmentRecord>;
     /// Redeem enrolment code `id` for `token` (of the code's user), in one transaction: the code is
     /// marked redeemed at `at` from `from` and the token stored. `Conflict` when the code was
@@ -377,6 +398,18 @@ pub trait Store: PeerStore + Send + Sync + 'static {
         token: &TokenRecord,
         at: Timestamp,
         from: &str,
+    ) -> Result<()> {
+        self.redeem_enrolment_audited(id, token, at, from, None)
+            .await
+    }
+    /// [`Store::redeem_enrolment`] with the audit entry that records it, in the same transaction.
+    async fn redeem_enrolment_audited(
+        &self,
+        id: &str,
+        token: &TokenRecord,
+        at: Timestamp,
+        from: &str,
+        audit: Option<NewAuditEntry>,
     ) -> Result<()>;
     /// Every enrolment code issued for `user`, oldest first (shown to the user).
     async fn enrolments(&self, user: &UserId) -> Result<Vec<EnrolmentRecord>>;

@@ -605,7 +605,11 @@ impl Store for PgStore {
         Ok(sql::marking_labels(rows))
     }
 
-    async fn add_token(&self, token: &TokenRecord) -> Result<()> {
+    async fn add_token_audited(
+        &self,
+        token: &TokenRecord,
+        audit: Option<NewAuditEntry>,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
             .bind(&token.user.0)
@@ -625,10 +629,17 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(conflict_if_taken(format!("token {}", token.id)))?;
+        if let Some(e) = audit {
+            append_audit_tx(&mut tx, e).await?;
+        }
         tx.commit().await.map_err(backend)
     }
 
-    async fn add_enrolment(&self, e: &EnrolmentRecord) -> Result<u64> {
+    async fn add_enrolment_audited(
+        &self,
+        e: &EnrolmentRecord,
+        audit: Option<NewAuditEntry>,
+    ) -> Result<u64> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
             .bind(&e.user.0)
@@ -658,6 +669,10 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(conflict_if_taken(format!("enrolment {}", e.id)))?;
+        if let Some(mut a) = audit {
+            a.detail = crate::audit_counts(&a.detail, &[("tokens_revoked", revoked)], 0, 0);
+            append_audit_tx(&mut tx, a).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(revoked)
     }
@@ -672,12 +687,13 @@ impl Store for PgStore {
         enrolment_from(&r)
     }
 
-    async fn redeem_enrolment(
+    async fn redeem_enrolment_audited(
         &self,
         id: &str,
         token: &TokenRecord,
         at: Timestamp,
         from: &str,
+        audit: Option<NewAuditEntry>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let n = sqlx::query(
@@ -706,6 +722,9 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        if let Some(e) = audit {
+            append_audit_tx(&mut tx, e).await?;
+        }
         tx.commit().await.map_err(backend)
     }
 
@@ -754,17 +773,21 @@ impl Store for PgStore {
         Ok((token, user))
     }
 
-    async fn revoke_token(&self, id: &str) -> Result<()> {
+    async fn revoke_token_audited(&self, id: &str, audit: Option<NewAuditEntry>) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         let n = sqlx::query("UPDATE tokens SET revoked = 1 WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?
             .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound(format!("token {id}")));
         }
-        Ok(())
+        if let Some(e) = audit {
+            append_audit_tx(&mut tx, e).await?;
+        }
+        tx.commit().await.map_err(backend)
     }
 
     async fn tokens_with_id_prefix(&self, prefix: &str) -> Result<Vec<TokenRecord>> {

@@ -948,7 +948,11 @@ impl Store for SqliteStore {
         Ok(sql::marking_labels(rows))
     }
 
-    async fn add_token(&self, token: &TokenRecord) -> Result<()> {
+    async fn add_token_audited(
+        &self,
+        token: &TokenRecord,
+        audit: Option<NewAuditEntry>,
+    ) -> Result<()> {
         let t = token.clone();
         self.write(move |c| {
             let tx = immediate(c)?;
@@ -966,6 +970,9 @@ impl Store for SqliteStore {
                 params![t.id, t.user.0, t.secret_hash, i64::from(t.revoked)],
             )
             .map_err(conflict_if_taken(format!("token {}", t.id)))?;
+            if let Some(e) = audit {
+                append_audit_tx(&tx, e)?;
+            }
             tx.commit().map_err(backend)
         })
         .await
@@ -991,21 +998,29 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoke_token(&self, id: &str) -> Result<()> {
+    async fn revoke_token_audited(&self, id: &str, audit: Option<NewAuditEntry>) -> Result<()> {
         let id = id.to_string();
         self.write(move |c| {
-            let n = c
+            let tx = immediate(c)?;
+            let n = tx
                 .execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [&id])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("token {id}")));
             }
-            Ok(())
+            if let Some(e) = audit {
+                append_audit_tx(&tx, e)?;
+            }
+            tx.commit().map_err(backend)
         })
         .await
     }
 
-    async fn add_enrolment(&self, e: &EnrolmentRecord) -> Result<u64> {
+    async fn add_enrolment_audited(
+        &self,
+        e: &EnrolmentRecord,
+        audit: Option<NewAuditEntry>,
+    ) -> Result<u64> {
         let e = e.clone();
         self.write(move |c| {
             let tx = immediate(c)?;
@@ -1037,6 +1052,11 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(conflict_if_taken(format!("enrolment {}", e.id)))?;
+            if let Some(mut a) = audit {
+                a.detail =
+                    crate::audit_counts(&a.detail, &[("tokens_revoked", revoked as u64)], 0, 0);
+                append_audit_tx(&tx, a)?;
+            }
             tx.commit().map_err(backend)?;
             Ok(revoked as u64)
         })
@@ -1056,12 +1076,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn redeem_enrolment(
+    async fn redeem_enrolment_audited(
         &self,
         id: &str,
         token: &TokenRecord,
         at: Timestamp,
         from: &str,
+        audit: Option<NewAuditEntry>,
     ) -> Result<()> {
         let (id, t, from) = (id.to_string(), token.clone(), from.to_string());
         self.write(move |c| {
@@ -1083,6 +1104,9 @@ impl Store for SqliteStore {
                 params![t.id, t.user.0, t.secret_hash],
             )
             .map_err(backend)?;
+            if let Some(e) = audit {
+                append_audit_tx(&tx, e)?;
+            }
             tx.commit().map_err(backend)
         })
         .await

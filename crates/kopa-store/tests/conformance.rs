@@ -23,6 +23,7 @@ on_both_backends!(
     versions_belong_to_their_producer,
     enrolment_codes,
     nul_characters_are_bad_input,
+    credential_changes_are_audited_with_the_change,
     unversioned_objects,
     batch_is_atomic,
     filters,
@@ -1665,4 +1666,51 @@ async fn nul_characters_are_bad_input(h: Arc<Harness>) {
         Err(StoreError::Invalid(m)) => assert!(m.contains("NUL"), "{m}"),
         Err(e) => panic!("a NUL character must be bad input, not {e:?}"),
     }
+}
+
+/// Credential changes are audited in their own transaction: an entry when the change is made,
+/// none when it is refused.
+async fn credential_changes_are_audited_with_the_change(h: Arc<Harness>) {
+    let w = simple(&h).await;
+    let s = &h.store;
+    let entry = |action: &str| NewAuditEntry {
+        actor: "admin".into(),
+        action: action.into(),
+        target: "x".into(),
+        origin: "local".into(),
+        detail: "{}".into(),
+    };
+    let token = |id: &str, user: &UserId| kopa_store::TokenRecord {
+        id: id.into(),
+        user: user.clone(),
+        secret_hash: "00".repeat(32),
+        revoked: false,
+    };
+    let count = || async { s.audit_entries(0, 1000).await.unwrap().len() };
+    let before = count().await;
+    s.add_token_audited(&token("t1", &w.user), Some(entry("token.add")))
+        .await
+        .unwrap();
+    assert!(s
+        .add_token_audited(
+            &token("t2", &UserId("ghost".into())),
+            Some(entry("token.add"))
+        )
+        .await
+        .is_err());
+    s.revoke_token_audited("t1", Some(entry("token.revoke")))
+        .await
+        .unwrap();
+    assert!(s
+        .revoke_token_audited("nope", Some(entry("token.revoke")))
+        .await
+        .is_err());
+    let entries = s.audit_entries(0, 1000).await.unwrap();
+    assert_eq!(entries.len(), before + 2, "one entry per change made");
+    let actions: Vec<&str> = entries[before..]
+        .iter()
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(actions, ["token.add", "token.revoke"]);
+    assert_eq!(verify(&entries), Ok(entries.len() as u64));
 }

@@ -397,16 +397,16 @@ pub fn run_user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             let (record, code) =
                 kopa_server::enrolment::new_code(&user.id, "cli", kopa_stix::Timestamp::now());
             let revoked = s
-                .add_enrolment(&record)
+                .add_enrolment_audited(
+                    &record,
+                    Some(node::cli_entry(
+                        "user.enrol",
+                        &user.name,
+                        json!({"enrolment_id": record.id}),
+                    )),
+                )
                 .await
                 .map_err(|e| store_err("issue the enrolment code", e))?;
-            node::audit_cli(
-                &*s,
-                "user.enrol",
-                &user.name,
-                json!({"enrolment_id": record.id, "tokens_revoked": revoked}),
-            )
-            .await?;
             let expires = record.expires_at.to_taxii();
             Ok(Output::ok(
                 json!({"user": user.name, "code": code, "expires_at": expires,
@@ -445,11 +445,12 @@ pub fn run_token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             bail!("the permission rule allowed the operator to mint a token: refusing anyway")
         }),
         TokenCommand::Revoke { id, store } => run_admin(&store, |s| async move {
-            s.revoke_token(&id).await.map_err(|e| match e {
-                StoreError::NotFound(_) => anyhow::anyhow!("unknown token id {id:?}"),
-                e => store_err("revoke the token", e),
-            })?;
-            node::audit_cli(&*s, "token.revoke", &id, json!({})).await?;
+            s.revoke_token_audited(&id, Some(node::cli_entry("token.revoke", &id, json!({}))))
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound(_) => anyhow::anyhow!("unknown token id {id:?}"),
+                    e => store_err("revoke the token", e),
+                })?;
             Ok(Output::ok(
                 json!({"id": id, "revoked": true}),
                 format!("token {id} revoked"),

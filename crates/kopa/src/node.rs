@@ -369,6 +369,18 @@ pub async fn issue_token(store: &dyn Store, user: &User) -> anyhow::Result<(Stri
     Ok((id, token))
 }
 
+/// The audit entry of an act of the local command line, to be written in the act's own
+/// transaction.
+pub fn cli_entry(action: &str, target: &str, detail: serde_json::Value) -> NewAuditEntry {
+    NewAuditEntry {
+        actor: "cli".into(),
+        action: action.into(),
+        target: target.into(),
+        origin: "local".into(),
+        detail: detail.to_string(),
+    }
+}
+
 /// Append an audit entry for an act of the local command line.
 pub async fn audit_cli(
     store: &dyn Store,
