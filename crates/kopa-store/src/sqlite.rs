@@ -1076,14 +1076,28 @@ impl Store for SqliteStore {
                 }
             }
             let id = sql::collection_id(nc.id.as_deref())?;
-            let taken: Option<i64> = tx
-                .query_row("SELECT 1 FROM collections WHERE id = ?1", [&id], |r| {
-                    r.get(0)
-                })
+            sql::check_alias(nc.alias.as_deref())?;
+            // An id or alias is never another collection's id or alias: a path names either.
+            let holder = |name: &str| -> Result<Option<String>> {
+                tx.query_row(
+                    "SELECT id FROM collections WHERE id = ?1 OR alias = ?1 LIMIT 1",
+                    [name],
+                    |r| r.get(0),
+                )
                 .optional()
-                .map_err(backend)?;
-            if taken.is_some() {
-                return Err(sql::collection_id_taken(&id));
+                .map_err(backend)
+            };
+            if let Some(h) = holder(&id)? {
+                return Err(if h == id {
+                    sql::collection_id_taken(&id)
+                } else {
+                    sql::collection_name_taken("id", &id, &h)
+                });
+            }
+            if let Some(alias) = &nc.alias {
+                if let Some(h) = holder(alias)? {
+                    return Err(sql::collection_name_taken("alias", alias, &h));
+                }
             }
             let cid: i64 = tx
                 .query_row(

@@ -241,6 +241,29 @@ fn admin_forms_with_json_while_the_server_runs() {
         ],
         "Nowhere",
     );
+    // An alias never passes for a collection id: not a UUID, not another collection's id.
+    let open_id = open["id"].as_str().unwrap();
+    for (alias, needle) in [
+        ("7d4bd5d1-0c0e-4d3b-9b0e-5f2f0c1e6a42", "is a UUID"),
+        (open_id, "is a UUID"),
+        ("shared", "already the id or the alias"),
+    ] {
+        fails(
+            &data,
+            &[
+                "collection",
+                "add",
+                "Y",
+                "--alias",
+                alias,
+                "--read",
+                "all",
+                "--write",
+                "all",
+            ],
+            needle,
+        );
+    }
 
     let orgs = ok(&data, &["org", "list"]);
     let names: Vec<&str> = orgs["organisations"]
