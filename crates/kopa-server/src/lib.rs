@@ -8,6 +8,7 @@
 //! [`federation`] is the node side of federation: objects received from peers, and the peers' keys.
 
 pub mod auth;
+mod cursor;
 pub mod enrolment;
 mod error;
 pub mod federation;
@@ -103,6 +104,8 @@ struct Inner {
     metrics: metrics::Metrics,
     node: Option<Arc<NodeIdentity>>,
     peers: Arc<federation::Peers>,
+    /// The key of TAXII `next` cursors, read from the store on first use.
+    cursor_key: tokio::sync::OnceCell<cursor::CursorKey>,
 }
 
 impl AppState {
@@ -132,6 +135,7 @@ impl AppState {
                 config,
                 metrics: metrics::Metrics::new(),
                 node,
+                cursor_key: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -147,6 +151,18 @@ impl AppState {
     /// The server's metrics; the sync loop records peer figures here so that `/metrics` shows them.
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
+    }
+
+    /// The key that seals TAXII `next` cursors: the node's secret for them, drawn once and kept in
+    /// the store (see [`cursor`]).
+    pub(crate) async fn cursor_key(&self) -> Result<&cursor::CursorKey, kopa_store::StoreError> {
+        self.inner
+            .cursor_key
+            .get_or_try_init(|| async {
+                let secret = self.store().node_secret(cursor::PURPOSE).await?;
+                Ok(cursor::CursorKey::new(&secret))
+            })
+            .await
     }
 
     /// The node's identity, when it has one.

@@ -421,6 +421,26 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn node_secret(&self, purpose: &str) -> Result<[u8; 32]> {
+        // Drawn once: of two processes racing, the first row written is kept by both.
+        sqlx::query(
+            "INSERT INTO node_secrets (purpose, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (purpose) DO NOTHING",
+        )
+        .bind(purpose)
+        .bind(sql::new_secret())
+        .bind(Timestamp::now().micros())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        let text: String = sqlx::query_scalar("SELECT secret FROM node_secrets WHERE purpose = $1")
+            .bind(purpose)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        sql::secret_bytes(purpose, &text)
+    }
+
     async fn add_org(&self, name: &str) -> Result<Org> {
         self.insert_org(name, None).await
     }

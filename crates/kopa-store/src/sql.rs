@@ -828,6 +828,32 @@ pub(crate) fn collection_id_taken(id: &str) -> crate::StoreError {
     crate::StoreError::Conflict(format!("a collection with id {id} already exists"))
 }
 
+/// 32 fresh random bytes for a node secret, with the hex text they are stored as.
+pub(crate) fn new_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex_encode(&bytes)
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A stored node secret read back; `Backend` when the row was changed into something else.
+pub(crate) fn secret_bytes(purpose: &str, text: &str) -> crate::Result<[u8; 32]> {
+    let bad =
+        || crate::StoreError::Backend(format!("node secret {purpose:?} is not 64 hex digits"));
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
 /// Refuse a collection alias that is empty or that could be read as a collection id. A path names
 /// a collection by its id or its alias, so an alias must never look like an id: a UUID in any of
 /// its written forms (hyphenated, simple, braced, `urn:uuid:`) is refused. That the alias is no

@@ -741,6 +741,45 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn node_secret(&self, purpose_name: &str) -> Result<[u8; 32]> {
+        let purpose = purpose_name.to_string();
+        let known: Option<String> = {
+            let purpose = purpose.clone();
+            self.read(move |c| {
+                c.query_row(
+                    "SELECT secret FROM node_secrets WHERE purpose = ?1",
+                    [&purpose],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)
+            })
+            .await?
+        };
+        let text = match known {
+            Some(t) => t,
+            // Drawn once: a second process racing this one keeps the first row written.
+            None => {
+                self.write(move |c| {
+                    c.execute(
+                        "INSERT INTO node_secrets (purpose, secret, created_at) \
+                         VALUES (?1, ?2, ?3) ON CONFLICT (purpose) DO NOTHING",
+                        params![purpose, sql::new_secret(), Timestamp::now().micros()],
+                    )
+                    .map_err(backend)?;
+                    c.query_row(
+                        "SELECT secret FROM node_secrets WHERE purpose = ?1",
+                        [&purpose],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)
+                })
+                .await?
+            }
+        };
+        sql::secret_bytes(purpose_name, &text)
+    }
+
     async fn add_org(&self, name: &str) -> Result<Org> {
         self.insert_org(name, None).await
     }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 on_both_backends!(
     node_identity,
+    node_secrets_are_drawn_once,
     orgs_users_tokens,
     ids_by_name,
     marking_labels,
@@ -408,6 +409,22 @@ async fn aliases_never_pass_for_ids(h: Arc<Harness>) {
         .unwrap();
     assert_eq!(all.len(), 2);
     s.add_collection(&with_alias("feeds-2026")).await.unwrap();
+}
+
+/// A node secret is drawn once and kept: the same for every later call and for a second handle
+/// on the same database; each purpose has its own.
+async fn node_secrets_are_drawn_once(h: Arc<Harness>) {
+    let first = h.store.node_secret("taxii-cursor").await.unwrap();
+    assert_ne!(first, [0u8; 32]);
+    assert_eq!(h.store.node_secret("taxii-cursor").await.unwrap(), first);
+    let other = kopa_store::open(&h.location(), false).await.unwrap();
+    assert_eq!(other.node_secret("taxii-cursor").await.unwrap(), first);
+    let second = other.node_secret("another-purpose").await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(
+        h.store.node_secret("another-purpose").await.unwrap(),
+        second
+    );
 }
 
 async fn collections_and_rights(h: Arc<Harness>) {
