@@ -7,6 +7,7 @@
 //! plain statements of the rule that tests use as the oracle the store's SQL is checked against.
 
 pub mod audit;
+pub mod names;
 pub mod permission;
 pub mod tlp;
 pub mod values;

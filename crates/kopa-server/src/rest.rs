@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use kopa_core::audit::NewAuditEntry;
+use kopa_core::names::{new_name, NameError, NameKind};
 use kopa_core::permission::{decide, Account, Action, Actor};
 use kopa_core::{Principal, Role};
 use kopa_store::{Access, NewCollection, ObjectFilter, Org, StoreError, User, VersionMatch};
@@ -264,6 +265,15 @@ fn require_admin(p: &Principal) -> Result<(), ApiError> {
     permit(p, &Action::AdministerNode)
 }
 
+/// A refused new name: 409 when the very name exists, 400 otherwise (with the rule it breaks).
+fn name_refused(e: NameError) -> ApiError {
+    let status = match e {
+        NameError::Taken { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.to_string())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewOrgBody {
@@ -278,11 +288,14 @@ async fn add_org(
 ) -> Result<Response, ApiError> {
     require_admin(&p)?;
     let b: NewOrgBody = parse_body(&body)?;
-    let name = b.name.trim();
-    if name.is_empty() {
-        return Err(ApiError::bad_request("name must not be empty"));
-    }
-    let org = state.store().add_org(name).await?;
+    let orgs = state.store().orgs().await?;
+    let name = new_name(
+        NameKind::Organisation,
+        &b.name,
+        orgs.iter().map(|o| o.name.as_str()),
+    )
+    .map_err(name_refused)?;
+    let org = state.store().add_org(&name).await?;
     audit(
         &state,
         &p,
@@ -358,12 +371,6 @@ async fn add_user(
             "role {role_name:?} is not one of reader, analyst, org-admin, admin"
         ))
     })?;
-    let name = b.name.trim();
-    if name.is_empty() || name.contains(':') {
-        return Err(ApiError::bad_request(
-            "name must be non-empty and contain no ':' (it is the HTTP Basic user name)",
-        ));
-    }
     let org = match state.store().org_by_name(&b.org).await {
         Ok(o) => o,
         Err(StoreError::NotFound(_)) => {
@@ -383,7 +390,14 @@ async fn add_user(
             directory,
         },
     )?;
-    let user = state.store().add_user(name, &org.id, role).await?;
+    let users = state.store().users().await?;
+    let name = new_name(
+        NameKind::User,
+        &b.name,
+        users.iter().map(|u| u.name.as_str()),
+    )
+    .map_err(name_refused)?;
+    let user = state.store().add_user(&name, &org.id, role).await?;
     // A directory entry (a user of an organisation on another node) never gets a credential here.
     let token = if directory {
         None

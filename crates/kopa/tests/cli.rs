@@ -135,6 +135,19 @@ fn admin_forms_with_json_while_the_server_runs() {
     fails(&data, &["org", "add", "Bank A"], "already exists");
     fails(&data, &["org", "add", "A, B and C"], "must not contain ','");
     fails(&data, &["org", "add", "All"], "must not contain ','");
+    // Names that pass for another, or hide characters, are refused (kopa_core::names).
+    fails(
+        &data,
+        &["org", "add", "Bank \u{0410}"],
+        "too like the existing organisation \"Bank A\"",
+    );
+    fails(&data, &["org", "add", "bank a"], "too like");
+    fails(
+        &data,
+        &["org", "add", "Bank\u{202E}C"],
+        "bidirectional control U+202E",
+    );
+    fails(&data, &["org", "add", &"B".repeat(201)], "at most 200");
 
     let alice = ok(
         &data,
@@ -171,6 +184,16 @@ fn admin_forms_with_json_while_the_server_runs() {
         &data,
         &["user", "add", "eve", "--org", "Bank A", "--role", "boss"],
         "unknown role",
+    );
+    fails(
+        &data,
+        &["user", "add", "aIice", "--org", "Bank A"],
+        "too like the existing user \"alice\"",
+    );
+    fails(
+        &data,
+        &["user", "add", "Jose\u{0301}", "--org", "Bank A"],
+        "NFC",
     );
 
     // No one makes a token for another user, the operator included; an enrolment code instead.
