@@ -781,9 +781,18 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(payload_too_large(limit));
     }
-    axum::body::to_bytes(req.into_body(), limit)
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(req.into_body(), limit)
+        .collect()
         .await
-        .map_err(|_| payload_too_large(limit))
+    {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(payload_too_large(limit)),
+        // A body that breaks off or is malformed (a bad chunk) is no oversized one.
+        Err(e) => Err(TaxiiError::bad_request(format!(
+            "the request body could not be read: {e}"
+        ))),
+    }
 }
 
 /// Build and keep the TAXII status resource of a write; returns its id, its JSON text and the

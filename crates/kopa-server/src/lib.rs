@@ -16,6 +16,7 @@ mod filters;
 mod ingest;
 pub mod metrics;
 mod rest;
+mod shape;
 mod taxii;
 pub mod token;
 
@@ -219,7 +220,8 @@ impl ServerConfig {
     }
 }
 
-/// The whole HTTP application: TAXII, REST, health and metrics.
+/// The whole HTTP application: TAXII, REST, health and metrics. Every error it answers is in its
+/// route's documented shape ([`shape`]).
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(taxii::routes(&state))
@@ -230,7 +232,15 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            shape::limits,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            shape::errors,
         ))
         .with_state(state)
 }
