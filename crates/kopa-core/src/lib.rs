@@ -8,6 +8,7 @@
 
 pub mod audience;
 pub mod audit;
+pub mod names;
 pub mod permission;
 pub mod tlp;
 pub mod values;

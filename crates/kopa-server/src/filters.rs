@@ -1,15 +1,16 @@
 //! TAXII query parameters: `added_after`, `limit`, `next` and `match[…]`, parsed once into a store
 //! [`ObjectFilter`], with a 400 naming the parameter for anything malformed.
 //!
-//! `next` is an opaque cursor: base64url of the last sequence number served and a fingerprint of the
-//! request's filters, so that a cursor resent with different filters is refused rather than silently
-//! skipping or repeating objects.
+//! `next` is an opaque cursor sealed by [`crate::cursor`]: it resumes after a sequence number, for
+//! the caller and the collection it was issued to, and for the filters of the request that got it
+//! (a cursor resent with different filters is refused rather than silently skipping or repeating
+//! objects).
 
-use base64::Engine;
 use kopa_stix::Timestamp;
 use kopa_store::{ObjectFilter, VersionMatch};
 use sha2::{Digest, Sha256};
 
+use crate::cursor::{Binding, CursorKey, Refusal};
 use crate::error::TaxiiError;
 
 /// Which TAXII endpoint the parameters are for: each accepts a different set of filters.
@@ -35,21 +36,41 @@ impl Endpoint {
     }
 }
 
-/// A parsed request: the store filter and the fingerprint cursors are bound to.
+/// A parsed request: the store filter, and what the cursors of its pages are bound to.
 #[derive(Debug, Clone)]
 pub struct Query {
     pub filter: ObjectFilter,
-    pub fingerprint: String,
+    /// Of the endpoint, the scope and the filters.
+    fingerprint: [u8; 8],
+    /// The caller and the collection.
+    binding: Binding,
     /// True when the request carried `next` or `added_after` (an empty result is then no 404).
     pub continued: bool,
 }
 
-/// Parse the query parameters of `endpoint`. `scope` (collection and object id) is mixed into the
-/// cursor fingerprint. Parameters the endpoint does not define are ignored.
+impl Query {
+    /// The `next` cursor that resumes this request after `seq`.
+    pub fn next_cursor(&self, key: &CursorKey, seq: i64) -> String {
+        key.seal(seq, self.fingerprint, &self.binding)
+    }
+}
+
+/// Where a read happens and who reads: what its cursors are bound to.
+pub struct Scope<'a> {
+    /// The caller and the collection (by id).
+    pub binding: Binding,
+    /// The collection id and, for one object's endpoints, the object id: mixed into the filter
+    /// fingerprint.
+    pub path: &'a str,
+    pub key: &'a CursorKey,
+}
+
+/// Parse the query parameters of `endpoint` read in `scope`. Parameters the endpoint does not
+/// define are ignored.
 pub fn parse(
     params: &[(String, String)],
     endpoint: Endpoint,
-    scope: &str,
+    scope: Scope<'_>,
     default_limit: usize,
     max_limit: usize,
 ) -> Result<Query, TaxiiError> {
@@ -128,14 +149,28 @@ pub fn parse(
             _ => {}
         }
     }
-    let fingerprint = fingerprint(endpoint, scope, &filter);
+    let fingerprint = fingerprint(endpoint, scope.path, &filter);
     if let Some(cursor) = next {
-        filter.after_seq = Some(decode_cursor(cursor, &fingerprint)?);
+        filter.after_seq = Some(
+            scope
+                .key
+                .open(cursor, fingerprint, &scope.binding)
+                .map_err(|r| match r {
+                    Refusal::NotIssued => TaxiiError::bad_request(
+                        "next: not a cursor this server issued to you for this collection",
+                    ),
+                    Refusal::OtherFilters => TaxiiError::bad_request(
+                        "next: this cursor was issued for different filters; resend it with the \
+                         same added_after and match parameters",
+                    ),
+                })?,
+        );
     }
     Ok(Query {
         continued: next.is_some() || filter.added_after.is_some(),
         filter,
         fingerprint,
+        binding: scope.binding,
     })
 }
 
@@ -181,7 +216,7 @@ fn versions(value: &str) -> Result<VersionMatch, TaxiiError> {
     Ok(m)
 }
 
-fn fingerprint(endpoint: Endpoint, scope: &str, f: &ObjectFilter) -> String {
+fn fingerprint(endpoint: Endpoint, scope: &str, f: &ObjectFilter) -> [u8; 8] {
     let mut h = Sha256::new();
     let v = &f.versions;
     let text = format!(
@@ -196,29 +231,9 @@ fn fingerprint(endpoint: Endpoint, scope: &str, f: &ObjectFilter) -> String {
         f.spec_versions
     );
     h.update(text.as_bytes());
-    hex::encode(&h.finalize()[..8])
-}
-
-/// The `next` cursor that resumes after `seq` under `fingerprint`.
-pub fn encode_cursor(seq: i64, fingerprint: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{seq}.{fingerprint}"))
-}
-
-fn decode_cursor(cursor: &str, fingerprint: &str) -> Result<i64, TaxiiError> {
-    let bad = || TaxiiError::bad_request("next: not a cursor issued by this server");
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(bad)?;
-    let (seq, fp) = text.split_once('.').ok_or_else(bad)?;
-    let seq: i64 = seq.parse().map_err(|_| bad())?;
-    if fp != fingerprint {
-        return Err(TaxiiError::bad_request(
-            "next: this cursor was issued for different filters; resend it with the same added_after and match parameters",
-        ));
-    }
-    Ok(seq)
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&h.finalize()[..8]);
+    out
 }
 
 #[cfg(test)]
@@ -232,8 +247,30 @@ mod tests {
             .collect()
     }
 
+    fn key() -> CursorKey {
+        CursorKey::new(&[3; 32])
+    }
+
+    fn scope<'a>(key: &'a CursorKey, path: &'a str) -> Scope<'a> {
+        let who = kopa_core::Reader::Person(kopa_core::Audience {
+            org: kopa_core::OrgId("o".into()),
+            user: kopa_core::UserId("u".into()),
+        });
+        Scope {
+            binding: Binding::new(&who, "c"),
+            path,
+            key,
+        }
+    }
+
     fn parse_objects(pairs: &[(&str, &str)]) -> Result<Query, TaxiiError> {
-        parse(&p(pairs), Endpoint::Objects, "c", 1000, 10_000)
+        parse(
+            &p(pairs),
+            Endpoint::Objects,
+            scope(&key(), "c"),
+            1000,
+            10_000,
+        )
     }
 
     #[test]
@@ -290,7 +327,7 @@ mod tests {
     #[test]
     fn cursor_is_bound_to_filters() {
         let q = parse_objects(&[("match[type]", "indicator")]).unwrap();
-        let next = encode_cursor(42, &q.fingerprint);
+        let next = q.next_cursor(&key(), 42);
         let q2 = parse_objects(&[
             ("match[type]", "indicator"),
             ("next", &next),
@@ -301,17 +338,18 @@ mod tests {
         let e = parse_objects(&[("match[type]", "malware"), ("next", &next)]).unwrap_err();
         assert!(e.description.contains("different filters"));
         // Endpoint-specific fields are ignored where not defined.
+        let k = key();
         let q = parse(
             &p(&[("match[type]", "x y")]),
             Endpoint::Versions,
-            "c",
+            scope(&k, "c"),
             10,
             10,
         )
         .unwrap();
         assert!(q.filter.types.is_empty() && q.filter.versions.all);
         // DELETE without match[version] removes every version.
-        let q = parse(&p(&[]), Endpoint::Delete, "c", 10, 10).unwrap();
+        let q = parse(&p(&[]), Endpoint::Delete, scope(&k, "c"), 10, 10).unwrap();
         assert_eq!(
             q.filter.versions,
             VersionMatch {

@@ -184,7 +184,12 @@ pub(crate) fn prepare(body: &[u8], prov: &Provenancing) -> Result<Vec<Item>, Tax
         _ => TaxiiError::bad_request(format!("the body is not valid JSON: {e}")),
     })?;
     par_map(envelope.objects, |raw| {
-        match serde_json::from_str::<Value>(raw.get()) {
+        let text = raw.get();
+        // Numbers parsing would round are refused, read from the text as sent (kopa_stix).
+        if !kopa_stix::numbers_exact(text) {
+            return inexact(text);
+        }
+        match serde_json::from_str::<Value>(text) {
             Ok(v) => prepare_one(v, prov),
             Err(e) => Item::Invalid {
                 id: String::new(),
@@ -194,6 +199,35 @@ pub(crate) fn prepare(body: &[u8], prov: &Provenancing) -> Result<Vec<Item>, Tax
             },
         }
     })
+}
+
+/// The refusal of an object some of whose numbers would not be kept exactly: each is named by its
+/// property path.
+fn inexact(text: &str) -> Item {
+    /// Only what names the object; other members are skipped unparsed (a number beyond a double's
+    /// range stops a full parse, not this one).
+    #[derive(serde::Deserialize)]
+    struct Names {
+        id: Option<String>,
+        modified: Option<String>,
+        created: Option<String>,
+    }
+    let names = serde_json::from_str::<Names>(text).ok();
+    let field = |f: fn(&Names) -> Option<String>| names.as_ref().and_then(f);
+    let id = field(|n| n.id.clone()).unwrap_or_default();
+    let version = field(|n| n.modified.clone().or_else(|| n.created.clone())).unwrap_or_default();
+    let shown = if id.is_empty() { "<unknown>" } else { &id };
+    let message = kopa_stix::inexact_numbers(text, shown)
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    Item::Invalid {
+        id,
+        version,
+        message,
+        reason: INVALID,
+    }
 }
 
 /// Objects to prepare: a TAXII envelope as posted, or objects already parsed (a pulled page).
@@ -894,9 +928,18 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(payload_too_large(limit));
     }
-    axum::body::to_bytes(req.into_body(), limit)
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(req.into_body(), limit)
+        .collect()
         .await
-        .map_err(|_| payload_too_large(limit))
+    {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(payload_too_large(limit)),
+        // A body that breaks off or is malformed (a bad chunk) is no oversized one.
+        Err(e) => Err(TaxiiError::bad_request(format!(
+            "the request body could not be read: {e}"
+        ))),
+    }
 }
 
 /// Build and keep the TAXII status resource `status_id` of a write; returns its JSON text and the

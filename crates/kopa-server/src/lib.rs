@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod connections;
+mod cursor;
 pub mod enrolment;
 mod error;
 pub mod federation;
@@ -18,6 +19,7 @@ mod filters;
 mod ingest;
 pub mod metrics;
 mod rest;
+mod shape;
 mod taxii;
 mod throttle;
 pub mod token;
@@ -126,6 +128,8 @@ struct Inner {
     peers: Arc<federation::Peers>,
     throttle: throttle::Throttle,
     verified_tokens: token::VerifiedTokens,
+    /// The key of TAXII `next` cursors, read from the store on first use.
+    cursor_key: tokio::sync::OnceCell<cursor::CursorKey>,
 }
 
 impl AppState {
@@ -157,6 +161,7 @@ impl AppState {
                 config,
                 metrics: metrics::Metrics::new(),
                 node,
+                cursor_key: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -172,6 +177,18 @@ impl AppState {
     /// The server's metrics; the sync loop records peer figures here so that `/metrics` shows them.
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
+    }
+
+    /// The key that seals TAXII `next` cursors: the node's secret for them, drawn once and kept in
+    /// the store (see [`cursor`]).
+    pub(crate) async fn cursor_key(&self) -> Result<&cursor::CursorKey, kopa_store::StoreError> {
+        self.inner
+            .cursor_key
+            .get_or_try_init(|| async {
+                let secret = self.store().node_secret(cursor::PURPOSE).await?;
+                Ok(cursor::CursorKey::new(&secret))
+            })
+            .await
     }
 
     /// The node's identity, when it has one.
@@ -253,7 +270,8 @@ impl ServerConfig {
     }
 }
 
-/// The whole HTTP application: TAXII, REST, health and metrics.
+/// The whole HTTP application: TAXII, REST, health and metrics. Every error it answers is in its
+/// route's documented shape ([`shape`]).
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(taxii::routes(&state))
@@ -264,7 +282,15 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            shape::limits,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            shape::errors,
         ))
         .with_state(state)
 }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use kopa_core::audit::NewAuditEntry;
+use kopa_core::names::{new_name, NameError, NameKind};
 use kopa_core::permission::{decide, Account, Action, Actor};
 use kopa_core::{Principal, Role};
 use kopa_store::{Access, NewCollection, ObjectFilter, Org, StoreError, User, VersionMatch};
@@ -284,6 +285,15 @@ fn require_admin(p: &Principal) -> Result<(), ApiError> {
     permit(p, &Action::AdministerNode)
 }
 
+/// A refused new name: 409 when the very name exists, 400 otherwise (with the rule it breaks).
+fn name_refused(e: NameError) -> ApiError {
+    let status = match e {
+        NameError::Taken { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.to_string())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewOrgBody {
@@ -298,11 +308,14 @@ async fn add_org(
 ) -> Result<Response, ApiError> {
     require_admin(&p)?;
     let b: NewOrgBody = parse_body(&body)?;
-    let name = b.name.trim();
-    if name.is_empty() {
-        return Err(ApiError::bad_request("name must not be empty"));
-    }
-    let org = state.store().add_org(name).await?;
+    let orgs = state.store().orgs().await?;
+    let name = new_name(
+        NameKind::Organisation,
+        &b.name,
+        orgs.iter().map(|o| o.name.as_str()),
+    )
+    .map_err(name_refused)?;
+    let org = state.store().add_org(&name).await?;
     audit(
         &state,
         &p,
@@ -378,12 +391,6 @@ async fn add_user(
             "role {role_name:?} is not one of reader, analyst, org-admin, admin"
         ))
     })?;
-    let name = b.name.trim();
-    if name.is_empty() || name.contains(':') {
-        return Err(ApiError::bad_request(
-            "name must be non-empty and contain no ':' (it is the HTTP Basic user name)",
-        ));
-    }
     let org = match state.store().org_by_name(&b.org).await {
         Ok(o) => o,
         Err(StoreError::NotFound(_)) => {
@@ -403,7 +410,14 @@ async fn add_user(
             directory,
         },
     )?;
-    let user = state.store().add_user(name, &org.id, role).await?;
+    let users = state.store().users().await?;
+    let name = new_name(
+        NameKind::User,
+        &b.name,
+        users.iter().map(|u| u.name.as_str()),
+    )
+    .map_err(name_refused)?;
+    let user = state.store().add_user(&name, &org.id, role).await?;
     // A directory entry (a user of an organisation on another node) never gets a credential here.
     let token = if directory {
         None
@@ -718,8 +732,13 @@ async fn list_collections(
     })))
 }
 
-/// `GET /api/export/{collection}`: every version of every object the caller may see in a collection,
-/// as one STIX 2.1 bundle, streamed page by page.
+/// `GET /api/export/{collection}` (by id or alias): every version of every object the caller may
+/// see in a collection, as one STIX 2.1 bundle, streamed page by page.
+///
+/// The first page is read before the response starts, so a failure there is a plain error
+/// response. A failure after that ends the body with an error: the connection is cut before the
+/// end of the chunked body and the bundle is never closed, so no client takes a truncated export
+/// for a complete one.
 async fn export(
     State(state): State<AppState>,
     ApiAuth(p): ApiAuth,
@@ -745,36 +764,40 @@ async fn export(
         "{{\"type\":\"bundle\",\"id\":\"bundle--{}\",\"objects\":[",
         uuid::Uuid::new_v4()
     );
-    struct Cursor {
-        store: std::sync::Arc<dyn kopa_store::Store>,
-        who: kopa_core::Reader,
-        cid: String,
-        after: Option<i64>,
-        started: bool,
-        emitted: bool,
-        done: bool,
-        header: String,
-        page_size: usize,
-    }
-    let cursor = Cursor {
+    // The path may name the collection by its alias; the store keys objects by its id.
+    let pages = ExportPages {
         store: state.store().clone(),
         who,
-        cid,
-        after: None,
-        started: false,
-        emitted: false,
-        done: false,
-        header,
+        cid: view.collection.id,
         page_size,
     };
-    let stream = futures_util::stream::unfold(cursor, |mut c| async move {
-        if c.done {
-            return None;
-        }
+    let first = pages.page(None).await?;
+    let stream = bundle_stream(header, first, move |after| {
+        let pages = pages.clone();
+        async move { pages.page(Some(after)).await }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/stix+json;version=2.1")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// The pages of one export: every version the reader may see, in order.
+#[derive(Clone)]
+struct ExportPages {
+    store: std::sync::Arc<dyn kopa_store::Store>,
+    who: kopa_core::Reader,
+    cid: String,
+    page_size: usize,
+}
+
+impl ExportPages {
+    async fn page(&self, after: Option<i64>) -> Result<kopa_store::Page, StoreError> {
         let filter = ObjectFilter {
             added_after: None,
-            after_seq: c.after,
-            limit: c.page_size,
+            after_seq: after,
+            limit: self.page_size,
             ids: Vec::new(),
             types: Vec::new(),
             versions: VersionMatch {
@@ -783,19 +806,60 @@ async fn export(
             },
             spec_versions: Vec::new(),
         };
-        let page = match c.store.objects(&c.who, &c.cid, &filter).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, collection = %c.cid, "export failed");
-                c.done = true;
-                return Some((Err(std::io::Error::other("export failed")), c));
-            }
+        let page = self.store.objects(&self.who, &self.cid, &filter).await;
+        if let Err(e) = &page {
+            tracing::error!(error = %e, collection = %self.cid, "export failed");
+        }
+        page
+    }
+}
+
+/// A bundle's body: `header`, the objects of `first` and of each page `next(after)` gives while
+/// the last said there is more, and the closing `]}`. A failed page ends the stream with an error
+/// and without the closing: what was sent is not a bundle.
+fn bundle_stream<F, Fut>(
+    header: String,
+    first: kopa_store::Page,
+    next: F,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>>
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<kopa_store::Page, StoreError>>,
+{
+    struct State<F> {
+        next: F,
+        header: Option<String>,
+        page: Option<kopa_store::Page>,
+        after: Option<i64>,
+        emitted: bool,
+        done: bool,
+    }
+    let state = State {
+        next,
+        header: Some(header),
+        page: Some(first),
+        after: None,
+        emitted: false,
+        done: false,
+    };
+    futures_util::stream::unfold(state, |mut c| async move {
+        if c.done {
+            return None;
+        }
+        let page = match c.page.take() {
+            Some(p) => p,
+            None => match (c.next)(c.after.unwrap_or_default()).await {
+                Ok(p) => p,
+                Err(_) => {
+                    c.done = true;
+                    return Some((Err(std::io::Error::other("export failed")), c));
+                }
+            },
         };
         let mut out =
             Vec::with_capacity(page.objects.iter().map(|o| o.json.len() + 1).sum::<usize>() + 64);
-        if !c.started {
-            out.extend_from_slice(c.header.as_bytes());
-            c.started = true;
+        if let Some(h) = c.header.take() {
+            out.extend_from_slice(h.as_bytes());
         }
         for o in &page.objects {
             if c.emitted {
@@ -811,13 +875,8 @@ async fn export(
                 c.done = true;
             }
         }
-        Some((Ok::<_, std::io::Error>(Bytes::from(out)), c))
-    });
-    Ok((
-        [(header::CONTENT_TYPE, "application/stix+json;version=2.1")],
-        Body::from_stream(stream),
-    )
-        .into_response())
+        Some((Ok(Bytes::from(out)), c))
+    })
 }
 
 #[derive(Deserialize)]
@@ -842,6 +901,83 @@ async fn audit_log(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
+
+    fn page(seqs: &[i64], more: bool) -> kopa_store::Page {
+        let ts = kopa_stix::Timestamp::from_micros(0);
+        kopa_store::Page {
+            objects: seqs
+                .iter()
+                .map(|&seq| kopa_store::StoredObject {
+                    seq,
+                    id: format!("x-thing--{seq}"),
+                    type_: "x-thing".into(),
+                    spec_version: "2.1".into(),
+                    version: ts,
+                    date_added: ts,
+                    json: format!("{{\"n\":{seq}}}"),
+                    origin: None,
+                })
+                .collect(),
+            more,
+        }
+    }
+
+    /// The bundle's chunks until the stream ends, and whether it ended with an error.
+    async fn drain(
+        s: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>>,
+    ) -> (String, bool) {
+        let mut s = std::pin::pin!(s);
+        let mut text = String::new();
+        while let Some(chunk) = s.next().await {
+            match chunk {
+                Ok(b) => text.push_str(std::str::from_utf8(&b).unwrap()),
+                Err(_) => return (text, true),
+            }
+        }
+        (text, false)
+    }
+
+    #[tokio::test]
+    async fn an_export_that_fails_midway_ends_in_an_error_not_a_bundle() {
+        // Three pages; the second read fails after the first page was sent.
+        let (text, failed) = drain(bundle_stream(
+            "[".into(),
+            page(&[1], true),
+            |after| async move {
+                assert_eq!(after, 1);
+                Err(StoreError::Backend("disk gone".into()))
+            },
+        ))
+        .await;
+        assert!(failed, "the body must end with an error");
+        assert_eq!(text, "[{\"n\":1}");
+        assert!(serde_json::from_str::<Value>(&format!("{{\"o\":{text}")).is_err());
+
+        // The same pages without a failure make the whole bundle.
+        let (text, failed) = drain(bundle_stream(
+            "{\"objects\":[".into(),
+            page(&[1], true),
+            |after| async move {
+                Ok(match after {
+                    1 => page(&[2, 3], true),
+                    _ => page(&[4], false),
+                })
+            },
+        ))
+        .await;
+        assert!(!failed);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["objects"].as_array().unwrap().len(), 4);
+        // An empty collection is an empty bundle.
+        let (text, _) = drain(bundle_stream(
+            "{\"objects\":[".into(),
+            page(&[], false),
+            |_| async { Ok(page(&[], false)) },
+        ))
+        .await;
+        assert_eq!(text, "{\"objects\":[]}");
+    }
 
     #[test]
     fn openapi_describes_every_route() {

@@ -17,6 +17,7 @@ use kopa_store::{CollectionView, Page, StoreError};
 use serde_json::json;
 
 use crate::auth::{Caller, Origin, TaxiiAuth, TaxiiCaller};
+use crate::cursor::Binding;
 use crate::error::TaxiiError;
 use crate::filters::{self, Endpoint};
 use crate::{ingest, AppState, STIX_MEDIA_TYPE, TAXII_MEDIA_TYPE};
@@ -168,7 +169,7 @@ fn json_str(s: &str) -> String {
 /// `{"more":…,"next":…,"<key>":[items…]}` or `{}` when there is nothing.
 fn listing(
     page: &Page,
-    q: &filters::Query,
+    next: Option<&str>,
     key: &str,
     items: impl Iterator<Item = String>,
 ) -> Vec<u8> {
@@ -179,12 +180,10 @@ fn listing(
         Vec::with_capacity(page.objects.iter().map(|o| o.json.len() + 1).sum::<usize>() + 128);
     out.extend_from_slice(b"{\"more\":");
     out.extend_from_slice(if page.more { b"true" } else { b"false" });
-    if page.more {
-        if let Some(last) = page.objects.last() {
-            out.extend_from_slice(b",\"next\":\"");
-            out.extend_from_slice(filters::encode_cursor(last.seq, &q.fingerprint).as_bytes());
-            out.push(b'"');
-        }
+    if let Some(next) = next {
+        out.extend_from_slice(b",\"next\":\"");
+        out.extend_from_slice(next.as_bytes());
+        out.push(b'"');
     }
     out.extend_from_slice(b",\"");
     out.extend_from_slice(key.as_bytes());
@@ -199,7 +198,7 @@ fn listing(
     out
 }
 
-fn envelope(page: &Page, q: &filters::Query) -> Response {
+fn envelope(page: &Page, next: Option<&str>) -> Response {
     // Build directly from the stored text, without copying each object into an intermediate String.
     if page.objects.is_empty() {
         return taxii_body(StatusCode::OK, "{}");
@@ -208,12 +207,10 @@ fn envelope(page: &Page, q: &filters::Query) -> Response {
         Vec::with_capacity(page.objects.iter().map(|o| o.json.len() + 1).sum::<usize>() + 128);
     out.extend_from_slice(b"{\"more\":");
     out.extend_from_slice(if page.more { b"true" } else { b"false" });
-    if page.more {
-        if let Some(last) = page.objects.last() {
-            out.extend_from_slice(b",\"next\":\"");
-            out.extend_from_slice(filters::encode_cursor(last.seq, &q.fingerprint).as_bytes());
-            out.push(b'"');
-        }
+    if let Some(next) = next {
+        out.extend_from_slice(b",\"next\":\"");
+        out.extend_from_slice(next.as_bytes());
+        out.push(b'"');
     }
     out.extend_from_slice(b",\"objects\":[");
     for (i, o) in page.objects.iter().enumerate() {
@@ -375,8 +372,13 @@ async fn objects(
     headers: HeaderMap,
 ) -> Result<Response, TaxiiError> {
     let who = c.reader();
-    let (page, q) = read_page(&state, &who, &cid, None, &params, Endpoint::Objects).await?;
-    let mut resp = envelope(&page, &q);
+    let Read {
+        page,
+        q,
+        next,
+        collection,
+    } = read_page(&state, &who, &cid, None, &params, Endpoint::Objects).await?;
+    let mut resp = envelope(&page, next.as_deref());
     let wanted = headers
         .get(COUNT_REMAINING)
         .is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
@@ -386,7 +388,10 @@ async fn objects(
             Some(last) if page.more => {
                 let mut rest = q.filter.clone();
                 rest.after_seq = Some(last.seq);
-                state.store().count_objects(&who, &cid, &rest).await?
+                state
+                    .store()
+                    .count_objects(&who, &collection, &rest)
+                    .await?
             }
             _ => 0,
         };
@@ -401,8 +406,18 @@ pub const COUNT_REMAINING: &str = "x-kopa-count-remaining";
 /// Response header: how many objects the reader would still get after this page, same filters.
 pub const REMAINING: &str = "x-kopa-remaining";
 
+/// One page of a read, the parsed request, and the `next` cursor when more follows.
+struct Read {
+    page: Page,
+    q: filters::Query,
+    next: Option<String>,
+    /// The collection's id (the path may have named it by its alias).
+    collection: String,
+}
+
 /// One page of a collection read (objects, manifest; one object's versions when `oid` is given)
-/// as `p` may see it: the collection must be readable, the filters are those of `endpoint`.
+/// as `who` may see it: the collection must be readable, the filters are those of `endpoint`.
+/// Cursors are bound to `who` and the collection's id.
 async fn read_page(
     state: &AppState,
     who: &Reader,
@@ -410,30 +425,42 @@ async fn read_page(
     oid: Option<&str>,
     params: &[(String, String)],
     endpoint: Endpoint,
-) -> Result<(Page, filters::Query), TaxiiError> {
+) -> Result<Read, TaxiiError> {
     let v = view(state, who, cid).await?;
     readable(&v)?;
+    // The path may name the collection by its alias; cursors and the store use its id.
+    let cid = v.collection.id.as_str();
     let cfg = state.config();
-    let scope = match oid {
+    let path = match oid {
         Some(oid) => format!("{cid}/{oid}"),
         None => cid.to_string(),
     };
+    let key = state.cursor_key().await?;
     let mut q = filters::parse(
         params,
         endpoint,
-        &scope,
+        filters::Scope {
+            binding: Binding::new(who, cid),
+            path: &path,
+            key,
+        },
         cfg.default_page_size,
         cfg.max_page_size,
     )?;
     if let Some(oid) = oid {
         q.filter.ids = vec![oid.to_string()];
     }
-    // The path may name the collection by its alias; the store keys objects by its id.
-    let page = state
-        .store()
-        .objects(who, &v.collection.id, &q.filter)
-        .await?;
-    Ok((page, q))
+    let page = state.store().objects(who, cid, &q.filter).await?;
+    let next = match page.objects.last() {
+        Some(last) if page.more => Some(q.next_cursor(key, last.seq)),
+        _ => None,
+    };
+    Ok(Read {
+        page,
+        q,
+        next,
+        collection: cid.to_string(),
+    })
 }
 
 /// A page of one object's versions, for the object and versions endpoints: 404 when the reader
@@ -445,14 +472,14 @@ async fn one_object(
     oid: &str,
     params: &[(String, String)],
     endpoint: Endpoint,
-) -> Result<(Page, filters::Query), TaxiiError> {
-    let (page, q) = read_page(state, who, cid, Some(oid), params, endpoint).await?;
-    if page.objects.is_empty() && !q.continued {
+) -> Result<Read, TaxiiError> {
+    let read = read_page(state, who, cid, Some(oid), params, endpoint).await?;
+    if read.page.objects.is_empty() && !read.q.continued {
         return Err(TaxiiError::not_found(format!(
             "no object {oid:?} in collection {cid} that you may see"
         )));
     }
-    Ok((page, q))
+    Ok(read)
 }
 
 async fn object(
@@ -461,8 +488,8 @@ async fn object(
     Path((cid, oid)): Path<(String, String)>,
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
-    let (page, q) = one_object(&state, &c.reader(), &cid, &oid, &params, Endpoint::Object).await?;
-    Ok(envelope(&page, &q))
+    let r = one_object(&state, &c.reader(), &cid, &oid, &params, Endpoint::Object).await?;
+    Ok(envelope(&r.page, r.next.as_deref()))
 }
 
 async fn versions(
@@ -471,16 +498,18 @@ async fn versions(
     Path((cid, oid)): Path<(String, String)>,
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
-    let (page, q) =
-        one_object(&state, &c.reader(), &cid, &oid, &params, Endpoint::Versions).await?;
+    let r = one_object(&state, &c.reader(), &cid, &oid, &params, Endpoint::Versions).await?;
     let body = listing(
-        &page,
-        &q,
+        &r.page,
+        r.next.as_deref(),
         "versions",
-        page.objects.iter().map(|o| json_str(&o.version.to_taxii())),
+        r.page
+            .objects
+            .iter()
+            .map(|o| json_str(&o.version.to_taxii())),
     );
     let mut resp = taxii_body(StatusCode::OK, body);
-    add_date_headers(&mut resp, &page);
+    add_date_headers(&mut resp, &r.page);
     Ok(resp)
 }
 
@@ -490,10 +519,11 @@ async fn manifest(
     Path(cid): Path<String>,
     TaxiiQuery(params): TaxiiQuery,
 ) -> Result<Response, TaxiiError> {
-    let (page, q) = read_page(&state, &c.reader(), &cid, None, &params, Endpoint::Manifest).await?;
+    let Read { page, next, .. } =
+        read_page(&state, &c.reader(), &cid, None, &params, Endpoint::Manifest).await?;
     let body = listing(
         &page,
-        &q,
+        next.as_deref(),
         "objects",
         page.objects.iter().map(|o| {
             format!(
@@ -539,11 +569,15 @@ async fn delete_object(
     )
     .map_err(|r| TaxiiError::forbidden(format!("collection {cid}: {r}")))?;
     let cfg = state.config();
-    let scope = format!("{cid}/{oid}");
+    let path = format!("{cid}/{oid}");
     let q = filters::parse(
         &params,
         Endpoint::Delete,
-        &scope,
+        filters::Scope {
+            binding: Binding::new(&p.reader(), &cid),
+            path: &path,
+            key: state.cursor_key().await?,
+        },
         cfg.default_page_size,
         cfg.max_page_size,
     )?;

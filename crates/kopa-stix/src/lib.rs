@@ -32,14 +32,20 @@
 //! - custom property names (`^[a-z0-9_]{3,250}$`; the `x_` prefix is only recommended and not required),
 //!   and that no property is `null` or an empty list.
 //!
+//! Numbers are kept exactly or refused: [`numbers_exact`] and [`inexact_numbers`] scan an object's
+//! JSON text as sent for integers beyond 64 bits and decimals with more precision than a 64-bit
+//! floating-point number holds, which parsing would otherwise round silently.
+//!
 //! Every error names the object id and the JSON path of the property (`external_references[0].source_name`)
 //! and says what is wrong; all errors of an object are reported, not only the first. Indicator patterns are
 //! checked for presence and type only; their grammar is the business of `kopa-pattern`.
 
+mod numbers;
 mod spec;
 pub mod timestamp;
 mod validate;
 
+pub use numbers::{inexact_numbers, numbers_exact};
 pub use spec::{category, ObjectCategory, PREDEFINED_TYPES, TLP2_EXTENSION_ID};
 pub use timestamp::Timestamp;
 

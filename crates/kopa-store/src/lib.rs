@@ -330,6 +330,10 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     /// The node row; `None` before first start.
     async fn node(&self) -> Result<Option<NodeInfo>>;
     async fn init_node(&self, node: &NodeInfo) -> Result<()>;
+    /// The node's secret for `purpose` (32 random bytes): drawn from the operating system's
+    /// generator the first time it is asked for, then kept in the store and the same for every
+    /// process on this database. Never shown by any interface.
+    async fn node_secret(&self, purpose: &str) -> Result<[u8; 32]>;
 
     // --- organisations, users, tokens ---
     async fn add_org(&self, name: &str) -> Result<Org>;

@@ -47,6 +47,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0006_marking_definitions",
         sql: include_str!("../migrations/sqlite/0006_marking_definitions.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_node_secrets",
+        sql: include_str!("../migrations/sqlite/0007_node_secrets.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -80,6 +85,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 6,
         name: "0006_marking_definitions",
         sql: include_str!("../migrations/postgres/0006_marking_definitions.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "0007_node_secrets",
+        sql: include_str!("../migrations/postgres/0007_node_secrets.sql"),
     },
 ];
 

@@ -473,6 +473,26 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn node_secret(&self, purpose: &str) -> Result<[u8; 32]> {
+        // Drawn once: of two processes racing, the first row written is kept by both.
+        sqlx::query(
+            "INSERT INTO node_secrets (purpose, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (purpose) DO NOTHING",
+        )
+        .bind(purpose)
+        .bind(sql::new_secret())
+        .bind(Timestamp::now().micros())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        let text: String = sqlx::query_scalar("SELECT secret FROM node_secrets WHERE purpose = $1")
+            .bind(purpose)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        sql::secret_bytes(purpose, &text)
+    }
+
     async fn add_org(&self, name: &str) -> Result<Org> {
         self.insert_org(name, None).await
     }
@@ -856,13 +876,23 @@ impl Store for PgStore {
             }
         }
         let id = sql::collection_id(nc.id.as_deref())?;
-        let taken: Option<i32> = sqlx::query_scalar("SELECT 1 FROM collections WHERE id = $1")
-            .bind(&id)
+        sql::check_alias(nc.alias.as_deref())?;
+        // An id or alias is never another collection's id or alias: a path names either.
+        for (what, name) in
+            std::iter::once(("id", &id)).chain(nc.alias.iter().map(|a| ("alias", a)))
+        {
+            let holder: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM collections WHERE id = $1 OR alias = $1 LIMIT 1",
+            )
+            .bind(name)
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
-        if taken.is_some() {
-            return Err(sql::collection_id_taken(&id));
+            match holder {
+                Some(h) if what == "id" && h == id => return Err(sql::collection_id_taken(&id)),
+                Some(h) => return Err(sql::collection_name_taken(what, name, &h)),
+                None => {}
+            }
         }
         let cid: i64 = sqlx::query_scalar(
             "INSERT INTO collections (id, title, description, alias, read_all, write_all) VALUES \

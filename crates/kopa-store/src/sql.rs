@@ -853,6 +853,61 @@ pub(crate) fn collection_id_taken(id: &str) -> crate::StoreError {
     crate::StoreError::Conflict(format!("a collection with id {id} already exists"))
 }
 
+/// 32 fresh random bytes for a node secret, with the hex text they are stored as.
+pub(crate) fn new_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex_encode(&bytes)
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A stored node secret read back; `Backend` when the row was changed into something else.
+pub(crate) fn secret_bytes(purpose: &str, text: &str) -> crate::Result<[u8; 32]> {
+    let bad =
+        || crate::StoreError::Backend(format!("node secret {purpose:?} is not 64 hex digits"));
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// Refuse a collection alias that is empty or that could be read as a collection id. A path names
+/// a collection by its id or its alias, so an alias must never look like an id: a UUID in any of
+/// its written forms (hyphenated, simple, braced, `urn:uuid:`) is refused. That the alias is no
+/// other collection's id or alias is checked by the backend, inside its write transaction.
+pub(crate) fn check_alias(alias: Option<&str>) -> crate::Result<()> {
+    let Some(alias) = alias else {
+        return Ok(());
+    };
+    if alias.trim().is_empty() {
+        return Err(crate::StoreError::Invalid(
+            "a collection alias must not be empty (leave it out instead)".into(),
+        ));
+    }
+    if uuid::Uuid::parse_str(alias.trim()).is_ok() {
+        return Err(crate::StoreError::Invalid(format!(
+            "collection alias {alias:?} is a UUID: an alias may not look like a collection id \
+             (paths name a collection by either)"
+        )));
+    }
+    Ok(())
+}
+
+/// The refusal of a collection id or alias that is already some collection's id or alias.
+pub(crate) fn collection_name_taken(what: &str, name: &str, holder: &str) -> crate::StoreError {
+    crate::StoreError::Conflict(format!(
+        "collection {what} {name:?} is already the id or the alias of collection {holder}"
+    ))
+}
+
 /// Can the organisation `org` read / write under `a`?
 pub(crate) fn allows(a: &crate::Access, org: &kopa_core::OrgId) -> bool {
     match a {

@@ -784,6 +784,45 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn node_secret(&self, purpose_name: &str) -> Result<[u8; 32]> {
+        let purpose = purpose_name.to_string();
+        let known: Option<String> = {
+            let purpose = purpose.clone();
+            self.read(move |c| {
+                c.query_row(
+                    "SELECT secret FROM node_secrets WHERE purpose = ?1",
+                    [&purpose],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)
+            })
+            .await?
+        };
+        let text = match known {
+            Some(t) => t,
+            // Drawn once: a second process racing this one keeps the first row written.
+            None => {
+                self.write(move |c| {
+                    c.execute(
+                        "INSERT INTO node_secrets (purpose, secret, created_at) \
+                         VALUES (?1, ?2, ?3) ON CONFLICT (purpose) DO NOTHING",
+                        params![purpose, sql::new_secret(), Timestamp::now().micros()],
+                    )
+                    .map_err(backend)?;
+                    c.query_row(
+                        "SELECT secret FROM node_secrets WHERE purpose = ?1",
+                        [&purpose],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)
+                })
+                .await?
+            }
+        };
+        sql::secret_bytes(purpose_name, &text)
+    }
+
     async fn add_org(&self, name: &str) -> Result<Org> {
         self.insert_org(name, None).await
     }
@@ -1204,14 +1243,28 @@ impl Store for SqliteStore {
                 }
             }
             let id = sql::collection_id(nc.id.as_deref())?;
-            let taken: Option<i64> = tx
-                .query_row("SELECT 1 FROM collections WHERE id = ?1", [&id], |r| {
-                    r.get(0)
-                })
+            sql::check_alias(nc.alias.as_deref())?;
+            // An id or alias is never another collection's id or alias: a path names either.
+            let holder = |name: &str| -> Result<Option<String>> {
+                tx.query_row(
+                    "SELECT id FROM collections WHERE id = ?1 OR alias = ?1 LIMIT 1",
+                    [name],
+                    |r| r.get(0),
+                )
                 .optional()
-                .map_err(backend)?;
-            if taken.is_some() {
-                return Err(sql::collection_id_taken(&id));
+                .map_err(backend)
+            };
+            if let Some(h) = holder(&id)? {
+                return Err(if h == id {
+                    sql::collection_id_taken(&id)
+                } else {
+                    sql::collection_name_taken("id", &id, &h)
+                });
+            }
+            if let Some(alias) = &nc.alias {
+                if let Some(h) = holder(alias)? {
+                    return Err(sql::collection_name_taken("alias", alias, &h));
+                }
             }
             let cid: i64 = tx
                 .query_row(

@@ -15,10 +15,12 @@ use std::sync::Arc;
 
 on_both_backends!(
     node_identity,
+    node_secrets_are_drawn_once,
     orgs_users_tokens,
     ids_by_name,
     marking_labels,
     collections_and_rights,
+    aliases_never_pass_for_ids,
     put_outcomes,
     versions_belong_to_their_producer,
     enrolment_codes,
@@ -372,6 +374,98 @@ async fn marking_labels(h: Arc<Harness>) {
     .into_iter()
     .collect();
     assert_eq!(got, want);
+}
+
+/// A path names a collection by its id or its alias, so an alias may be neither a UUID nor any
+/// collection's id or alias (regression: a UUID alias, or another collection's id as alias, made
+/// one path name two collections).
+async fn aliases_never_pass_for_ids(h: Arc<Harness>) {
+    let s = &h.store;
+    let first = s
+        .add_collection(&collection("First", Access::All, Access::All))
+        .await
+        .unwrap();
+    let mut named = collection("Named", Access::All, Access::All);
+    named.alias = Some("named-room".into());
+    s.add_collection(&named).await.unwrap();
+    let with_alias = |alias: &str| {
+        let mut nc = collection("Try", Access::All, Access::All);
+        nc.alias = Some(alias.to_string());
+        nc
+    };
+    let fresh = uuid::Uuid::new_v4();
+    let cases: &[(&str, String, &str)] = &[
+        ("a UUID", fresh.to_string(), "is a UUID"),
+        (
+            "a UUID in capitals",
+            fresh.to_string().to_uppercase(),
+            "is a UUID",
+        ),
+        (
+            "a UUID without hyphens",
+            fresh.simple().to_string(),
+            "is a UUID",
+        ),
+        ("a braced UUID", format!("{{{fresh}}}"), "is a UUID"),
+        ("a URN", fresh.urn().to_string(), "is a UUID"),
+        ("another collection's id", first.id.clone(), "is a UUID"),
+        (
+            "another collection's alias",
+            "named-room".into(),
+            "already the id or the alias",
+        ),
+        ("empty", String::new(), "must not be empty"),
+    ];
+    for (name, alias, needle) in cases {
+        let refused = s.add_collection(&with_alias(alias)).await;
+        let message = match refused {
+            Err(StoreError::Invalid(m)) | Err(StoreError::Conflict(m)) => m,
+            other => panic!("{name}: alias {alias:?} was not refused: {other:?}"),
+        };
+        assert!(message.contains(needle), "{name}: {message}");
+    }
+    let mut same_id = collection("Same id", Access::All, Access::All);
+    same_id.id = Some(first.id.clone());
+    assert!(matches!(
+        s.add_collection(&same_id).await,
+        Err(StoreError::Conflict(m)) if m.contains("already exists")
+    ));
+    // A database from before this rule may hold a UUID alias: no new collection takes it as its id.
+    let legacy = uuid::Uuid::new_v4().to_string();
+    h.exec(&format!(
+        "UPDATE collections SET alias = '{legacy}' WHERE id = '{}'",
+        first.id
+    ))
+    .await;
+    let mut shadow = collection("Shadow", Access::All, Access::All);
+    shadow.id = Some(legacy.clone());
+    assert!(matches!(
+        s.add_collection(&shadow).await,
+        Err(StoreError::Conflict(m)) if m.contains("already the id or the alias") && m.contains(&first.id)
+    ));
+    // Nothing refused was written; a plain alias still works.
+    let all = s
+        .collections(&audience(&kopa_core::OrgId::new(), &UserId::new()).into())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    s.add_collection(&with_alias("feeds-2026")).await.unwrap();
+}
+
+/// A node secret is drawn once and kept: the same for every later call and for a second handle
+/// on the same database; each purpose has its own.
+async fn node_secrets_are_drawn_once(h: Arc<Harness>) {
+    let first = h.store.node_secret("taxii-cursor").await.unwrap();
+    assert_ne!(first, [0u8; 32]);
+    assert_eq!(h.store.node_secret("taxii-cursor").await.unwrap(), first);
+    let other = kopa_store::open(&h.location(), false).await.unwrap();
+    assert_eq!(other.node_secret("taxii-cursor").await.unwrap(), first);
+    let second = other.node_secret("another-purpose").await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(
+        h.store.node_secret("another-purpose").await.unwrap(),
+        second
+    );
 }
 
 async fn collections_and_rights(h: Arc<Harness>) {

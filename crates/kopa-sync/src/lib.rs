@@ -430,7 +430,18 @@ impl Syncer {
             // saved only after the store.
             let size = self.config.page_size;
             let mut pages = 1u64;
-            let mut pending = Some(client.page(&rc.id, &cursor, size, true).await?);
+            let first = match client.page(&rc.id, &cursor, size, true).await {
+                // A `next` token the peer no longer accepts (issued before it was upgraded, or
+                // under another cursor key) would stop every round: read on from `added_after`.
+                Err(SyncError::Status { status: 400, .. }) if cursor.next.is_some() => {
+                    tracing::warn!(peer = %peer.name, collection = %rc.id,
+                        "the peer refused the saved next cursor; reading on from added_after");
+                    cursor.next = None;
+                    client.page(&rc.id, &cursor, size, true).await?
+                }
+                other => other?,
+            };
+            let mut pending = Some(first);
             while let Some(page) = pending.take() {
                 let next = cursor.advance(&page.envelope, page.date_added_last.as_deref());
                 // Ask how much is left on the first page and every tenth: lag without counting on

@@ -93,6 +93,30 @@ async fn a_restarted_loop_resumes_from_the_saved_cursor_without_duplicates() {
     assert_eq!(b.held(&cid).await.len(), 21);
 }
 
+/// A saved `next` the peer refuses (it was upgraded and seals its cursors differently, or its
+/// cursor key changed) costs a re-read from `added_after`, not a pull stuck on a 400 every round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_cursor_the_peer_refuses_falls_back_to_added_after() {
+    let (a, b, cid) = pair().await;
+    a.post(&cid, &(0..6).map(|n| indicator(n, T0)).collect::<Vec<_>>())
+        .await;
+    let first = b.syncer(5).sync_once(None).await.unwrap();
+    assert_eq!(first[0].received, 6);
+    let saved = b.store.peer_cursors("a").await.unwrap()[0].1.clone();
+    let mut cursor: Value = serde_json::from_str(&saved).unwrap();
+    cursor["next"] = Value::from("MTIzNC5kZWFkYmVlZmRlYWRiZWVm");
+    b.store
+        .set_peer_cursor("a", &cid, &cursor.to_string())
+        .await
+        .unwrap();
+    a.post(&cid, &(6..9).map(|n| indicator(n, T0)).collect::<Vec<_>>())
+        .await;
+    let second = b.syncer(5).sync_once(None).await.unwrap();
+    assert_eq!(second[0].error, None);
+    assert_eq!(second[0].received, 3);
+    assert_eq!(b.held(&cid).await, a.held(&cid).await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_port_is_recorded_as_the_peers_error_and_heals() {
     let (mut a, b, cid) = pair().await;

@@ -7,6 +7,7 @@
 use crate::{config, node, StoreArgs};
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use kopa_core::names::{new_name, NameKind};
 use kopa_core::permission::{decide, Account, Action, Actor};
 use kopa_core::Role;
 use kopa_store::{Access, NewCollection, Store, StoreError};
@@ -204,16 +205,16 @@ pub fn run_org(cmd: OrgCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         OrgCommand::Add { name, peer, store } => run_admin(&store, |s| async move {
             permit(&Action::AdministerNode)?;
-            let name = name.trim().to_string();
-            if name.is_empty() {
-                bail!("an organisation name must not be empty");
-            }
-            if name.contains(',') || name.eq_ignore_ascii_case("all") {
-                bail!(
-                    "organisation name {name:?} cannot be used in --read/--write lists: \
-                     it must not contain ',' nor be \"all\""
-                );
-            }
+            let orgs = s
+                .orgs()
+                .await
+                .map_err(|e| store_err("list organisations", e))?;
+            let name = new_name(
+                NameKind::Organisation,
+                &name,
+                orgs.iter().map(|o| o.name.as_str()),
+            )
+            .map_err(|e| anyhow::anyhow!("cannot add the organisation: {e}"))?;
             let added = match &peer {
                 None => s.add_org(&name).await,
                 Some(peer) => {
@@ -334,16 +335,15 @@ pub fn run_user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
         } => {
             run_admin(&store, |s| async move {
                 let role = parse_role(&role)?;
-                let name = name.trim().to_string();
-                if name.is_empty() || name.contains(':') {
-                    bail!("a user name must not be empty nor contain ':' (it is an HTTP Basic user name)");
-                }
                 let org = find_org(&*s, &org).await?;
                 permit(&Action::AddUser {
                     org: &org.id,
                     role,
                     directory: org.node.is_some(),
                 })?;
+                let users = s.users().await.map_err(|e| store_err("list users", e))?;
+                let name = new_name(NameKind::User, &name, users.iter().map(|u| u.name.as_str()))
+                    .map_err(|e| anyhow::anyhow!("cannot add the user: {e}"))?;
                 let user = s
                     .add_user(&name, &org.id, role)
                     .await

@@ -141,6 +141,19 @@ fn admin_forms_with_json_while_the_server_runs() {
     fails(&data, &["org", "add", "Bank A"], "already exists");
     fails(&data, &["org", "add", "A, B and C"], "must not contain ','");
     fails(&data, &["org", "add", "All"], "must not contain ','");
+    // Names that pass for another, or hide characters, are refused (kopa_core::names).
+    fails(
+        &data,
+        &["org", "add", "Bank \u{0410}"],
+        "too like the existing organisation \"Bank A\"",
+    );
+    fails(&data, &["org", "add", "bank a"], "too like");
+    fails(
+        &data,
+        &["org", "add", "Bank\u{202E}C"],
+        "bidirectional control U+202E",
+    );
+    fails(&data, &["org", "add", &"B".repeat(201)], "at most 200");
 
     let alice = ok(
         &data,
@@ -177,6 +190,16 @@ fn admin_forms_with_json_while_the_server_runs() {
         &data,
         &["user", "add", "eve", "--org", "Bank A", "--role", "boss"],
         "unknown role",
+    );
+    fails(
+        &data,
+        &["user", "add", "aIice", "--org", "Bank A"],
+        "too like the existing user \"alice\"",
+    );
+    fails(
+        &data,
+        &["user", "add", "Jose\u{0301}", "--org", "Bank A"],
+        "NFC",
     );
 
     // No one makes a token for another user, the operator included; an enrolment code instead.
@@ -247,6 +270,29 @@ fn admin_forms_with_json_while_the_server_runs() {
         ],
         "Nowhere",
     );
+    // An alias never passes for a collection id: not a UUID, not another collection's id.
+    let open_id = open["id"].as_str().unwrap();
+    for (alias, needle) in [
+        ("7d4bd5d1-0c0e-4d3b-9b0e-5f2f0c1e6a42", "is a UUID"),
+        (open_id, "is a UUID"),
+        ("shared", "already the id or the alias"),
+    ] {
+        fails(
+            &data,
+            &[
+                "collection",
+                "add",
+                "Y",
+                "--alias",
+                alias,
+                "--read",
+                "all",
+                "--write",
+                "all",
+            ],
+            needle,
+        );
+    }
 
     let orgs = ok(&data, &["org", "list"]);
     let names: Vec<&str> = orgs["organisations"]
