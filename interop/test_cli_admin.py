@@ -81,8 +81,10 @@ def test_admin_forms_end_to_end(node):
     assert {"Ministry C", "interop"} <= {o["name"] for o in node.cli("org", "list")["organisations"]}
 
     verified = node.cli("audit", "verify")
-    # node.init, org.add, user.add, token.add, token.revoke, collection.add
-    assert verified == {"ok": True, "entries": 6}
+    # node.init, org.add, user.add, token.add, token.revoke, user.enrol, user.enrolled, collection.add;
+    # one signed checkpoint, made at the start.
+    assert verified["ok"] is True and verified["entries"] == 8, verified
+    assert verified["checkpoints"] == 1 and verified["last_good_checkpoint"]["seq"] == 1, verified
 
 
 def test_audit_verify_names_a_tampered_entry(node):

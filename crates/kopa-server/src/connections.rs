@@ -14,6 +14,10 @@
 //!   requests in flight finish and are answered; connections still open at the deadline are closed
 //!   and [`run`] returns.
 //!
+//! - **TLS** (when given an acceptor): every connection must complete a TLS handshake first, within
+//!   the header read timeout and holding one of the cap's slots meanwhile, so a slow or silent
+//!   handshake is closed like a slow request head. A connection that does not speak TLS is closed.
+//!
 //! Each request carries `ConnectInfo<SocketAddr>` with the client's address, as
 //! `Router::into_make_service_with_connect_info` would give it.
 
@@ -30,6 +34,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 /// The limits the accept loop enforces.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +49,7 @@ pub(crate) async fn run(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let slots = Arc::new(Semaphore::new(
@@ -86,14 +92,20 @@ pub(crate) async fn run(
         };
         // Forget the connections that have ended.
         while connections.try_join_next().is_some() {}
-        connections.spawn(serve_connection(
-            http.clone(),
-            stream,
-            addr,
-            app.clone(),
-            slot,
-            stop_rx.clone(),
-        ));
+        let (http, app, stop) = (http.clone(), app.clone(), stop_rx.clone());
+        match &tls {
+            None => connections.spawn(serve_connection(http, stream, addr, app, slot, stop)),
+            Some(acceptor) => connections.spawn(serve_tls_connection(
+                acceptor.clone(),
+                limits.header_read_timeout,
+                http,
+                stream,
+                addr,
+                app,
+                slot,
+                stop,
+            )),
+        };
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -119,9 +131,11 @@ pub(crate) async fn run(
     }
 }
 
-/// Serve one connection until it ends, or until shutdown: then finish the request in flight (if
-/// any) and close. The slot is given back when this returns (or is aborted).
-async fn serve_connection(
+/// Complete the TLS handshake within `timeout` (or before shutdown), then serve the connection.
+#[allow(clippy::too_many_arguments)]
+async fn serve_tls_connection(
+    acceptor: TlsAcceptor,
+    timeout: Duration,
     http: http1::Builder,
     stream: TcpStream,
     addr: SocketAddr,
@@ -129,6 +143,29 @@ async fn serve_connection(
     slot: OwnedSemaphorePermit,
     mut stop: watch::Receiver<bool>,
 ) {
+    let handshake = tokio::select! {
+        handshake = tokio::time::timeout(timeout, acceptor.accept(stream)) => handshake,
+        _ = stop.wait_for(|stopping| *stopping) => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => serve_connection(http, stream, addr, app, slot, stop).await,
+        Ok(Err(e)) => tracing::debug!(client = %addr, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(client = %addr, "TLS handshake timed out"),
+    }
+}
+
+/// Serve one connection until it ends, or until shutdown: then finish the request in flight (if
+/// any) and close. The slot is given back when this returns (or is aborted).
+async fn serve_connection<S>(
+    http: http1::Builder,
+    stream: S,
+    addr: SocketAddr,
+    app: Router,
+    slot: OwnedSemaphorePermit,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let _slot = slot;
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(addr));

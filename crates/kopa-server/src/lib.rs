@@ -22,6 +22,7 @@ mod rest;
 mod shape;
 mod taxii;
 mod throttle;
+pub mod tls;
 pub mod token;
 
 use std::future::Future;
@@ -38,6 +39,7 @@ use serde::Deserialize;
 pub use error::{ApiError, TaxiiError};
 pub use metrics::Metrics;
 pub use rest::{OPENAPI, ROUTES as REST_ROUTES};
+pub use tls::{TlsError, TlsFiles};
 pub use token::{authenticate, new_token, AuthError};
 
 /// Media type of every TAXII 2.1 body.
@@ -373,16 +375,38 @@ pub async fn serve_listener(
     serve_app(listener, AppState::new(store, config), shutdown).await
 }
 
-/// Serve `state` (e.g. made with [`AppState::with_node`]) on an already bound listener.
+/// Serve `state` (e.g. made with [`AppState::with_node`]) on an already bound listener, in plain
+/// HTTP.
 pub async fn serve_app(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_app_tls(listener, state, None, shutdown).await
+}
+
+/// [`serve_app`], in HTTPS only when `tls` is given: every connection must complete a TLS
+/// handshake (within `header_read_timeout`) with the certificate and key `tls` holds at the time;
+/// [`TlsFiles::reload`] changes them for the connections that follow.
+pub async fn serve_app_tls(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    tls: Option<Arc<TlsFiles>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     state.config().check()?;
+    let acceptor = match &tls {
+        Some(files) => Some(
+            files
+                .acceptor()
+                .map_err(|e| ServerError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
     let purger = tokio::spawn(purge_statuses(state.clone()));
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "kopa listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, "kopa listening");
     }
     let config = state.config();
     let limits = connections::Limits {
@@ -390,7 +414,7 @@ pub async fn serve_app(
         header_read_timeout: config.header_read_timeout,
         shutdown_deadline: config.shutdown_deadline,
     };
-    connections::run(listener, app(state), limits, shutdown).await;
+    connections::run(listener, app(state), limits, acceptor, shutdown).await;
     purger.abort();
     Ok(())
 }

@@ -2,6 +2,10 @@
 //! sync loop until SIGINT or SIGTERM, then stop gracefully: in-flight requests finish, so no
 //! acknowledged write is lost, and the sync loop stops between pages (its cursors are saved only
 //! after a page is stored).
+//!
+//! With `tls.certificate` and `tls.key` it serves HTTPS only, and reads both files again on SIGHUP
+//! (a reload that fails is logged and the old pair stays in use). Without them it serves plain HTTP,
+//! on a loopback address only unless `http.allow_plain` is set.
 
 use crate::config::{self, Config};
 use crate::node;
@@ -102,6 +106,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
+    let reload = reload_signal()?;
+    // TLS (or plain HTTP allowed) is settled before anything is created, and the files are read
+    // now so that a bad one stops the start, naming it.
+    config::check_plain_listen(&config)?;
+    let tls = match (&config.tls_certificate, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(kopa_server::TlsFiles::load(cert, key)?),
+        _ => None,
+    };
     // The data directory first (private, and ours alone while we run: a second server on it
     // stops here, naming it), before the SQLite database in it is opened. With PostgreSQL it holds
     // only the node's key: it is made ready once the database is known to exist, so that a refused
@@ -139,6 +151,7 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
     }
     tracing::info!(
         listen = %config.listen,
+        https = tls.is_some(),
         store = %node::describe(&config),
         node = %init.node.name,
         "kopa serving"
@@ -194,9 +207,11 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
         sync_config(&config),
         stopped(stop_rx.clone()),
     ));
-    let served = kopa_server::serve_app(listener, state, stopped(stop_rx))
+    let reloader = reload(tls.clone());
+    let served = kopa_server::serve_app_tls(listener, state, tls, stopped(stop_rx))
         .await
         .context("the server stopped with an error");
+    reloader.abort();
     match sync.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "the federation sync loop stopped with an error"),
@@ -234,6 +249,54 @@ async fn warn_if_not_admin_token(store: &dyn kopa_store::Store, token: &str) {
             node::ADMIN_USER
         );
     }
+}
+
+/// Read the certificate and key again, as SIGHUP does: on success new connections use the new pair;
+/// on failure the error is logged and the pair in use stays.
+pub fn reload_tls(tls: &kopa_server::TlsFiles) {
+    match tls.reload() {
+        Ok(()) => tracing::info!(
+            certificate = %tls.certificate_path().display(),
+            key = %tls.key_path().display(),
+            "TLS certificate and key reloaded"
+        ),
+        Err(e) => tracing::error!(
+            error = %e,
+            "TLS reload failed: the certificate and key in use are kept"
+        ),
+    }
+}
+
+/// Registers for SIGHUP now (a signal arriving while the node starts is kept), and returns the
+/// loop to run once serving: each SIGHUP reloads the TLS files (without TLS there is nothing to
+/// reload, and the node keeps running).
+#[cfg(unix)]
+fn reload_signal() -> anyhow::Result<
+    impl FnOnce(Option<std::sync::Arc<kopa_server::TlsFiles>>) -> tokio::task::JoinHandle<()>,
+> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    Ok(move |tls: Option<std::sync::Arc<kopa_server::TlsFiles>>| {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match &tls {
+                    Some(tls) => {
+                        let tls = tls.clone();
+                        // File reads: off the async workers.
+                        let _ = tokio::task::spawn_blocking(move || reload_tls(&tls)).await;
+                    }
+                    None => tracing::info!("SIGHUP received: no TLS configured, nothing to reload"),
+                }
+            }
+        })
+    })
+}
+
+#[cfg(not(unix))]
+fn reload_signal() -> anyhow::Result<
+    impl FnOnce(Option<std::sync::Arc<kopa_server::TlsFiles>>) -> tokio::task::JoinHandle<()>,
+> {
+    Ok(|_tls: Option<std::sync::Arc<kopa_server::TlsFiles>>| tokio::spawn(async {}))
 }
 
 /// Registers for SIGINT (Ctrl-C) and SIGTERM at once, so that a signal arriving while the node is

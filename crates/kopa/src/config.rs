@@ -32,6 +32,9 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("http.header_read_timeout_seconds", Kind::Int),
     ("http.max_connections", Kind::Int),
     ("http.shutdown_deadline_seconds", Kind::Int),
+    ("http.allow_plain", Kind::Bool),
+    ("tls.certificate", Kind::Str),
+    ("tls.key", Kind::Str),
     ("auth.max_failures", Kind::Int),
     ("auth.failure_window_seconds", Kind::Int),
 ];
@@ -41,6 +44,7 @@ pub const KEYS: &[(&str, Kind)] = &[
 pub enum Kind {
     Str,
     Int,
+    Bool,
 }
 
 /// One value set by a layer.
@@ -48,6 +52,7 @@ pub enum Kind {
 pub enum Val {
     Str(String),
     Int(u64),
+    Bool(bool),
 }
 
 /// The documented default configuration file, printed by `kopa config default`.
@@ -118,6 +123,17 @@ max_connections = 1024
 # On SIGINT or SIGTERM: seconds that requests in flight may take to finish before the connections
 # still open are closed and the node stops. 0 = close them at once.
 shutdown_deadline_seconds = 30
+# Plain HTTP (no TLS) on an address other than loopback (127.0.0.0/8, ::1). Without [tls] the node
+# refuses to listen there unless this is true, e.g. behind a reverse proxy that terminates TLS.
+allow_plain = false
+
+[tls]
+# HTTPS served by the node itself: a PEM file with the certificate chain (the node's certificate
+# first) and a PEM file with its private key. Both set = the listener speaks TLS only (1.2 and 1.3).
+# Both are read again on SIGHUP; a reload that fails is logged and the old pair stays in use.
+# Empty = plain HTTP.
+certificate = ""
+key = ""
 
 [auth]
 # Failed authentications allowed in a row per client address (IPv6: per /64) and per token id;
@@ -149,6 +165,9 @@ pub struct Config {
     pub header_read_timeout_seconds: u64,
     pub max_connections: u64,
     pub shutdown_deadline_seconds: u64,
+    pub allow_plain: bool,
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub auth_max_failures: u64,
     pub auth_failure_window_seconds: u64,
 }
@@ -174,6 +193,9 @@ impl Default for Config {
             header_read_timeout_seconds: 10,
             max_connections: 1024,
             shutdown_deadline_seconds: 30,
+            allow_plain: false,
+            tls_certificate: None,
+            tls_key: None,
             auth_max_failures: 10,
             auth_failure_window_seconds: 60,
         }
@@ -310,6 +332,11 @@ fn env_layer(env: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<&'static
             Kind::Int => Val::Int(raw.trim().parse().map_err(|_| {
                 anyhow::anyhow!("{name} must be a whole number ≥ 0, found {raw:?}")
             })?),
+            Kind::Bool => Val::Bool(match raw.trim() {
+                "true" => true,
+                "false" => false,
+                _ => bail!("{name} must be true or false, found {raw:?}"),
+            }),
         };
         out.insert(key, val);
     }
@@ -361,8 +388,10 @@ fn flatten(
         let val = match (kind, v) {
             (Kind::Str, toml::Value::String(s)) => Val::Str(s.clone()),
             (Kind::Int, toml::Value::Integer(i)) if *i >= 0 => Val::Int(*i as u64),
+            (Kind::Bool, toml::Value::Boolean(b)) => Val::Bool(*b),
             (Kind::Str, _) => bail!("{}: {key} must be a string", path.display()),
             (Kind::Int, _) => bail!("{}: {key} must be a whole number ≥ 0", path.display()),
+            (Kind::Bool, _) => bail!("{}: {key} must be true or false", path.display()),
         };
         out.push((key, val));
     }
@@ -448,6 +477,9 @@ fn apply(config: &mut Config, key: &str, val: Val) -> anyhow::Result<()> {
         ("http.header_read_timeout_seconds", Val::Int(n)) => config.header_read_timeout_seconds = n,
         ("http.max_connections", Val::Int(n)) => config.max_connections = n,
         ("http.shutdown_deadline_seconds", Val::Int(n)) => config.shutdown_deadline_seconds = n,
+        ("http.allow_plain", Val::Bool(b)) => config.allow_plain = b,
+        ("tls.certificate", Val::Str(s)) => config.tls_certificate = opt(s).map(PathBuf::from),
+        ("tls.key", Val::Str(s)) => config.tls_key = opt(s).map(PathBuf::from),
         ("auth.max_failures", Val::Int(n)) => config.auth_max_failures = n,
         ("auth.failure_window_seconds", Val::Int(n)) => config.auth_failure_window_seconds = n,
         (key, val) => bail!("value {val:?} does not fit key {key}"),
@@ -495,8 +527,27 @@ fn check(c: &Config) -> anyhow::Result<()> {
     if c.auth_failure_window_seconds == 0 {
         bail!("auth.failure_window_seconds must be at least 1");
     }
+    if c.tls_certificate.is_some() != c.tls_key.is_some() {
+        bail!("tls.certificate and tls.key go together: set both for HTTPS, or neither");
+    }
     if c.status_retention_hours < 24 {
         bail!("status_retention_hours must be at least 24 (TAXII keeps status resources a day)");
+    }
+    Ok(())
+}
+
+/// Refuse plain HTTP on an address other than loopback, unless `http.allow_plain` says so (checked
+/// by `kopa serve` only: the other commands do not listen).
+pub fn check_plain_listen(c: &Config) -> anyhow::Result<()> {
+    let loopback = c.listen.ip().to_canonical().is_loopback();
+    if c.tls_certificate.is_none() && !loopback && !c.allow_plain {
+        bail!(
+            "refusing to serve plain HTTP on {}, which is not a loopback address: set \
+             tls.certificate and tls.key (KOPA_TLS__CERTIFICATE, KOPA_TLS__KEY) for HTTPS, or, \
+             behind a reverse proxy that terminates TLS, set http.allow_plain = true \
+             (KOPA_HTTP__ALLOW_PLAIN=true)",
+            c.listen
+        );
     }
     Ok(())
 }
@@ -593,6 +644,7 @@ mod tests {
             ("KOPA_AUTH__MAX_FAILURES", "3"),
         ]);
         let c = load_from(&Flags::default(), &e).unwrap().config;
+        assert!(!c.allow_plain);
         assert_eq!(
             (
                 c.max_connections,
@@ -603,6 +655,47 @@ mod tests {
             ),
             (8, 0, 3, 10, 60)
         );
+    }
+
+    #[test]
+    fn tls_and_plain_http() {
+        let e = env(&[
+            ("KOPA_TLS__CERTIFICATE", "/etc/kopa/cert.pem"),
+            ("KOPA_TLS__KEY", "/etc/kopa/key.pem"),
+            ("KOPA_LISTEN", "0.0.0.0:7470"),
+        ]);
+        let c = load_from(&Flags::default(), &e).unwrap().config;
+        assert_eq!(c.tls_certificate, Some(PathBuf::from("/etc/kopa/cert.pem")));
+        assert_eq!(c.tls_key, Some(PathBuf::from("/etc/kopa/key.pem")));
+        check_plain_listen(&c).unwrap();
+        let c = load_from(&Flags::default(), &env(&[("KOPA_LISTEN", "[::]:7470")]))
+            .unwrap()
+            .config;
+        let msg = check_plain_listen(&c).unwrap_err().to_string();
+        assert!(
+            msg.contains("tls.certificate") && msg.contains("http.allow_plain"),
+            "{msg}"
+        );
+        for listen in ["127.0.0.1:7470", "127.0.0.2:7470", "[::1]:7470"] {
+            let c = load_from(&Flags::default(), &env(&[("KOPA_LISTEN", listen)]))
+                .unwrap()
+                .config;
+            check_plain_listen(&c).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:7470\"\n[http]\nallow_plain = true\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(path),
+            ..Default::default()
+        };
+        let c = load_from(&flags, &BTreeMap::new()).unwrap().config;
+        assert!(c.allow_plain);
+        check_plain_listen(&c).unwrap();
     }
 
     #[test]
@@ -688,6 +781,8 @@ mod tests {
                 "http.max_connections",
             ),
             ("KOPA_AUTH__MAX_FAILURES", "0", "auth.max_failures"),
+            ("KOPA_HTTP__ALLOW_PLAIN", "yes", "KOPA_HTTP__ALLOW_PLAIN"),
+            ("KOPA_TLS__CERTIFICATE", "/etc/kopa/cert.pem", "tls.key"),
             (
                 "KOPA_AUTH__FAILURE_WINDOW_SECONDS",
                 "0",
