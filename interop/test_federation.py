@@ -460,7 +460,9 @@ def test_push_delivers_when_the_receiver_cannot_pull(cluster):
     cluster.org("node-a", "Org A", ["alice"])
     cluster.org("node-b", "Org B", ["bob"])
     cluster.peer("node-a", "node-b", {"collections": [room], "max_tlp": "GREEN"}, push=True)
-    cluster.peer("node-b", "node-a", None, url=f"http://127.0.0.1:{free_port()}")
+    # B takes A's pushes into the room (a peer posts only where the receiver's policy names).
+    cluster.peer("node-b", "node-a", {"collections": [room], "max_tlp": "CLEAR"},
+                 url=f"http://127.0.0.1:{free_port()}")
     model = Model(cluster)
     batch = [indicator(1, "pushed green"), indicator(2, "amber stays", tlp="AMBER"),
              indicator(3, "clear pushed", tlp="CLEAR")]

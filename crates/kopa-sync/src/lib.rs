@@ -629,16 +629,20 @@ impl Syncer {
                         .map(|(l, m)| (l.as_slice(), *m))
                         .unwrap_or((&[], 0));
                     let Some(target) = Self::remote_for(list, cid, alias.as_deref()) else {
-                        return Err(SyncError::Peer {
-                            peer: peer.name.clone(),
-                            message: format!(
-                                "no collection with id {cid}{} that this node may write there",
-                                alias
-                                    .as_deref()
-                                    .map(|a| format!(" or alias {a:?}"))
-                                    .unwrap_or_default()
-                            ),
-                        });
+                        // The peer takes posts only into the collections its own policy for this
+                        // node names: a collection it does not offer is skipped and reported (the
+                        // cursor stays, so what waits is sent once the peer offers it), not an
+                        // error of the link.
+                        report.skipped.push(format!(
+                            "not sent: {} offers no collection with id {cid}{} that this node may \
+                             write",
+                            peer.name,
+                            alias
+                                .as_deref()
+                                .map(|a| format!(" or alias {a:?}"))
+                                .unwrap_or_default()
+                        ));
+                        break;
                     };
                     let split = client::split_envelopes(&texts, self.config.page_size, max as u64);
                     if !split.too_large.is_empty() {

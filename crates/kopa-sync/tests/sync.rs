@@ -654,3 +654,25 @@ async fn same_names_on_two_nodes_never_grant_each_other() {
         }
     }
 }
+
+/// A push into a collection the receiver's policy for this node does not name is skipped and
+/// reported, not an error of the link (its cursor stays, so what waits is sent once the receiver
+/// names the collection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_the_receiver_does_not_take_waits_without_failing_the_round() {
+    let (a, b) = (Node::new(1).await, Node::new(2).await);
+    let shared = a.collection(None, None).await;
+    b.collection(Some(&shared), None).await;
+    a.peer("b", &b, &[&shared], true).await;
+    b.peer("a", &a, &[], false).await;
+    a.post(&shared, &[indicator(1, T0)]).await;
+    let r = a.syncer(10).sync_once(None).await.unwrap();
+    assert_eq!(r[0].error, None, "{:?}", r[0]);
+    assert_eq!(r[0].pushed, 0);
+    assert!(
+        r[0].skipped.iter().any(|s| s.contains("not sent")),
+        "{:?}",
+        r[0].skipped
+    );
+    assert!(b.held(&shared).await.is_empty());
+}

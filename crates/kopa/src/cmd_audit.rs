@@ -75,7 +75,10 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                     for e in &batch {
                         if let Err(b) = chain.push(e) {
                             let reason = format!("{} ({} at {})", b.reason, e.action, e.at);
-                            return Ok(broken(e.seq, reason, chain.checked(), good));
+                            let mut out = broken(e.seq, reason, chain.checked(), good);
+                            out.json["action"] = json!(e.action);
+                            out.json["at"] = json!(e.at);
+                            return Ok(out);
                         }
                         last_seq = e.seq;
                         while let Some(c) = checkpoints.get(next_cp).filter(|c| c.seq <= e.seq) {
@@ -85,7 +88,10 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                                      was rewritten",
                                     c.at
                                 );
-                                return Ok(broken(e.seq, reason, chain.checked() - 1, good));
+                                let mut out = broken(e.seq, reason, chain.checked() - 1, good);
+                                out.json["action"] = json!(e.action);
+                                out.json["at"] = json!(e.at);
+                                return Ok(out);
                             }
                             if c.seq < e.seq {
                                 break;
