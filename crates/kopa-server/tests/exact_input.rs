@@ -4,9 +4,10 @@
 //! in the documented shape (`{"error": …}` on the REST API, the TAXII error resource on TAXII
 //! routes), checked in process and on a real port.
 
+#[macro_use]
 mod common;
 
-use common::{Auth, Node, PgDb, TAXII};
+use common::{Auth, Node, TAXII};
 use kopa_core::Role;
 use kopa_store::Access;
 use serde_json::{json, Value};
@@ -177,36 +178,6 @@ async fn names_that_pass_for_others_are_refused(node: Node) {
     }
     let orgs = node.api("GET", "/api/orgs", &admin, None).await.json();
     assert_eq!(orgs["orgs"].as_array().unwrap().len(), 2, "{orgs}");
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(Node::sqlite().await).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let Some(db) = PgDb::create("kopa_server_test").await else {
-                    return;
-                };
-                let url = db.url.clone();
-                let result = common::CatchUnwind(Box::pin(async move {
-                    let store = kopa_store::open(&url, true).await.unwrap();
-                    super::$name(Node::over(store, None, common::config())).await;
-                }))
-                .await;
-                db.drop_db().await;
-                if let Err(e) = result {
-                    std::panic::resume_unwind(e);
-                }
-            }
-        }
-    )*};
 }
 
 on_both_backends!(

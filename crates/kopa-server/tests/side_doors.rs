@@ -3,10 +3,11 @@
 //! restart too), a collection alias can never pass for an id, and an export by alias is the export
 //! by id, whose failure midway is never taken for a complete bundle.
 
+#[macro_use]
 mod common;
 
 use axum::body::Body;
-use common::{indicator, Node, PgDb};
+use common::{indicator, Node};
 use http_body_util::BodyExt;
 use kopa_core::Role;
 use kopa_store::{Access, NewCollection};
@@ -194,36 +195,6 @@ async fn export_by_alias(node: Node) {
     assert_eq!(a["type"], "bundle");
     assert_eq!(ids(&a).len(), 3);
     assert_eq!(a["objects"], i["objects"]);
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(Node::sqlite().await).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let Some(db) = PgDb::create("kopa_server_test").await else {
-                    return;
-                };
-                let url = db.url.clone();
-                let result = common::CatchUnwind(Box::pin(async move {
-                    let store = kopa_store::open(&url, true).await.unwrap();
-                    super::$name(Node::over(store, None, common::config())).await;
-                }))
-                .await;
-                db.drop_db().await;
-                if let Err(e) = result {
-                    std::panic::resume_unwind(e);
-                }
-            }
-        }
-    )*};
 }
 
 on_both_backends!(cursors_are_sealed, aliases_are_never_ids, export_by_alias);

@@ -3,9 +3,10 @@
 //! versions of another producer's object (and what a refusal reveals), and deletes across
 //! organisations. Each attack here worked before the permission rule (`kopa_core::permission`).
 
+#[macro_use]
 mod common;
 
-use common::{indicator, Auth, Node, PgDb};
+use common::{indicator, Auth, Node};
 use kopa_core::Role;
 use kopa_store::Access;
 use serde_json::{json, Value};
@@ -274,36 +275,6 @@ async fn objects(node: Node) {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(versions(&node, &shared, &id, &alice).await.is_empty());
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(Node::sqlite().await).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let Some(db) = PgDb::create("kopa_server_test").await else {
-                    return;
-                };
-                let url = db.url.clone();
-                let result = common::CatchUnwind(Box::pin(async move {
-                    let store = kopa_store::open(&url, true).await.unwrap();
-                    super::$name(Node::over(store, None, common::config())).await;
-                }))
-                .await;
-                db.drop_db().await;
-                if let Err(e) = result {
-                    std::panic::resume_unwind(e);
-                }
-            }
-        }
-    )*};
 }
 
 on_both_backends!(administration, objects);

@@ -282,3 +282,40 @@ pub fn id_set(v: &Value) -> BTreeSet<String> {
         })
         .unwrap_or_default()
 }
+
+/// Run each named test body (an `async fn(Node)`) on a node over SQLite and one over a fresh
+/// PostgreSQL database (skipped when none answers), as `mod NAME { sqlite, postgres }`. Use with
+/// `#[macro_use] mod common;`.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::common::Node::sqlite().await).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = $crate::common::PgDb::create("kopa_server_test").await else {
+                    return;
+                };
+                let url = db.url.clone();
+                let result = $crate::common::CatchUnwind(Box::pin(async move {
+                    let store = kopa_store::open(&url, true).await.unwrap();
+                    super::$name($crate::common::Node::over(
+                        store,
+                        None,
+                        $crate::common::config(),
+                    ))
+                    .await;
+                }))
+                .await;
+                db.drop_db().await;
+                if let Err(e) = result {
+                    std::panic::resume_unwind(e);
+                }
+            }
+        }
+    )*};
+}
