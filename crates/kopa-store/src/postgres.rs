@@ -112,6 +112,19 @@ fn enrolment_from(r: &PgRow) -> Result<EnrolmentRecord> {
     })
 }
 
+/// `NotFound` unless user `id` exists (checked inside the caller's transaction).
+async fn user_exists(tx: &mut sqlx::PgConnection, id: &str) -> Result<()> {
+    let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+    match known {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound(format!("user {id}"))),
+    }
+}
+
 /// Append an audit entry inside the transaction of the change it records.
 async fn append_audit_tx(tx: &mut sqlx::PgConnection, e: NewAuditEntry) -> Result<AuditEntry> {
     // Self-conflicting lock: one appender at a time; readers are not blocked.
@@ -631,14 +644,7 @@ impl Store for PgStore {
         audit: Option<NewAuditEntry>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
-            .bind(&token.user.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-        if known.is_none() {
-            return Err(StoreError::NotFound(format!("user {}", token.user.0)));
-        }
+        user_exists(&mut tx, &token.user.0).await?;
         sqlx::query(
             "INSERT INTO tokens (id, user_id, secret_hash, revoked) VALUES ($1, $2, $3, $4)",
         )
@@ -661,14 +667,7 @@ impl Store for PgStore {
         audit: Option<NewAuditEntry>,
     ) -> Result<u64> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
-            .bind(&e.user.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-        if known.is_none() {
-            return Err(StoreError::NotFound(format!("user {}", e.user.0)));
-        }
+        user_exists(&mut tx, &e.user.0).await?;
         let revoked =
             sqlx::query("UPDATE tokens SET revoked = 1 WHERE user_id = $1 AND revoked = 0")
                 .bind(&e.user.0)

@@ -709,6 +709,18 @@ fn append_audit(conn: &mut Connection, e: NewAuditEntry) -> Result<AuditEntry> {
     Ok(entry)
 }
 
+/// `NotFound` unless user `id` exists (checked inside the caller's transaction).
+fn user_exists(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<()> {
+    let known: Option<i64> = tx
+        .query_row("SELECT 1 FROM users WHERE id = ?1", [id], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    match known {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound(format!("user {id}"))),
+    }
+}
+
 /// Append an audit entry inside the transaction of the change it records.
 fn append_audit_tx(tx: &rusqlite::Transaction<'_>, e: NewAuditEntry) -> Result<AuditEntry> {
     let last: Option<(i64, String)> = tx
@@ -995,15 +1007,7 @@ impl Store for SqliteStore {
         let t = token.clone();
         self.write(move |c| {
             let tx = immediate(c)?;
-            let known: Option<i64> = tx
-                .query_row("SELECT 1 FROM users WHERE id = ?1", [&t.user.0], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(backend)?;
-            if known.is_none() {
-                return Err(StoreError::NotFound(format!("user {}", t.user.0)));
-            }
+            user_exists(&tx, &t.user.0)?;
             tx.execute(
                 "INSERT INTO tokens (id, user_id, secret_hash, revoked) VALUES (?1, ?2, ?3, ?4)",
                 params![t.id, t.user.0, t.secret_hash, i64::from(t.revoked)],
@@ -1063,15 +1067,7 @@ impl Store for SqliteStore {
         let e = e.clone();
         self.write(move |c| {
             let tx = immediate(c)?;
-            let known: Option<i64> = tx
-                .query_row("SELECT 1 FROM users WHERE id = ?1", [&e.user.0], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(backend)?;
-            if known.is_none() {
-                return Err(StoreError::NotFound(format!("user {}", e.user.0)));
-            }
+            user_exists(&tx, &e.user.0)?;
             let revoked = tx
                 .execute(
                     "UPDATE tokens SET revoked = 1 WHERE user_id = ?1 AND revoked = 0",
