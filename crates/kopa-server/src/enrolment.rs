@@ -11,8 +11,6 @@
 use kopa_core::UserId;
 use kopa_stix::Timestamp;
 use kopa_store::EnrolmentRecord;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// How long an enrolment code can be redeemed, in hours.
@@ -23,17 +21,14 @@ const PREFIX: &str = "kopa-enrol_";
 /// A new enrolment code for `user`, issued by `issued_by` at `now`: the record to store and the code
 /// to hand over once.
 pub fn new_code(user: &UserId, issued_by: &str, now: Timestamp) -> (EnrolmentRecord, String) {
-    let mut rng = rand::thread_rng();
-    let mut id = [0u8; 8];
-    let mut secret = [0u8; 32];
-    rng.fill_bytes(&mut id);
-    rng.fill_bytes(&mut secret);
-    let (id, secret) = (hex::encode(id), hex::encode(secret));
-    let code = format!("{PREFIX}{id}_{secret}");
+    // The same random id and secret (and the same stored hash) as an API token's.
+    let (token, text) = crate::token::new_token(user);
+    let secret = text.rsplit('_').next().unwrap_or_default();
+    let code = format!("{PREFIX}{}_{secret}", token.id);
     let record = EnrolmentRecord {
-        id,
+        id: token.id,
         user: user.clone(),
-        secret_hash: hex::encode(Sha256::digest(secret.as_bytes())),
+        secret_hash: token.secret_hash,
         issued_by: issued_by.to_string(),
         issued_at: now,
         expires_at: Timestamp::from_micros(now.micros() + VALID_HOURS * 3_600_000_000),
@@ -52,7 +47,7 @@ pub fn code_parts(code: &str) -> Option<(&str, &str)> {
 
 /// Whether `secret` is the one `record` was issued with (constant-time comparison).
 pub fn secret_matches(record: &EnrolmentRecord, secret: &str) -> bool {
-    let got = hex::encode(Sha256::digest(secret.as_bytes()));
+    let got = crate::token::hash_secret(secret);
     bool::from(got.as_bytes().ct_eq(record.secret_hash.as_bytes()))
 }
 
