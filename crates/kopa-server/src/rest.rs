@@ -14,8 +14,10 @@ use axum::{Json, Router};
 use kopa_core::audit::NewAuditEntry;
 use kopa_core::names::{new_name, NameError, NameKind};
 use kopa_core::permission::{decide, Account, Action, Actor};
-use kopa_core::{Principal, Role};
-use kopa_store::{Access, NewCollection, ObjectFilter, Org, StoreError, User, VersionMatch};
+use kopa_core::{Principal, Role, UserId};
+use kopa_store::{
+    Access, AdminAct, AuditBy, NewCollection, ObjectFilter, Org, StoreError, User, VersionMatch,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -143,17 +145,13 @@ async fn list_peers(
             .collect::<Vec<_>>()})))
 }
 
-/// Append an audit entry for an act of `p`. A failure to audit is logged loudly; the act itself has
-/// already been committed and is reported to the client as done.
-pub async fn audit(
-    state: &AppState,
-    p: &Principal,
-    origin: &str,
-    action: &str,
-    target: &str,
-    detail: Value,
-) {
-    audit_as(state, &p.user_name, origin, action, target, detail).await;
+/// The attribution of an act of administration by `p` from `origin`.
+fn by(p: &Principal, origin: String, detail: Value) -> AuditBy {
+    AuditBy {
+        actor: p.user_name.clone(),
+        origin,
+        detail,
+    }
 }
 
 /// The audit entry of an act of `actor`, to be written in the act's own transaction.
@@ -164,27 +162,6 @@ fn entry(actor: &str, origin: &str, action: &str, target: &str, detail: Value) -
         target: target.into(),
         origin: origin.into(),
         detail: detail.to_string(),
-    }
-}
-
-/// Append an audit entry for an act of `actor` (a user name, or `peer:NAME` for a peer node).
-pub async fn audit_as(
-    state: &AppState,
-    actor: &str,
-    origin: &str,
-    action: &str,
-    target: &str,
-    detail: Value,
-) {
-    let entry = NewAuditEntry {
-        actor: actor.into(),
-        action: action.into(),
-        target: target.into(),
-        origin: origin.into(),
-        detail: detail.to_string(),
-    };
-    if let Err(e) = state.store().audit(entry).await {
-        tracing::error!(error = %e, action, target, "could not append to the audit log");
     }
 }
 
@@ -315,16 +292,14 @@ async fn add_org(
         orgs.iter().map(|o| o.name.as_str()),
     )
     .map_err(name_refused)?;
-    let org = state.store().add_org(&name).await?;
-    audit(
-        &state,
-        &p,
-        &origin,
-        "org.add",
-        &org.name,
-        json!({"id": org.id.0}),
-    )
-    .await;
+    let org = state
+        .store()
+        .administer(
+            AdminAct::AddOrg { name, node: None },
+            Some(by(&p, origin, json!({}))),
+        )
+        .await?
+        .org()?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": org.id.0, "name": org.name})),
@@ -417,30 +392,36 @@ async fn add_user(
         users.iter().map(|u| u.name.as_str()),
     )
     .map_err(name_refused)?;
-    let user = state.store().add_user(&name, &org.id, role).await?;
     // A directory entry (a user of an organisation on another node) never gets a credential here.
-    let token = if directory {
-        None
-    } else {
-        let (record, token) = new_token(&user.id);
-        state.store().add_token(&record).await?;
-        Some((record.id, token))
+    let id = UserId::new();
+    let (record, token) = match directory {
+        true => (None, None),
+        false => {
+            let (record, token) = new_token(&id);
+            (Some(record), Some(token))
+        }
     };
-    audit(
-        &state,
-        &p,
-        &origin,
-        "user.add",
-        &user.name,
-        json!({"org": user.org_name, "role": role.as_str(), "node": org.node,
-               "token_id": token.as_ref().map(|t| &t.0)}),
-    )
-    .await;
+    let detail = json!({"org": org.name, "role": role.as_str(), "node": org.node,
+                        "token_id": record.as_ref().map(|t| &t.id)});
+    let user = state
+        .store()
+        .administer(
+            AdminAct::AddUser {
+                id,
+                name,
+                org: org.id.clone(),
+                role,
+                token: record,
+            },
+            Some(by(&p, origin, detail)),
+        )
+        .await?
+        .user()?;
     Ok((
         StatusCode::CREATED,
         Json(
             json!({"name": user.name, "org": user.org_name, "role": role.as_str(),
-                    "node": org.node, "token": token.map(|t| t.1)}),
+                    "node": org.node, "token": token}),
         ),
     )
         .into_response())
@@ -688,26 +669,22 @@ async fn add_collection(
     }
     let read = access(&state, "read", b.read).await?;
     let write = access(&state, "write", b.write).await?;
+    let title = b.title.trim().to_string();
     let c = state
         .store()
-        .add_collection(&NewCollection {
-            id: None,
-            title: b.title.trim().to_string(),
-            description: b.description,
-            alias: b.alias,
-            read,
-            write,
-        })
-        .await?;
-    audit(
-        &state,
-        &p,
-        &origin,
-        "collection.add",
-        &c.id,
-        json!({"title": c.title}),
-    )
-    .await;
+        .administer(
+            AdminAct::AddCollection(NewCollection {
+                id: None,
+                title: title.clone(),
+                description: b.description,
+                alias: b.alias,
+                read,
+                write,
+            }),
+            Some(by(&p, origin, json!({ "title": title }))),
+        )
+        .await?
+        .collection()?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": c.id, "title": c.title})),

@@ -170,6 +170,133 @@ pub(crate) fn batch_entry(mut e: NewAuditEntry, outcomes: &[PutOutcome]) -> NewA
     e
 }
 
+/// An act of administration. [`Store::administer`] writes it in one transaction with the audit
+/// entry that records it, so that no organisation, user, collection or peer ever exists, or
+/// disappears, without its entry in the log.
+#[derive(Debug, Clone)]
+pub enum AdminAct {
+    /// An organisation of this node (`node: None`), or a directory entry for one hosted on the
+    /// peer node `node`. `Conflict` when the name is taken.
+    AddOrg {
+        name: String,
+        node: Option<String>,
+    },
+    /// A user with id `id` (drawn by the caller, so that its first token can name it), and that
+    /// token when the user signs in here (never for a directory entry). `NotFound` for an unknown
+    /// organisation, `Conflict` when the name is taken.
+    AddUser {
+        id: UserId,
+        name: String,
+        org: OrgId,
+        role: Role,
+        token: Option<TokenRecord>,
+    },
+    AddCollection(NewCollection),
+    /// Declare a peer, pushing to it when `push`. `Conflict` when the name or node id is declared.
+    AddPeer {
+        peer: NewPeer,
+        push: bool,
+    },
+    /// Remove a peer and its cursors. `NotFound` when there is none.
+    RemovePeer {
+        name: String,
+    },
+}
+
+/// What an [`AdminAct`] made.
+#[derive(Debug, Clone)]
+pub enum Administered {
+    Org(Org),
+    User(User),
+    Collection(Collection),
+    Peer(PeerRecord),
+    PeerRemoved(String),
+}
+
+/// Who did an [`AdminAct`], from where, with what to record beside it. The store makes the audit
+/// entry ([`Administered::audit_entry`]): its action and target come from the act, and its detail
+/// gets the id of what the act made.
+#[derive(Debug, Clone)]
+pub struct AuditBy {
+    /// A user name, `cli` for the local command line.
+    pub actor: String,
+    /// The client address, or `local`.
+    pub origin: String,
+    /// A JSON object of facts to record (an organisation's name, a role, a token id, …).
+    pub detail: serde_json::Value,
+}
+
+impl Administered {
+    /// The audit action of the act that made this: `org.add`, `user.add`, `collection.add`,
+    /// `peer.add` or `peer.remove`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Administered::Org(_) => "org.add",
+            Administered::User(_) => "user.add",
+            Administered::Collection(_) => "collection.add",
+            Administered::Peer(_) => "peer.add",
+            Administered::PeerRemoved(_) => "peer.remove",
+        }
+    }
+
+    /// The audit entry that records this act by `by`: targets are names, except a collection's,
+    /// which is its id; the detail gets `id` (the organisation's, the user's, the peer's node id).
+    pub fn audit_entry(&self, by: AuditBy) -> NewAuditEntry {
+        let (target, id) = match self {
+            Administered::Org(o) => (o.name.as_str(), Some(o.id.0.as_str())),
+            Administered::User(u) => (u.name.as_str(), Some(u.id.0.as_str())),
+            Administered::Collection(c) => (c.id.as_str(), None),
+            Administered::Peer(p) => (p.peer.name.as_str(), Some(p.peer.node_id.as_str())),
+            Administered::PeerRemoved(name) => (name.as_str(), None),
+        };
+        let mut detail = match by.detail {
+            serde_json::Value::Object(m) => m,
+            serde_json::Value::Null => serde_json::Map::new(),
+            other => serde_json::Map::from_iter([("detail".to_string(), other)]),
+        };
+        if let Some(id) = id {
+            detail.insert("id".into(), id.into());
+        }
+        NewAuditEntry {
+            actor: by.actor,
+            action: self.action().into(),
+            target: target.into(),
+            origin: by.origin,
+            detail: serde_json::Value::Object(detail).to_string(),
+        }
+    }
+
+    fn unexpected(self, wanted: &str) -> StoreError {
+        StoreError::Backend(format!(
+            "an act of administration made {self:?}, not {wanted}"
+        ))
+    }
+    pub fn org(self) -> Result<Org> {
+        match self {
+            Administered::Org(o) => Ok(o),
+            other => Err(other.unexpected("an organisation")),
+        }
+    }
+    pub fn user(self) -> Result<User> {
+        match self {
+            Administered::User(u) => Ok(u),
+            other => Err(other.unexpected("a user")),
+        }
+    }
+    pub fn collection(self) -> Result<Collection> {
+        match self {
+            Administered::Collection(c) => Ok(c),
+            other => Err(other.unexpected("a collection")),
+        }
+    }
+    pub fn peer(self) -> Result<PeerRecord> {
+        match self {
+            Administered::Peer(p) => Ok(p),
+            other => Err(other.unexpected("a peer")),
+        }
+    }
+}
+
 /// Which organisations a collection's read or write list names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
@@ -335,14 +462,42 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     /// process on this database. Never shown by any interface.
     async fn node_secret(&self, purpose: &str) -> Result<[u8; 32]>;
 
+    // --- administration ---
+    /// Do `act` and append its audit entry ([`Administered::audit_entry`] by `by`), in one
+    /// transaction.
+    async fn administer(&self, act: AdminAct, by: Option<AuditBy>) -> Result<Administered>;
+
     // --- organisations, users, tokens ---
-    async fn add_org(&self, name: &str) -> Result<Org>;
+    /// An organisation of this node, without an audit entry (the node's own set-up and tests;
+    /// every act of a person or the command line goes through [`Store::administer`]).
+    async fn add_org(&self, name: &str) -> Result<Org> {
+        let act = AdminAct::AddOrg {
+            name: name.into(),
+            node: None,
+        };
+        self.administer(act, None).await?.org()
+    }
     /// Record an organisation hosted on the peer node `node_id` (a directory entry: its users can
     /// be named in audiences but never authenticate here). `Conflict` when the name is taken.
-    async fn add_remote_org(&self, name: &str, node_id: &str) -> Result<Org>;
+    async fn add_remote_org(&self, name: &str, node_id: &str) -> Result<Org> {
+        let act = AdminAct::AddOrg {
+            name: name.into(),
+            node: Some(node_id.into()),
+        };
+        self.administer(act, None).await?.org()
+    }
     async fn org_by_name(&self, name: &str) -> Result<Org>;
     async fn orgs(&self) -> Result<Vec<Org>>;
-    async fn add_user(&self, name: &str, org: &OrgId, role: Role) -> Result<User>;
+    async fn add_user(&self, name: &str, org: &OrgId, role: Role) -> Result<User> {
+        let act = AdminAct::AddUser {
+            id: UserId::new(),
+            name: name.into(),
+            org: org.clone(),
+            role,
+            token: None,
+        };
+        self.administer(act, None).await?.user()
+    }
     async fn user_by_name(&self, name: &str) -> Result<User>;
     async fn user_by_id(&self, id: &UserId) -> Result<User>;
     async fn users(&self) -> Result<Vec<User>>;
@@ -432,7 +587,11 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     ) -> Result<bool>;
 
     // --- collections ---
-    async fn add_collection(&self, c: &NewCollection) -> Result<Collection>;
+    async fn add_collection(&self, c: &NewCollection) -> Result<Collection> {
+        self.administer(AdminAct::AddCollection(c.clone()), None)
+            .await?
+            .collection()
+    }
     /// Collections the reader may read or write, with its rights. A person reads and writes as
     /// the collection's lists say; a peer reads and writes the collections of its policy only (it
     /// pushes, and sends sightings home, into them; what it sends is verified on receipt).

@@ -11,9 +11,9 @@ mod warm;
 use crate::migrations::{self, Migration};
 use crate::sql::{self, Arg, Dialect};
 use crate::{
-    Collection, CollectionView, EnrolmentRecord, NameIds, NewCollection, NewObject, NodeInfo,
-    ObjectFilter, ObjectRoute, Org, Page, PutOutcome, Result, StatusRecord, Store, StoreError,
-    StoredObject, TokenRecord, User, VersionMatch,
+    AdminAct, Administered, AuditBy, Collection, CollectionView, EnrolmentRecord, NameIds,
+    NewCollection, NewObject, NodeInfo, ObjectFilter, ObjectRoute, Org, Page, PutOutcome, Result,
+    StatusRecord, Store, StoreError, StoredObject, TokenRecord, User, VersionMatch,
 };
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
@@ -123,6 +123,168 @@ async fn user_exists(tx: &mut sqlx::PgConnection, id: &str) -> Result<()> {
         Some(_) => Ok(()),
         None => Err(StoreError::NotFound(format!("user {id}"))),
     }
+}
+
+async fn insert_token_tx(tx: &mut sqlx::PgConnection, token: &TokenRecord) -> Result<()> {
+    user_exists(&mut *tx, &token.user.0).await?;
+    sqlx::query("INSERT INTO tokens (id, user_id, secret_hash, revoked) VALUES ($1, $2, $3, $4)")
+        .bind(&token.id)
+        .bind(&token.user.0)
+        .bind(&token.secret_hash)
+        .bind(i64::from(token.revoked))
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_if_taken(format!("token {}", token.id)))?;
+    Ok(())
+}
+
+/// Add an organisation inside the caller's transaction.
+async fn insert_org_tx(
+    tx: &mut sqlx::PgConnection,
+    name: String,
+    node: Option<String>,
+) -> Result<Org> {
+    let org = Org {
+        id: OrgId::new(),
+        name,
+        node,
+    };
+    sqlx::query("INSERT INTO orgs (id, name, node) VALUES ($1, $2, $3)")
+        .bind(&org.id.0)
+        .bind(&org.name)
+        .bind(&org.node)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("organisation {:?} already exists", org.name))
+            } else {
+                backend(e)
+            }
+        })?;
+    Ok(org)
+}
+
+/// Add a user, and its first token, inside the caller's transaction.
+async fn insert_user_tx(
+    tx: &mut sqlx::PgConnection,
+    id: UserId,
+    name: String,
+    org: OrgId,
+    role: Role,
+    token: Option<TokenRecord>,
+) -> Result<User> {
+    let org_name: String = sqlx::query_scalar("SELECT name FROM orgs WHERE id = $1")
+        .bind(&org.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("organisation {}", org.0)))?;
+    sqlx::query("INSERT INTO users (id, name, org_id, role) VALUES ($1, $2, $3, $4)")
+        .bind(&id.0)
+        .bind(&name)
+        .bind(&org.0)
+        .bind(role.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("user {name:?} already exists"))
+            } else {
+                backend(e)
+            }
+        })?;
+    if let Some(t) = token {
+        insert_token_tx(tx, &t).await?;
+    }
+    Ok(User {
+        id,
+        name,
+        org,
+        org_name,
+        role,
+    })
+}
+
+/// Add a collection inside the caller's transaction.
+async fn insert_collection_tx(
+    tx: &mut sqlx::PgConnection,
+    nc: NewCollection,
+) -> Result<Collection> {
+    let readers = sql::access_orgs(&nc.read);
+    let writers = sql::access_orgs(&nc.write);
+    for org in readers.iter().chain(writers.iter()) {
+        let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM orgs WHERE id = $1")
+            .bind(org)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if known.is_none() {
+            return Err(StoreError::NotFound(format!("organisation {org}")));
+        }
+    }
+    let id = sql::collection_id(nc.id.as_deref())?;
+    sql::check_alias(nc.alias.as_deref())?;
+    // An id or alias is never another collection's id or alias: a path names either.
+    for (what, name) in std::iter::once(("id", &id)).chain(nc.alias.iter().map(|a| ("alias", a))) {
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT id FROM collections WHERE id = $1 OR alias = $1 LIMIT 1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        match holder {
+            Some(h) if what == "id" && h == id => return Err(sql::collection_id_taken(&id)),
+            Some(h) => return Err(sql::collection_name_taken(what, name, &h)),
+            None => {}
+        }
+    }
+    let cid: i64 = sqlx::query_scalar(
+        "INSERT INTO collections (id, title, description, alias, read_all, write_all) VALUES \
+         ($1, $2, $3, $4, $5, $6) RETURNING cid",
+    )
+    .bind(&id)
+    .bind(&nc.title)
+    .bind(&nc.description)
+    .bind(&nc.alias)
+    .bind(sql::access_all(&nc.read))
+    .bind(sql::access_all(&nc.write))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(format!(
+                "a collection with alias {:?} already exists",
+                nc.alias.clone().unwrap_or_default()
+            ))
+        } else {
+            backend(e)
+        }
+    })?;
+    for (table, orgs) in [
+        ("collection_readers", &readers),
+        ("collection_writers", &writers),
+    ] {
+        if orgs.is_empty() {
+            continue;
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {table} (cid, org_id) SELECT $1, o FROM UNNEST($2::text[]) AS o"
+        ))
+        .bind(cid)
+        .bind(orgs)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    }
+    Ok(Collection {
+        id,
+        title: nc.title,
+        description: nc.description,
+        alias: nc.alias,
+        read: crate::sqlite::normalize_access(nc.read),
+        write: crate::sqlite::normalize_access(nc.write),
+    })
 }
 
 /// Append an audit entry inside the transaction of the change it records.
@@ -395,28 +557,6 @@ impl PgStore {
         Ok(cid)
     }
 
-    async fn insert_org(&self, name: &str, node: Option<&str>) -> Result<Org> {
-        let org = Org {
-            id: OrgId::new(),
-            name: name.to_string(),
-            node: node.map(str::to_string),
-        };
-        sqlx::query("INSERT INTO orgs (id, name, node) VALUES ($1, $2, $3)")
-            .bind(&org.id.0)
-            .bind(&org.name)
-            .bind(&org.node)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("organisation {name:?} already exists"))
-                } else {
-                    backend(e)
-                }
-            })?;
-        Ok(org)
-    }
-
     /// Collections with their read and write lists, in one query (every TAXII request reads its
     /// collection).
     async fn load_collections(&self, only: Option<&str>) -> Result<Vec<Collection>> {
@@ -506,12 +646,35 @@ impl Store for PgStore {
         sql::secret_bytes(purpose, &text)
     }
 
-    async fn add_org(&self, name: &str) -> Result<Org> {
-        self.insert_org(name, None).await
-    }
-
-    async fn add_remote_org(&self, name: &str, node_id: &str) -> Result<Org> {
-        self.insert_org(name, Some(node_id)).await
+    async fn administer(&self, act: AdminAct, by: Option<AuditBy>) -> Result<Administered> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let done = match act {
+            AdminAct::AddOrg { name, node } => {
+                Administered::Org(insert_org_tx(&mut tx, name, node).await?)
+            }
+            AdminAct::AddUser {
+                id,
+                name,
+                org,
+                role,
+                token,
+            } => Administered::User(insert_user_tx(&mut tx, id, name, org, role, token).await?),
+            AdminAct::AddCollection(nc) => {
+                Administered::Collection(insert_collection_tx(&mut tx, nc).await?)
+            }
+            AdminAct::AddPeer { peer, push } => {
+                Administered::Peer(peers::insert_peer_tx(&mut tx, peer, push).await?)
+            }
+            AdminAct::RemovePeer { name } => {
+                peers::delete_peer_tx(&mut tx, &name).await?;
+                Administered::PeerRemoved(name)
+            }
+        };
+        if let Some(by) = by {
+            append_audit_tx(&mut tx, done.audit_entry(by)).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(done)
     }
 
     async fn org_by_name(&self, name: &str) -> Result<Org> {
@@ -530,39 +693,6 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         rows.iter().map(org_from).collect()
-    }
-
-    async fn add_user(&self, name: &str, org: &OrgId, role: Role) -> Result<User> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let org_name: String = sqlx::query_scalar("SELECT name FROM orgs WHERE id = $1")
-            .bind(&org.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?
-            .ok_or_else(|| StoreError::NotFound(format!("organisation {}", org.0)))?;
-        let id = UserId::new();
-        sqlx::query("INSERT INTO users (id, name, org_id, role) VALUES ($1, $2, $3, $4)")
-            .bind(&id.0)
-            .bind(name)
-            .bind(&org.0)
-            .bind(role.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("user {name:?} already exists"))
-                } else {
-                    backend(e)
-                }
-            })?;
-        tx.commit().await.map_err(backend)?;
-        Ok(User {
-            id,
-            name: name.to_string(),
-            org: org.clone(),
-            org_name,
-            role,
-        })
     }
 
     async fn user_by_name(&self, name: &str) -> Result<User> {
@@ -644,17 +774,7 @@ impl Store for PgStore {
         audit: Option<NewAuditEntry>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        user_exists(&mut tx, &token.user.0).await?;
-        sqlx::query(
-            "INSERT INTO tokens (id, user_id, secret_hash, revoked) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&token.id)
-        .bind(&token.user.0)
-        .bind(&token.secret_hash)
-        .bind(i64::from(token.revoked))
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict_if_taken(format!("token {}", token.id)))?;
+        insert_token_tx(&mut tx, token).await?;
         if let Some(e) = audit {
             append_audit_tx(&mut tx, e).await?;
         }
@@ -858,88 +978,6 @@ impl Store for PgStore {
             }
         }
         Ok(n > 0)
-    }
-
-    async fn add_collection(&self, nc: &NewCollection) -> Result<Collection> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let readers = sql::access_orgs(&nc.read);
-        let writers = sql::access_orgs(&nc.write);
-        for org in readers.iter().chain(writers.iter()) {
-            let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM orgs WHERE id = $1")
-                .bind(org)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-            if known.is_none() {
-                return Err(StoreError::NotFound(format!("organisation {org}")));
-            }
-        }
-        let id = sql::collection_id(nc.id.as_deref())?;
-        sql::check_alias(nc.alias.as_deref())?;
-        // An id or alias is never another collection's id or alias: a path names either.
-        for (what, name) in
-            std::iter::once(("id", &id)).chain(nc.alias.iter().map(|a| ("alias", a)))
-        {
-            let holder: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM collections WHERE id = $1 OR alias = $1 LIMIT 1",
-            )
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-            match holder {
-                Some(h) if what == "id" && h == id => return Err(sql::collection_id_taken(&id)),
-                Some(h) => return Err(sql::collection_name_taken(what, name, &h)),
-                None => {}
-            }
-        }
-        let cid: i64 = sqlx::query_scalar(
-            "INSERT INTO collections (id, title, description, alias, read_all, write_all) VALUES \
-             ($1, $2, $3, $4, $5, $6) RETURNING cid",
-        )
-        .bind(&id)
-        .bind(&nc.title)
-        .bind(&nc.description)
-        .bind(&nc.alias)
-        .bind(sql::access_all(&nc.read))
-        .bind(sql::access_all(&nc.write))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!(
-                    "a collection with alias {:?} already exists",
-                    nc.alias.clone().unwrap_or_default()
-                ))
-            } else {
-                backend(e)
-            }
-        })?;
-        for (table, orgs) in [
-            ("collection_readers", &readers),
-            ("collection_writers", &writers),
-        ] {
-            if orgs.is_empty() {
-                continue;
-            }
-            sqlx::query(&format!(
-                "INSERT INTO {table} (cid, org_id) SELECT $1, o FROM UNNEST($2::text[]) AS o"
-            ))
-            .bind(cid)
-            .bind(orgs)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(Collection {
-            id,
-            title: nc.title.clone(),
-            description: nc.description.clone(),
-            alias: nc.alias.clone(),
-            read: crate::sqlite::normalize_access(nc.read.clone()),
-            write: crate::sqlite::normalize_access(nc.write.clone()),
-        })
     }
 
     async fn all_collections(&self) -> Result<Vec<Collection>> {

@@ -21,9 +21,9 @@ mod peers;
 use crate::migrations::{self, Migration};
 use crate::sql::{self, Arg, Dialect};
 use crate::{
-    Access, Collection, CollectionView, EnrolmentRecord, NameIds, NewCollection, NewObject,
-    NodeInfo, ObjectFilter, ObjectRoute, Org, Page, PutOutcome, Result, StatusRecord, Store,
-    StoreError, StoredObject, TokenRecord, User, VersionMatch,
+    Access, AdminAct, Administered, AuditBy, Collection, CollectionView, EnrolmentRecord, NameIds,
+    NewCollection, NewObject, NodeInfo, ObjectFilter, ObjectRoute, Org, Page, PutOutcome, Result,
+    StatusRecord, Store, StoreError, StoredObject, TokenRecord, User, VersionMatch,
 };
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
@@ -384,31 +384,158 @@ fn spawn_readers(conns: Vec<Connection>) -> Result<mpsc::Sender<ReadJob>> {
     Ok(tx)
 }
 
-impl SqliteStore {
-    async fn insert_org(&self, name: &str, node: Option<&str>) -> Result<Org> {
-        let org = Org {
-            id: OrgId::new(),
-            name: name.to_string(),
-            node: node.map(str::to_string),
-        };
-        let o = org.clone();
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO orgs (id, name, node) VALUES (?1, ?2, ?3)",
-                params![o.id.0, o.name, o.node],
-            )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("organisation {:?} already exists", o.name))
-                } else {
-                    backend(e)
-                }
-            })?;
-            Ok(())
+/// Add an organisation inside the caller's transaction.
+fn insert_org_tx(tx: &rusqlite::Transaction<'_>, name: &str, node: Option<String>) -> Result<Org> {
+    let org = Org {
+        id: OrgId::new(),
+        name: name.to_string(),
+        node,
+    };
+    tx.execute(
+        "INSERT INTO orgs (id, name, node) VALUES (?1, ?2, ?3)",
+        params![org.id.0, org.name, org.node],
+    )
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(format!("organisation {:?} already exists", org.name))
+        } else {
+            backend(e)
+        }
+    })?;
+    Ok(org)
+}
+
+/// Add a user, and its first token, inside the caller's transaction.
+fn insert_user_tx(
+    tx: &rusqlite::Transaction<'_>,
+    id: UserId,
+    name: String,
+    org: OrgId,
+    role: Role,
+    token: Option<TokenRecord>,
+) -> Result<User> {
+    let org_name: String = tx
+        .query_row("SELECT name FROM orgs WHERE id = ?1", [&org.0], |r| {
+            r.get(0)
         })
-        .await?;
-        Ok(org)
+        .optional()
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("organisation {}", org.0)))?;
+    tx.execute(
+        "INSERT INTO users (id, name, org_id, role) VALUES (?1, ?2, ?3, ?4)",
+        params![id.0, name, org.0, role.as_str()],
+    )
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(format!("user {name:?} already exists"))
+        } else {
+            backend(e)
+        }
+    })?;
+    if let Some(t) = token {
+        insert_token_tx(tx, &t)?;
     }
+    Ok(User {
+        id,
+        name,
+        org,
+        org_name,
+        role,
+    })
+}
+
+fn insert_token_tx(tx: &rusqlite::Transaction<'_>, t: &TokenRecord) -> Result<()> {
+    user_exists(tx, &t.user.0)?;
+    tx.execute(
+        "INSERT INTO tokens (id, user_id, secret_hash, revoked) VALUES (?1, ?2, ?3, ?4)",
+        params![t.id, t.user.0, t.secret_hash, i64::from(t.revoked)],
+    )
+    .map_err(conflict_if_taken(format!("token {}", t.id)))?;
+    Ok(())
+}
+
+/// Add a collection inside the caller's transaction.
+fn insert_collection_tx(tx: &rusqlite::Transaction<'_>, nc: NewCollection) -> Result<Collection> {
+    for org in sql::access_orgs(&nc.read)
+        .iter()
+        .chain(sql::access_orgs(&nc.write).iter())
+    {
+        let known: Option<i64> = tx
+            .query_row("SELECT 1 FROM orgs WHERE id = ?1", [org], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        if known.is_none() {
+            return Err(StoreError::NotFound(format!("organisation {org}")));
+        }
+    }
+    let id = sql::collection_id(nc.id.as_deref())?;
+    sql::check_alias(nc.alias.as_deref())?;
+    // An id or alias is never another collection's id or alias: a path names either.
+    let holder = |name: &str| -> Result<Option<String>> {
+        tx.query_row(
+            "SELECT id FROM collections WHERE id = ?1 OR alias = ?1 LIMIT 1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)
+    };
+    if let Some(h) = holder(&id)? {
+        return Err(if h == id {
+            sql::collection_id_taken(&id)
+        } else {
+            sql::collection_name_taken("id", &id, &h)
+        });
+    }
+    if let Some(alias) = &nc.alias {
+        if let Some(h) = holder(alias)? {
+            return Err(sql::collection_name_taken("alias", alias, &h));
+        }
+    }
+    let cid: i64 = tx
+        .query_row(
+            "INSERT INTO collections (id, title, description, alias, read_all, \
+             write_all) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING cid",
+            params![
+                id,
+                nc.title,
+                nc.description,
+                nc.alias,
+                sql::access_all(&nc.read),
+                sql::access_all(&nc.write)
+            ],
+            |r| r.get(0),
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!(
+                    "a collection with alias {:?} already exists",
+                    nc.alias.clone().unwrap_or_default()
+                ))
+            } else {
+                backend(e)
+            }
+        })?;
+    for (table, access) in [
+        ("collection_readers", &nc.read),
+        ("collection_writers", &nc.write),
+    ] {
+        for org in sql::access_orgs(access) {
+            tx.execute(
+                &format!("INSERT INTO {table} (cid, org_id) VALUES (?1, ?2)"),
+                params![cid, org],
+            )
+            .map_err(backend)?;
+        }
+    }
+    Ok(Collection {
+        id,
+        title: nc.title,
+        description: nc.description,
+        alias: nc.alias,
+        read: normalize_access(nc.read),
+        write: normalize_access(nc.write),
+    })
 }
 
 fn org_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Org> {
@@ -835,12 +962,38 @@ impl Store for SqliteStore {
         sql::secret_bytes(purpose_name, &text)
     }
 
-    async fn add_org(&self, name: &str) -> Result<Org> {
-        self.insert_org(name, None).await
-    }
-
-    async fn add_remote_org(&self, name: &str, node_id: &str) -> Result<Org> {
-        self.insert_org(name, Some(node_id)).await
+    async fn administer(&self, act: AdminAct, by: Option<AuditBy>) -> Result<Administered> {
+        self.write(move |c| {
+            let tx = immediate(c)?;
+            let done = match act {
+                AdminAct::AddOrg { name, node } => {
+                    Administered::Org(insert_org_tx(&tx, &name, node)?)
+                }
+                AdminAct::AddUser {
+                    id,
+                    name,
+                    org,
+                    role,
+                    token,
+                } => Administered::User(insert_user_tx(&tx, id, name, org, role, token)?),
+                AdminAct::AddCollection(nc) => {
+                    Administered::Collection(insert_collection_tx(&tx, nc)?)
+                }
+                AdminAct::AddPeer { peer, push } => {
+                    Administered::Peer(peers::insert_peer_tx(&tx, peer, push)?)
+                }
+                AdminAct::RemovePeer { name } => {
+                    peers::delete_peer_tx(&tx, &name)?;
+                    Administered::PeerRemoved(name)
+                }
+            };
+            if let Some(by) = by {
+                append_audit_tx(&tx, done.audit_entry(by))?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(done)
+        })
+        .await
     }
 
     async fn org_by_name(&self, name: &str) -> Result<Org> {
@@ -867,42 +1020,6 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(backend)?;
             Ok(v)
-        })
-        .await
-    }
-
-    async fn add_user(&self, name: &str, org: &OrgId, role: Role) -> Result<User> {
-        let id = UserId::new();
-        let name = name.to_string();
-        let org = org.clone();
-        self.write(move |c| {
-            let tx = immediate(c)?;
-            let org_name: String = tx
-                .query_row("SELECT name FROM orgs WHERE id = ?1", [&org.0], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(backend)?
-                .ok_or_else(|| StoreError::NotFound(format!("organisation {}", org.0)))?;
-            tx.execute(
-                "INSERT INTO users (id, name, org_id, role) VALUES (?1, ?2, ?3, ?4)",
-                params![id.0, name, org.0, role.as_str()],
-            )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("user {name:?} already exists"))
-                } else {
-                    backend(e)
-                }
-            })?;
-            tx.commit().map_err(backend)?;
-            Ok(User {
-                id,
-                name,
-                org,
-                org_name,
-                role,
-            })
         })
         .await
     }
@@ -1007,12 +1124,7 @@ impl Store for SqliteStore {
         let t = token.clone();
         self.write(move |c| {
             let tx = immediate(c)?;
-            user_exists(&tx, &t.user.0)?;
-            tx.execute(
-                "INSERT INTO tokens (id, user_id, secret_hash, revoked) VALUES (?1, ?2, ?3, ?4)",
-                params![t.id, t.user.0, t.secret_hash, i64::from(t.revoked)],
-            )
-            .map_err(conflict_if_taken(format!("token {}", t.id)))?;
+            insert_token_tx(&tx, &t)?;
             if let Some(e) = audit {
                 append_audit_tx(&tx, e)?;
             }
@@ -1218,95 +1330,6 @@ impl Store for SqliteStore {
                 }
             }
             Ok(n > 0)
-        })
-        .await
-    }
-
-    async fn add_collection(&self, nc: &NewCollection) -> Result<Collection> {
-        let nc = nc.clone();
-        self.write(move |c| {
-            let tx = immediate(c)?;
-            for org in sql::access_orgs(&nc.read)
-                .iter()
-                .chain(sql::access_orgs(&nc.write).iter())
-            {
-                let known: Option<i64> = tx
-                    .query_row("SELECT 1 FROM orgs WHERE id = ?1", [org], |r| r.get(0))
-                    .optional()
-                    .map_err(backend)?;
-                if known.is_none() {
-                    return Err(StoreError::NotFound(format!("organisation {org}")));
-                }
-            }
-            let id = sql::collection_id(nc.id.as_deref())?;
-            sql::check_alias(nc.alias.as_deref())?;
-            // An id or alias is never another collection's id or alias: a path names either.
-            let holder = |name: &str| -> Result<Option<String>> {
-                tx.query_row(
-                    "SELECT id FROM collections WHERE id = ?1 OR alias = ?1 LIMIT 1",
-                    [name],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)
-            };
-            if let Some(h) = holder(&id)? {
-                return Err(if h == id {
-                    sql::collection_id_taken(&id)
-                } else {
-                    sql::collection_name_taken("id", &id, &h)
-                });
-            }
-            if let Some(alias) = &nc.alias {
-                if let Some(h) = holder(alias)? {
-                    return Err(sql::collection_name_taken("alias", alias, &h));
-                }
-            }
-            let cid: i64 = tx
-                .query_row(
-                    "INSERT INTO collections (id, title, description, alias, read_all, \
-                     write_all) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING cid",
-                    params![
-                        id,
-                        nc.title,
-                        nc.description,
-                        nc.alias,
-                        sql::access_all(&nc.read),
-                        sql::access_all(&nc.write)
-                    ],
-                    |r| r.get(0),
-                )
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        StoreError::Conflict(format!(
-                            "a collection with alias {:?} already exists",
-                            nc.alias.clone().unwrap_or_default()
-                        ))
-                    } else {
-                        backend(e)
-                    }
-                })?;
-            for (table, access) in [
-                ("collection_readers", &nc.read),
-                ("collection_writers", &nc.write),
-            ] {
-                for org in sql::access_orgs(access) {
-                    tx.execute(
-                        &format!("INSERT INTO {table} (cid, org_id) VALUES (?1, ?2)"),
-                        params![cid, org],
-                    )
-                    .map_err(backend)?;
-                }
-            }
-            tx.commit().map_err(backend)?;
-            Ok(Collection {
-                id,
-                title: nc.title,
-                description: nc.description,
-                alias: nc.alias,
-                read: normalize_access(nc.read),
-                write: normalize_access(nc.write),
-            })
         })
         .await
     }

@@ -7,8 +7,8 @@ use common::*;
 use kopa_core::audit::{verify, NewAuditEntry};
 use kopa_core::{Role, Tlp, UserId};
 use kopa_store::{
-    Access, NameIds, NewCollection, NewObject, NodeInfo, ObjectFilter, PutOutcome, StatusRecord,
-    StoreError, TokenRecord, VersionMatch,
+    Access, AdminAct, Administered, AuditBy, NameIds, NewCollection, NewObject, NewPeer, NodeInfo,
+    ObjectFilter, PutOutcome, StatusRecord, StoreError, TokenRecord, VersionMatch,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,6 +26,7 @@ on_both_backends!(
     enrolment_codes,
     nul_characters_are_bad_input,
     credential_changes_are_audited_with_the_change,
+    administration_is_audited_with_the_act,
     unversioned_objects,
     batch_is_atomic,
     filters,
@@ -1806,5 +1807,171 @@ async fn credential_changes_are_audited_with_the_change(h: Arc<Harness>) {
         .map(|e| e.action.as_str())
         .collect();
     assert_eq!(actions, ["token.add", "token.revoke"]);
+    assert_eq!(verify(&entries), Ok(entries.len() as u64));
+}
+
+/// Every act of administration is written with its audit entry in one transaction: each act made
+/// leaves exactly its entry (action and target from the act, the id of what it made in the
+/// detail), and an act refused leaves neither its change nor an entry, including a user whose
+/// first token cannot be stored.
+async fn administration_is_audited_with_the_act(h: Arc<Harness>) {
+    let s = &h.store;
+    let by = || {
+        Some(AuditBy {
+            actor: "root".into(),
+            origin: "192.0.2.7".into(),
+            detail: serde_json::json!({"why": "test"}),
+        })
+    };
+    let count = || async { s.audit_entries(0, 1000).await.unwrap().len() };
+    let before = count().await;
+    let org = s
+        .administer(
+            AdminAct::AddOrg {
+                name: "CERT.LV".into(),
+                node: None,
+            },
+            by(),
+        )
+        .await
+        .and_then(Administered::org)
+        .unwrap();
+    let taken = s
+        .administer(
+            AdminAct::AddOrg {
+                name: "CERT.LV".into(),
+                node: None,
+            },
+            by(),
+        )
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    let id = UserId::new();
+    let user = s
+        .administer(
+            AdminAct::AddUser {
+                id: id.clone(),
+                name: "anna".into(),
+                org: org.id.clone(),
+                role: Role::Analyst,
+                token: Some(TokenRecord {
+                    id: "tk-anna".into(),
+                    user: id.clone(),
+                    secret_hash: "00".repeat(32),
+                    revoked: false,
+                }),
+            },
+            by(),
+        )
+        .await
+        .and_then(Administered::user)
+        .unwrap();
+    assert_eq!(user.id, id);
+    assert_eq!(
+        s.token("tk-anna").await.unwrap().user,
+        id,
+        "the first token is stored"
+    );
+    // A first token whose id is taken: neither the user nor an entry is kept.
+    let id2 = UserId::new();
+    let clash = s
+        .administer(
+            AdminAct::AddUser {
+                id: id2.clone(),
+                name: "boris".into(),
+                org: org.id.clone(),
+                role: Role::Reader,
+                token: Some(TokenRecord {
+                    id: "tk-anna".into(),
+                    user: id2,
+                    secret_hash: "11".repeat(32),
+                    revoked: false,
+                }),
+            },
+            by(),
+        )
+        .await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    assert!(matches!(
+        s.user_by_name("boris").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let c = s
+        .administer(
+            AdminAct::AddCollection(collection("Shared", Access::All, Access::All)),
+            by(),
+        )
+        .await
+        .and_then(Administered::collection)
+        .unwrap();
+    let unknown_org = s
+        .administer(
+            AdminAct::AddCollection(collection(
+                "Nobody's",
+                Access::Orgs(vec![kopa_core::OrgId("no-such-org".into())]),
+                Access::All,
+            )),
+            by(),
+        )
+        .await;
+    assert!(
+        matches!(unknown_org, Err(StoreError::NotFound(_))),
+        "{unknown_org:?}"
+    );
+    let peer = NewPeer {
+        name: "ee".into(),
+        node_id: "node-ee".into(),
+        url: "https://ee.example".into(),
+        public_key: "key".into(),
+        token: None,
+        policy: "{}".into(),
+    };
+    let record = s
+        .administer(
+            AdminAct::AddPeer {
+                peer: peer.clone(),
+                push: true,
+            },
+            by(),
+        )
+        .await
+        .and_then(Administered::peer)
+        .unwrap();
+    assert!(record.push, "push is set in the same act");
+    assert!(s.peer("ee").await.unwrap().push);
+    s.administer(AdminAct::RemovePeer { name: "ee".into() }, by())
+        .await
+        .unwrap();
+    let gone = s
+        .administer(AdminAct::RemovePeer { name: "ee".into() }, by())
+        .await;
+    assert!(matches!(gone, Err(StoreError::NotFound(_))), "{gone:?}");
+
+    let entries = s.audit_entries(0, 1000).await.unwrap();
+    let made: Vec<(&str, &str)> = entries[before..]
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        made,
+        [
+            ("org.add", "CERT.LV"),
+            ("user.add", "anna"),
+            ("collection.add", c.id.as_str()),
+            ("peer.add", "ee"),
+            ("peer.remove", "ee"),
+        ],
+        "one entry per act made, none for an act refused"
+    );
+    let detail = |i: usize| -> serde_json::Value {
+        serde_json::from_str(&entries[before + i].detail).unwrap()
+    };
+    assert_eq!(detail(0)["id"], org.id.0.as_str());
+    assert_eq!(detail(0)["why"], "test");
+    assert_eq!(detail(1)["id"], user.id.0.as_str());
+    assert_eq!(detail(3)["id"], "node-ee");
+    assert!(entries[before..]
+        .iter()
+        .all(|e| e.actor == "root" && e.origin == "192.0.2.7"));
     assert_eq!(verify(&entries), Ok(entries.len() as u64));
 }

@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use kopa_core::names::{new_name, NameKind};
 use kopa_core::permission::{decide, Account, Action, Actor};
-use kopa_core::Role;
-use kopa_store::{Access, NewCollection, Store, StoreError};
+use kopa_core::{Role, UserId};
+use kopa_store::{Access, AdminAct, Administered, NewCollection, Store, StoreError};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::process::ExitCode;
@@ -215,8 +215,8 @@ pub fn run_org(cmd: OrgCommand) -> anyhow::Result<ExitCode> {
                 orgs.iter().map(|o| o.name.as_str()),
             )
             .map_err(|e| anyhow::anyhow!("cannot add the organisation: {e}"))?;
-            let added = match &peer {
-                None => s.add_org(&name).await,
+            let node = match &peer {
+                None => None,
                 Some(peer) => {
                     let record = s.peer(peer).await.map_err(|e| match e {
                         StoreError::NotFound(_) => anyhow::anyhow!(
@@ -224,22 +224,23 @@ pub fn run_org(cmd: OrgCommand) -> anyhow::Result<ExitCode> {
                         ),
                         e => store_err("look up the peer", e),
                     })?;
-                    s.add_remote_org(&name, &record.peer.node_id).await
+                    Some(record.peer.node_id)
                 }
             };
-            let org = added.map_err(|e| match e {
-                StoreError::Conflict(_) => {
-                    anyhow::anyhow!("an organisation named {name:?} already exists")
-                }
-                e => store_err("add the organisation", e),
-            })?;
-            node::audit_cli(
-                &*s,
-                "org.add",
-                &org.name,
-                json!({"id": org.id, "node": org.node}),
-            )
-            .await?;
+            let act = AdminAct::AddOrg {
+                name: name.clone(),
+                node: node.clone(),
+            };
+            let org = s
+                .administer(act, Some(node::cli_by(json!({ "node": node }))))
+                .await
+                .and_then(Administered::org)
+                .map_err(|e| match e {
+                    StoreError::Conflict(_) => {
+                        anyhow::anyhow!("an organisation named {name:?} already exists")
+                    }
+                    e => store_err("add the organisation", e),
+                })?;
             let human = match (&peer, &org.node) {
                 (Some(peer), Some(node)) => format!(
                     "organisation {} added (id {}), hosted on peer {peer} (node {node})",
@@ -344,24 +345,36 @@ pub fn run_user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
                 let users = s.users().await.map_err(|e| store_err("list users", e))?;
                 let name = new_name(NameKind::User, &name, users.iter().map(|u| u.name.as_str()))
                     .map_err(|e| anyhow::anyhow!("cannot add the user: {e}"))?;
+                // A directory entry (a user of an organisation on another node) gets no token.
+                let id = UserId::new();
+                let (record, token) = match &org.node {
+                    Some(_) => (None, None),
+                    None => {
+                        let (record, token) = kopa_server::new_token(&id);
+                        (Some(record), Some(token))
+                    }
+                };
+                let detail = json!({"org": org.name, "role": role.as_str(), "node": org.node,
+                                    "token_id": record.as_ref().map(|t| &t.id)});
+                let act = AdminAct::AddUser {
+                    id,
+                    name: name.clone(),
+                    org: org.id.clone(),
+                    role,
+                    token: record,
+                };
                 let user = s
-                    .add_user(&name, &org.id, role)
+                    .administer(act, Some(node::cli_by(detail)))
                     .await
+                    .and_then(Administered::user)
                     .map_err(|e| match e {
                         StoreError::Conflict(_) => {
                             anyhow::anyhow!("a user named {name:?} already exists")
                         }
                         e => store_err("add the user", e),
                     })?;
-                if let Some(home) = &org.node {
-                    // A directory entry: named in audiences, never signs in here.
-                    node::audit_cli(
-                        &*s,
-                        "user.add",
-                        &user.name,
-                        json!({"org": org.name, "role": role.as_str(), "node": home}),
-                    )
-                    .await?;
+                let Some(token) = token else {
+                    let home = org.node.clone().unwrap_or_default();
                     return Ok(Output::ok(
                         json!({"name": user.name, "org": org.name, "role": role.as_str(),
                                "node": home, "token": null}),
@@ -371,15 +384,7 @@ pub fn run_user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
                             user.name, org.name
                         ),
                     ));
-                }
-                let (token_id, token) = node::issue_token(&*s, &user).await?;
-                node::audit_cli(
-                    &*s,
-                    "user.add",
-                    &user.name,
-                    json!({"org": org.name, "role": role.as_str(), "token_id": token_id}),
-                )
-                .await?;
+                };
                 Ok(Output::ok(
                     json!({"name": user.name, "org": org.name, "role": role.as_str(), "token": token}),
                     format!(
@@ -521,21 +526,20 @@ pub fn run_collection(cmd: CollectionCommand) -> anyhow::Result<ExitCode> {
                 write: parse_access(&*s, "write", &write).await?,
             };
             permit(&Action::AdministerNode)?;
-            let c = s.add_collection(&new).await.map_err(|e| match e {
-                StoreError::Conflict(m) | StoreError::Invalid(m) => {
-                    anyhow::anyhow!("cannot add the collection: {m}")
-                }
-                e => store_err("add the collection", e),
-            })?;
             let orgs = s.orgs().await.unwrap_or_default();
-            node::audit_cli(
-                &*s,
-                "collection.add",
-                &c.id,
-                json!({"title": c.title, "alias": c.alias,
-                       "read": access_names(&c.read, &orgs), "write": access_names(&c.write, &orgs)}),
-            )
-            .await?;
+            let detail = json!({"title": new.title, "alias": new.alias,
+                                "read": access_names(&new.read, &orgs),
+                                "write": access_names(&new.write, &orgs)});
+            let c = s
+                .administer(AdminAct::AddCollection(new), Some(node::cli_by(detail)))
+                .await
+                .and_then(Administered::collection)
+                .map_err(|e| match e {
+                    StoreError::Conflict(m) | StoreError::Invalid(m) => {
+                        anyhow::anyhow!("cannot add the collection: {m}")
+                    }
+                    e => store_err("add the collection", e),
+                })?;
             Ok(Output::ok(
                 json!({"id": c.id, "title": c.title}),
                 format!("collection {} added (id {})", c.title, c.id),

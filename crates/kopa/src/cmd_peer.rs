@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use kopa_core::Tlp;
 use kopa_federation::{ExportPolicy, Peer};
-use kopa_store::{NewPeer, PeerRecord, StoreError};
+use kopa_store::{AdminAct, Administered, NewPeer, PeerRecord, StoreError};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
@@ -135,35 +135,28 @@ pub fn run(cmd: PeerCommand) -> anyhow::Result<ExitCode> {
             run_admin(&store, |s| async move {
                 let peer = checked?;
                 let policy = serde_json::to_string(&peer.policy)?;
-                let mut record = s
-                    .add_peer(&NewPeer {
+                let detail = json!({"node_id": peer.node_id(), "url": peer.url,
+                                    "policy": peer.policy, "push": push});
+                let act = AdminAct::AddPeer {
+                    peer: NewPeer {
                         name: peer.name.clone(),
                         node_id: peer.node_id().to_string(),
                         url: peer.url.clone(),
                         public_key: peer.public_key.encode(),
                         token: peer.token.clone(),
                         policy,
-                    })
+                    },
+                    push,
+                };
+                let record = s
+                    .administer(act, Some(node::cli_by(detail)))
                     .await
+                    .and_then(Administered::peer)
                     .map_err(|e| match e {
                         StoreError::Conflict(m) => anyhow::anyhow!("cannot add the peer: {m}"),
                         e => anyhow::Error::new(e).context("cannot add the peer"),
                     })?;
-                if push {
-                    s.set_peer_push(&peer.name, true)
-                        .await
-                        .context("cannot turn on pushing to the peer")?;
-                    record.push = true;
-                }
                 let out = describe(&record)?;
-                node::audit_cli(
-                    &*s,
-                    "peer.add",
-                    &peer.name,
-                    json!({"node_id": out["node_id"], "url": out["url"], "policy": out["policy"],
-                           "push": push}),
-                )
-                .await?;
                 let human = format!(
                     "peer {} added (node {}, {}), exports up to {}{}",
                     peer.name,
@@ -214,11 +207,13 @@ pub fn run(cmd: PeerCommand) -> anyhow::Result<ExitCode> {
             Ok(ok(json!({ "peers": list }), human))
         }),
         PeerCommand::Remove { name, store } => run_admin(&store, |s| async move {
-            s.remove_peer(&name).await.map_err(|e| match e {
-                StoreError::NotFound(_) => anyhow::anyhow!("no peer named {name:?}"),
-                e => anyhow::Error::new(e).context("cannot remove the peer"),
-            })?;
-            node::audit_cli(&*s, "peer.remove", &name, json!({})).await?;
+            let act = AdminAct::RemovePeer { name: name.clone() };
+            s.administer(act, Some(node::cli_by(json!({}))))
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound(_) => anyhow::anyhow!("no peer named {name:?}"),
+                    e => anyhow::Error::new(e).context("cannot remove the peer"),
+                })?;
             Ok(ok(
                 json!({ "removed": name }),
                 format!("peer {name} removed"),

@@ -381,22 +381,11 @@ pub fn cli_entry(action: &str, target: &str, detail: serde_json::Value) -> NewAu
     }
 }
 
-/// Append an audit entry for an act of the local command line.
-pub async fn audit_cli(
-    store: &dyn Store,
-    action: &str,
-    target: &str,
-    detail: serde_json::Value,
-) -> anyhow::Result<()> {
-    store
-        .audit(NewAuditEntry {
-            actor: "cli".into(),
-            action: action.into(),
-            target: target.into(),
-            origin: "local".into(),
-            detail: detail.to_string(),
-        })
-        .await
-        .context("cannot write the audit log")?;
-    Ok(())
+/// The attribution of an act of administration by the local command line.
+pub fn cli_by(detail: serde_json::Value) -> kopa_store::AuditBy {
+    kopa_store::AuditBy {
+        actor: "cli".into(),
+        origin: "local".into(),
+        detail,
+    }
 }

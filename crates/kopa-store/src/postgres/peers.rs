@@ -2,7 +2,7 @@
 
 use super::{backend, is_unique_violation, PgStore};
 use crate::peers::{NewPeer, PeerRecord, PeerStore};
-use crate::{Result, StoreError};
+use crate::{AdminAct, Result, Store, StoreError};
 use async_trait::async_trait;
 use kopa_stix::Timestamp;
 use sqlx::postgres::PgRow;
@@ -53,33 +53,68 @@ fn one_peer(rows: u64, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Declare a peer inside the caller's transaction.
+pub(super) async fn insert_peer_tx(
+    tx: &mut sqlx::PgConnection,
+    p: NewPeer,
+    push: bool,
+) -> Result<PeerRecord> {
+    sqlx::query(
+        "INSERT INTO peers (name, node_id, url, public_key, token, policy, added_at, push) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&p.name)
+    .bind(&p.node_id)
+    .bind(&p.url)
+    .bind(&p.public_key)
+    .bind(&p.token)
+    .bind(&p.policy)
+    .bind(Timestamp::now().micros())
+    .bind(i64::from(push))
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(format!(
+                "a peer named {:?} or with node id {} is already declared",
+                p.name, p.node_id
+            ))
+        } else {
+            backend(e)
+        }
+    })?;
+    let r = sqlx::query(&format!("SELECT {COLUMNS} FROM peers WHERE name = $1"))
+        .bind(&p.name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+    row(&r)
+}
+
+/// Remove a peer and its cursors inside the caller's transaction.
+pub(super) async fn delete_peer_tx(tx: &mut sqlx::PgConnection, name: &str) -> Result<()> {
+    sqlx::query("DELETE FROM peer_cursors WHERE peer = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    let n = sqlx::query("DELETE FROM peers WHERE name = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    one_peer(n, name)
+}
+
 #[async_trait]
 impl PeerStore for PgStore {
-    async fn add_peer(&self, p: &NewPeer) -> Result<PeerRecord> {
-        sqlx::query(
-            "INSERT INTO peers (name, node_id, url, public_key, token, policy, added_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&p.name)
-        .bind(&p.node_id)
-        .bind(&p.url)
-        .bind(&p.public_key)
-        .bind(&p.token)
-        .bind(&p.policy)
-        .bind(Timestamp::now().micros())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!(
-                    "a peer named {:?} or with node id {} is already declared",
-                    p.name, p.node_id
-                ))
-            } else {
-                backend(e)
-            }
-        })?;
-        self.peer(&p.name).await
+    async fn add_peer(&self, peer: &NewPeer) -> Result<PeerRecord> {
+        let act = AdminAct::AddPeer {
+            peer: peer.clone(),
+            push: false,
+        };
+        self.administer(act, None).await?.peer()
     }
 
     async fn peers(&self) -> Result<Vec<PeerRecord>> {
@@ -101,22 +136,8 @@ impl PeerStore for PgStore {
     }
 
     async fn remove_peer(&self, name: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query("DELETE FROM peer_cursors WHERE peer = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let n = sqlx::query("DELETE FROM peers WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        if n == 0 {
-            return Err(unknown(name));
-        }
-        tx.commit().await.map_err(backend)
+        let act = AdminAct::RemovePeer { name: name.into() };
+        self.administer(act, None).await.map(drop)
     }
 
     async fn set_peer_cursor(&self, peer: &str, collection: &str, cursor: &str) -> Result<()> {

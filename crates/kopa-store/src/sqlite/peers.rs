@@ -2,7 +2,7 @@
 
 use super::{backend, immediate, is_unique_violation, SqliteStore};
 use crate::peers::{NewPeer, PeerRecord, PeerStore};
-use crate::{Result, StoreError};
+use crate::{AdminAct, Result, Store, StoreError};
 use async_trait::async_trait;
 use kopa_stix::Timestamp;
 use rusqlite::{params, OptionalExtension};
@@ -36,39 +36,63 @@ fn unknown(name: &str) -> StoreError {
     StoreError::NotFound(format!("peer {name:?}"))
 }
 
+/// Declare a peer inside the caller's transaction.
+pub(super) fn insert_peer_tx(
+    tx: &rusqlite::Transaction<'_>,
+    p: NewPeer,
+    push: bool,
+) -> Result<PeerRecord> {
+    tx.execute(
+        "INSERT INTO peers (name, node_id, url, public_key, token, policy, added_at, push) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            p.name,
+            p.node_id,
+            p.url,
+            p.public_key,
+            p.token,
+            p.policy,
+            Timestamp::now().micros(),
+            i64::from(push)
+        ],
+    )
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(format!(
+                "a peer named {:?} or with node id {} is already declared",
+                p.name, p.node_id
+            ))
+        } else {
+            backend(e)
+        }
+    })?;
+    tx.prepare_cached(&format!("SELECT {COLUMNS} FROM peers WHERE name = ?1"))
+        .map_err(backend)?
+        .query_row([&p.name], row)
+        .map_err(backend)
+}
+
+/// Remove a peer and its cursors inside the caller's transaction.
+pub(super) fn delete_peer_tx(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<()> {
+    tx.execute("DELETE FROM peer_cursors WHERE peer = ?1", [name])
+        .map_err(backend)?;
+    let n = tx
+        .execute("DELETE FROM peers WHERE name = ?1", [name])
+        .map_err(backend)?;
+    if n == 0 {
+        return Err(unknown(name));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl PeerStore for SqliteStore {
     async fn add_peer(&self, peer: &NewPeer) -> Result<PeerRecord> {
-        let p = peer.clone();
-        let added_at = Timestamp::now();
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO peers (name, node_id, url, public_key, token, policy, added_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    p.name,
-                    p.node_id,
-                    p.url,
-                    p.public_key,
-                    p.token,
-                    p.policy,
-                    added_at.micros()
-                ],
-            )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!(
-                        "a peer named {:?} or with node id {} is already declared",
-                        p.name, p.node_id
-                    ))
-                } else {
-                    backend(e)
-                }
-            })?;
-            Ok(())
-        })
-        .await?;
-        self.peer(&peer.name).await
+        let act = AdminAct::AddPeer {
+            peer: peer.clone(),
+            push: false,
+        };
+        self.administer(act, None).await?.peer()
     }
 
     async fn peers(&self) -> Result<Vec<PeerRecord>> {
@@ -96,20 +120,8 @@ impl PeerStore for SqliteStore {
     }
 
     async fn remove_peer(&self, name: &str) -> Result<()> {
-        let name = name.to_string();
-        self.write(move |c| {
-            let tx = immediate(c)?;
-            tx.execute("DELETE FROM peer_cursors WHERE peer = ?1", [&name])
-                .map_err(backend)?;
-            let n = tx
-                .execute("DELETE FROM peers WHERE name = ?1", [&name])
-                .map_err(backend)?;
-            if n == 0 {
-                return Err(unknown(&name));
-            }
-            tx.commit().map_err(backend)
-        })
-        .await
+        let act = AdminAct::RemovePeer { name: name.into() };
+        self.administer(act, None).await.map(drop)
     }
 
     async fn set_peer_cursor(&self, peer: &str, collection: &str, cursor: &str) -> Result<()> {
