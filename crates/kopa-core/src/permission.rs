@@ -26,6 +26,8 @@
 //! 6. **Deleting** an object version needs a role that writes, read and write access to the
 //!    collection, and the version's ownership: the owner organisation of an object written here, or
 //!    the author. Objects received from other nodes are deleted by no one here. Peers never delete.
+//! 7. **The node's signed audit checkpoint** (its statement of how long its audit log is) is given
+//!    to its declared peers, which keep it as a witness, and to the node administrator.
 
 use crate::{OrgId, PeerAudience, Principal, Role, UserId};
 
@@ -70,6 +72,8 @@ pub struct Rights {
 pub enum Action<'a> {
     /// Add organisations or collections, read the audit log, list peers.
     AdministerNode,
+    /// Obtain a signed checkpoint of the node's audit log (rule 7).
+    ReadCheckpoint,
     /// List (see) the accounts of an organisation.
     ListUsers { org: &'a OrgId },
     /// Add an account with this role to organisation `org` (`directory`: hosted on another node).
@@ -152,6 +156,11 @@ pub fn decide(actor: &Actor<'_>, action: &Action<'_>) -> Result<(), Refusal> {
             }
         }
         (_, Action::VersionObject { existing, poster }) => may_version(existing, poster),
+        (actor, Action::ReadCheckpoint) => match actor {
+            Actor::Peer(_) | Actor::Operator => Ok(()),
+            Actor::Person(p) if p.role == Role::Admin => Ok(()),
+            _ => refuse("the audit checkpoint is for this node's peers and its administrator"),
+        },
         (Actor::Peer(_), _) => refuse("a peer node may only read and post objects"),
         (actor, Action::AdministerNode) => match actor {
             Actor::Operator => Ok(()),
@@ -314,6 +323,8 @@ mod tests {
             prop_assert_eq!(added, expect);
             let node = decide(&actor, &Action::AdministerNode).is_ok();
             prop_assert_eq!(node, a_role == Role::Admin);
+            let checkpoint = decide(&actor, &Action::ReadCheckpoint).is_ok();
+            prop_assert_eq!(checkpoint, a_role == Role::Admin);
         }
 
         /// Versions and deletes belong to the producer; peers write only within their policy.
@@ -335,6 +346,8 @@ mod tests {
             let peer = PeerAudience { node: "node--p".into(), collections: vec![], max_tlp: crate::Tlp::Red, object_types: vec![] };
             prop_assert_eq!(decide(&Actor::Peer(&peer), &Action::WriteObjects(rights)).is_ok(), can_write);
             prop_assert!(decide(&Actor::Peer(&peer), &delete).is_err());
+            prop_assert!(decide(&Actor::Peer(&peer), &Action::ReadCheckpoint).is_ok());
+            prop_assert!(decide(&Actor::Peer(&peer), &Action::AdministerNode).is_err());
         }
     }
 

@@ -69,6 +69,36 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// Whether this checkpoint can follow `earlier`, an earlier one of the same node's log (as a
+    /// peer keeps them): the log only grows, so a checkpoint of an earlier entry means entries were
+    /// removed, and another hash for the same entry means the log was rewritten. (Two checkpoints
+    /// of different entries cannot be compared further without the entries between them.)
+    pub fn follows(&self, earlier: &Checkpoint) -> Result<(), String> {
+        if self.node != earlier.node {
+            return Err(format!(
+                "a checkpoint of node {} cannot follow one of node {}",
+                self.node, earlier.node
+            ));
+        }
+        if self.seq < earlier.seq {
+            return Err(format!(
+                "the audit log of node {} went back from entry {} (checkpointed at {}) to entry {} \
+                 (at {}): entries were removed",
+                self.node, earlier.seq, earlier.at, self.seq, self.at
+            ));
+        }
+        if self.seq == earlier.seq && self.hash != earlier.hash {
+            return Err(format!(
+                "entry {} of the audit log of node {} changed between the checkpoints made at {} \
+                 and {}: the log was rewritten",
+                self.seq, self.node, earlier.at, self.at
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +132,27 @@ mod tests {
         }
         let line = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<Checkpoint>(&line).unwrap(), c);
+    }
+
+    #[test]
+    fn a_later_checkpoint_follows_only_a_log_that_grew() {
+        let key = NodeKey::from_seed([7; 32]);
+        let first = Checkpoint::sign(&key, 10, "aa", "2026-12-07T00:00:00.000Z");
+        let same = Checkpoint::sign(&key, 10, "aa", "2026-12-07T00:15:00.000Z");
+        let grown = Checkpoint::sign(&key, 12, "bb", "2026-12-07T00:30:00.000Z");
+        assert_eq!(same.follows(&first), Ok(()));
+        assert_eq!(grown.follows(&first), Ok(()));
+        let cut = Checkpoint::sign(&key, 9, "cc", "2026-12-07T00:45:00.000Z");
+        assert!(cut
+            .follows(&grown)
+            .unwrap_err()
+            .contains("entries were removed"));
+        let rewritten = Checkpoint::sign(&key, 12, "dd", "2026-12-07T01:00:00.000Z");
+        assert!(rewritten
+            .follows(&grown)
+            .unwrap_err()
+            .contains("the log was rewritten"));
+        let other = Checkpoint::sign(&NodeKey::from_seed([8; 32]), 20, "ee", "2026-12-07T01:00Z");
+        assert!(other.follows(&first).is_err(), "another node's checkpoint");
     }
 }

@@ -326,6 +326,19 @@ impl FromRequestParts<AppState> for TaxiiCaller {
     }
 }
 
+fn api_rejection(f: Failure) -> ApiError {
+    match f {
+        Failure::Unauthenticated(m) => ApiError::new(axum::http::StatusCode::UNAUTHORIZED, m),
+        Failure::Throttled(wait) => {
+            ApiError::too_many_requests(throttled_message(wait), retry_after_seconds(wait))
+        }
+        Failure::PeerRefused => {
+            ApiError::forbidden("peer nodes may not use the REST API; it is for this node's users")
+        }
+        Failure::Internal(cause) => ApiError::internal(cause),
+    }
+}
+
 impl FromRequestParts<AppState> for ApiAuth {
     type Rejection = ApiError;
 
@@ -333,20 +346,27 @@ impl FromRequestParts<AppState> for ApiAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match principal(parts, state).await {
-            Ok(p) => Ok(ApiAuth(p)),
-            Err(Failure::Unauthenticated(m)) => {
-                Err(ApiError::new(axum::http::StatusCode::UNAUTHORIZED, m))
-            }
-            Err(Failure::Throttled(wait)) => Err(ApiError::too_many_requests(
-                throttled_message(wait),
-                retry_after_seconds(wait),
-            )),
-            Err(Failure::PeerRefused) => Err(ApiError::forbidden(
-                "peer nodes may not use the REST API; it is for this node's users",
-            )),
-            Err(Failure::Internal(cause)) => Err(ApiError::internal(cause)),
-        }
+        principal(parts, state)
+            .await
+            .map(ApiAuth)
+            .map_err(api_rejection)
+    }
+}
+
+/// A caller (user or declared peer) on the few REST routes peers may use.
+pub struct ApiCaller(pub Caller);
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        caller(parts, state)
+            .await
+            .map(ApiCaller)
+            .map_err(api_rejection)
     }
 }
 

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{ApiAuth, Origin};
+use crate::auth::{ApiAuth, ApiCaller, Caller, Origin};
 use crate::error::ApiError;
 use crate::token::new_token;
 use crate::AppState;
@@ -49,6 +49,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/export/{collection}"),
     ("get", "/api/audit"),
     ("get", "/api/peers"),
+    ("get", "/api/checkpoint"),
     ("get", "/healthz"),
     ("get", "/metrics"),
 ];
@@ -71,6 +72,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/export/{collection}", get(export))
         .route("/api/audit", get(audit_log))
         .route("/api/peers", get(list_peers))
+        .route("/api/checkpoint", get(checkpoint))
 }
 
 /// Keys of the sync loop's status report shown beside the peer's own columns (zero until the
@@ -85,12 +87,15 @@ const STATUS_FIELDS: &[&str] = &[
     "pushed",
     "sightings_sent",
     "skipped",
+    "audit_checkpoint",
+    "audit_alarm",
 ];
 
 fn status_zero(key: &str) -> Value {
     match key {
         "rejected" => json!({}),
         "skipped" => json!([]),
+        "audit_checkpoint" | "audit_alarm" => Value::Null,
         _ => json!(0),
     }
 }
@@ -143,6 +148,43 @@ async fn list_peers(
             .iter()
             .map(|p| peer_json(p, state.metrics().peer_refusals(&p.peer.name)))
             .collect::<Vec<_>>()})))
+}
+
+/// `GET /api/checkpoint` (declared peers, administrators): a checkpoint of the audit log's last
+/// entry, signed now with the node key. Peers keep the latest they obtained as a witness: a log cut
+/// short or rewritten later no longer matches it (`kopa audit verify --checkpoint`).
+async fn checkpoint(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+) -> Result<Json<Value>, ApiError> {
+    let actor_peer;
+    let actor = match &caller {
+        Caller::User(p) => Actor::Person(p),
+        Caller::Peer(peer) => {
+            actor_peer = peer.policy.peer_audience(&peer.node_id.to_string());
+            Actor::Peer(&actor_peer)
+        }
+    };
+    decide(&actor, &Action::ReadCheckpoint).map_err(|r| ApiError::forbidden(r.0))?;
+    let Some(node) = state.node() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this node has no identity (node key), so it signs no checkpoint",
+        ));
+    };
+    let checkpoint = match state.store().audit_head().await? {
+        None => Value::Null,
+        Some((seq, hash)) => {
+            let at = kopa_stix::Timestamp::now().to_taxii();
+            json!(kopa_federation::Checkpoint::sign(
+                node.key(),
+                seq,
+                &hash,
+                &at
+            ))
+        }
+    };
+    Ok(Json(json!({ "checkpoint": checkpoint })))
 }
 
 /// The attribution of an act of administration by `p` from `origin`.

@@ -1226,3 +1226,53 @@ async fn a_peer_writes_only_where_its_policy_says_and_cannot_version_others_obje
         "{peers}"
     );
 }
+
+/// `GET /api/checkpoint` gives a checkpoint of the audit log's last entry, signed now with the node
+/// key, to declared peers (whatever their policy) and to the administrator; to no one else.
+#[tokio::test]
+async fn the_audit_checkpoint_is_signed_for_peers_and_the_administrator_only() {
+    let node = Node::sqlite().await;
+    let a = node.org("Org A").await;
+    let admin = node.user("root", &a, Role::Admin).await;
+    let alice = node.user("alice", &a, Role::Analyst).await;
+    let oa = node.user("oa", &a, Role::OrgAdmin).await;
+    let peer = NodeKey::from_seed([61; 32]);
+    let stranger = NodeKey::from_seed([62; 32]);
+    declare_peer(&node, "p", &peer, json!({})).await;
+    // Something in the log: an act of the administrator.
+    let r = node
+        .api("POST", "/api/orgs", &admin, Some(json!({"name": "Org B"})))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let (seq, hash) = node.store.audit_head().await.unwrap().unwrap();
+    let key = node.identity.public_key();
+    for r in [
+        node.api("GET", "/api/checkpoint", &admin, None).await,
+        peer_get(&node, &peer, "/api/checkpoint").await,
+    ] {
+        assert_eq!(r.status, 200, "{}", r.text());
+        let c: kopa_federation::Checkpoint =
+            serde_json::from_value(r.json()["checkpoint"].clone()).unwrap();
+        assert_eq!((c.seq, c.hash.as_str()), (seq, hash.as_str()));
+        assert!(c.verifies(&key), "signed with the node key: {c:?}");
+    }
+    for who in [&alice, &oa] {
+        let r = node.api("GET", "/api/checkpoint", who, None).await;
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert!(
+            r.text().contains("peers and its administrator"),
+            "{}",
+            r.text()
+        );
+    }
+    assert_eq!(
+        peer_get(&node, &stranger, "/api/checkpoint").await.status,
+        401
+    );
+    assert_eq!(
+        node.call("GET", "/api/checkpoint", Auth::None, &[], None)
+            .await
+            .status,
+        401
+    );
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kopa_federation::pull::{encode, objects_url, Envelope, PullCursor};
 use kopa_federation::request_auth::{new_nonce, now_unix, sign_request};
-use kopa_federation::{NodeId, NodeKey};
+use kopa_federation::{Checkpoint, NodeId, NodeKey};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::Value;
@@ -180,6 +180,20 @@ impl PeerClient<'_> {
         let path = format!("/{API_ROOT}/collections/");
         let (_, body) = self.send(reqwest::Method::GET, &path, &[], None).await?;
         parse_collections(&body)
+    }
+
+    /// The peer's signed audit checkpoint (`None` while its audit log is empty).
+    pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, SyncError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            checkpoint: Option<Checkpoint>,
+        }
+        let (_, body) = self
+            .send(reqwest::Method::GET, "/api/checkpoint", &[], None)
+            .await?;
+        serde_json::from_slice::<Answer>(&body)
+            .map(|a| a.checkpoint)
+            .map_err(|e| SyncError::Protocol(format!("the audit checkpoint answer: {e}")))
     }
 
     /// The peer's largest accepted request body (`max_content_length` of its API root).

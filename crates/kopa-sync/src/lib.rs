@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use kopa_core::Reader;
 use kopa_federation::pull::PullCursor;
-use kopa_federation::{ExportPolicy, NodeId, NodeIdentity, PublicKey};
+use kopa_federation::{Checkpoint, ExportPolicy, NodeId, NodeIdentity, PublicKey};
 use kopa_server::federation::Receiver;
 use kopa_server::AppState;
 use kopa_stix::Timestamp;
@@ -114,6 +114,8 @@ struct PeerView {
     name: String,
     url: String,
     node: NodeId,
+    /// The peer's key: its objects and its audit checkpoints are signed with it.
+    key: PublicKey,
     auth: PeerAuth,
     policy: ExportPolicy,
     push: bool,
@@ -135,6 +137,7 @@ impl PeerView {
             name: r.peer.name.clone(),
             url: r.peer.url.trim_end_matches('/').to_string(),
             node: key.node_id(),
+            key,
             auth: match &r.peer.token {
                 Some(t) => PeerAuth::Bearer(t.clone()),
                 None => PeerAuth::Node,
@@ -362,7 +365,12 @@ impl Syncer {
         let started = Instant::now();
         let status = self.status_of(peer).await;
         let result = self.pull_inner(peer, report, &status).await;
+        let checkpoint = match &result {
+            Ok(()) => self.client(peer).checkpoint().await,
+            Err(_) => Ok(None),
+        };
         let mut st = status.lock().await;
+        self.witness(peer, &mut st, checkpoint);
         st.last_round_ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok(()) => {
@@ -389,6 +397,35 @@ impl Syncer {
             .peer_lag(&peer.name, st.lag_objects, st.lag_seconds as f64);
         self.save_status(&peer.name, &st).await;
         result
+    }
+
+    /// Keep the peer's audit checkpoint as a witness of its log (see [`PeerStatus::witness`]). A
+    /// peer that gives none (an older node, or one this node calls with a user's token) is left
+    /// alone; one whose checkpoint does not verify, or does not follow the last, is reported.
+    fn witness(
+        &self,
+        peer: &PeerView,
+        st: &mut PeerStatus,
+        checkpoint: Result<Option<Checkpoint>, SyncError>,
+    ) {
+        let c = match checkpoint {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(peer = %peer.name, error = %e, "no audit checkpoint from the peer");
+                return;
+            }
+        };
+        if !c.verifies(&peer.key) {
+            tracing::warn!(
+                peer = %peer.name,
+                "the peer's audit checkpoint is not signed with its key; not kept"
+            );
+            return;
+        }
+        if let Err(why) = st.witness(c) {
+            tracing::error!(peer = %peer.name, alarm = %why, "the peer's audit log went back");
+        }
     }
 
     async fn pull_inner(

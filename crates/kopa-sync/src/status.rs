@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use kopa_federation::Checkpoint;
 use serde::{Deserialize, Serialize};
 
 /// The JSON kept in `peers.status`.
@@ -43,6 +44,15 @@ pub struct PeerStatus {
     pub last_push_error: Option<String>,
     /// Duration of the last pull round, milliseconds.
     pub last_round_ms: u64,
+    /// The latest signed checkpoint of the peer's audit log this node obtained: kept as a witness,
+    /// so that the peer's log cut short or rewritten later is seen here and can be shown to it
+    /// (`kopa audit verify --checkpoint`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_checkpoint: Option<Checkpoint>,
+    /// Why a checkpoint the peer gave did not follow the one kept (its log went back or was
+    /// rewritten). Stays until the peer is declared again: it is evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_alarm: Option<String>,
 }
 
 impl PeerStatus {
@@ -62,6 +72,20 @@ impl PeerStatus {
 
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
+    }
+
+    /// Take `c`, a checkpoint of the peer's audit log whose signature was verified, as the witness
+    /// kept, if it follows the one kept ([`Checkpoint::follows`]). Otherwise keep the old one,
+    /// raise the alarm and return why.
+    pub fn witness(&mut self, c: Checkpoint) -> Result<(), String> {
+        if let Some(kept) = &self.audit_checkpoint {
+            if let Err(why) = c.follows(kept) {
+                self.audit_alarm = Some(why.clone());
+                return Err(why);
+            }
+        }
+        self.audit_checkpoint = Some(c);
+        Ok(())
     }
 }
 
@@ -91,5 +115,28 @@ mod tests {
             PeerStatus::default()
         );
         assert_eq!(PeerStatus::from_stored(None), PeerStatus::default());
+    }
+
+    #[test]
+    fn the_witness_keeps_the_longest_log_and_raises_the_alarm_when_it_shrinks() {
+        let key = kopa_federation::NodeKey::from_seed([3; 32]);
+        let at = |m: u32| format!("2026-12-08T00:{m:02}:00.000Z");
+        let mut s = PeerStatus::default();
+        s.witness(Checkpoint::sign(&key, 5, "h5", &at(0))).unwrap();
+        s.witness(Checkpoint::sign(&key, 9, "h9", &at(15))).unwrap();
+        assert_eq!(s.audit_checkpoint.as_ref().map(|c| c.seq), Some(9));
+        assert!(s.audit_alarm.is_none());
+        let why = s
+            .witness(Checkpoint::sign(&key, 7, "h7", &at(30)))
+            .unwrap_err();
+        assert!(why.contains("entries were removed"), "{why}");
+        assert_eq!(
+            s.audit_checkpoint.as_ref().map(|c| c.seq),
+            Some(9),
+            "the evidence is kept"
+        );
+        assert_eq!(s.audit_alarm.as_deref(), Some(why.as_str()));
+        let back = PeerStatus::from_stored(Some(&s.to_json()));
+        assert_eq!(back, s, "the witness and the alarm survive a restart");
     }
 }

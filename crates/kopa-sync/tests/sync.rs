@@ -676,3 +676,55 @@ async fn a_push_the_receiver_does_not_take_waits_without_failing_the_round() {
     );
     assert!(b.held(&shared).await.is_empty());
 }
+
+/// Each pull round obtains the peer's signed audit checkpoint and keeps the latest as a witness;
+/// when the peer's log is later cut short, the next checkpoint does not follow the kept one: the
+/// alarm is raised and the evidence kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_keeps_the_audit_checkpoint_and_sees_the_log_cut_short() {
+    let (a, b, cid) = pair().await;
+    a.post(&cid, &[indicator(1, T0)]).await;
+    a.post(&cid, &[indicator(2, T0)]).await;
+    let status = |node: &Node| {
+        let store = node.store.clone();
+        async move {
+            let peer = store.peer("a").await.unwrap();
+            kopa_sync::PeerStatus::from_stored(peer.status.as_ref())
+        }
+    };
+    b.syncer(10).sync_once(Some("a")).await.unwrap();
+    let st = status(&b).await;
+    let (seq, hash) = a.store.audit_head().await.unwrap().unwrap();
+    assert!(seq >= 2, "two posts, two entries at least");
+    let kept = st.audit_checkpoint.clone().expect("a checkpoint is kept");
+    assert_eq!((kept.seq, kept.hash.as_str()), (seq, hash.as_str()));
+    assert!(kept.verifies(&a.key.public_key()));
+    assert_eq!(st.audit_alarm, None);
+
+    // A's operator cuts its audit log short behind Kopa's back.
+    let db = rusqlite::Connection::open(a._dir.path().join("data").join("kopa.db")).unwrap();
+    let triggers: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for t in triggers {
+        db.execute_batch(&format!("DROP TRIGGER \"{t}\"")).unwrap();
+    }
+    db.execute("DELETE FROM audit WHERE seq > 1", []).unwrap();
+    drop(db);
+
+    let report = b.syncer(10).sync_once(Some("a")).await.unwrap();
+    assert_eq!(report[0].error, None, "the round itself goes on");
+    let st = status(&b).await;
+    let alarm = st.audit_alarm.expect("the alarm is raised");
+    assert!(alarm.contains("entries were removed"), "{alarm}");
+    assert!(alarm.contains(a.key.node_id().as_str()), "{alarm}");
+    assert_eq!(
+        st.audit_checkpoint.map(|c| c.seq),
+        Some(seq),
+        "the longer log's checkpoint is kept as evidence"
+    );
+}

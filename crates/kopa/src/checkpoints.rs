@@ -53,11 +53,15 @@ pub async fn write(
 /// The checkpoints kept in `dir` (none when there is no file), or the line that cannot be read.
 pub fn load(dir: &Path) -> anyhow::Result<Vec<Checkpoint>> {
     let path = path_in(dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => lines(&text, &path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Checkpoints one per line, or the line that is not one.
+fn lines(text: &str, path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -66,4 +70,28 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<Checkpoint>> {
                 .with_context(|| format!("{} line {}: not a checkpoint", path.display(), i + 1))
         })
         .collect()
+}
+
+/// Checkpoints obtained elsewhere (from a peer that keeps this node's latest as a witness): a file
+/// holding one checkpoint, the answer of `GET /api/checkpoint` (`{"checkpoint": …}`), a peer's
+/// entry of `GET /api/peers` (`{"audit_checkpoint": …}`), or checkpoints one per line.
+pub fn load_file(path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+        let inner = ["checkpoint", "audit_checkpoint"]
+            .iter()
+            .find_map(|k| v.get(*k))
+            .unwrap_or(&v);
+        return serde_json::from_value(inner.clone())
+            .map(|c| vec![c])
+            .with_context(|| {
+                format!(
+                "{}: not a checkpoint (expected one, an answer of GET /api/checkpoint, a peer of \
+                 GET /api/peers, or one per line)",
+                path.display()
+            )
+            });
+    }
+    lines(&text, path)
 }

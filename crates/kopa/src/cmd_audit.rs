@@ -15,7 +15,14 @@ pub enum AuditCommand {
     /// Check the audit log's hash chain and its signed checkpoints; exits 1 and names the first
     /// broken entry (a changed, removed or reordered entry, a log rewritten or cut short past a
     /// checkpoint, a checkpoint not signed with this node's key) and the last good checkpoint.
+    ///
+    /// `--checkpoint FILE` adds checkpoints of this node's log kept elsewhere: a peer keeps the
+    /// latest it obtained in sync (its `GET /api/peers` shows it as `audit_checkpoint`), so a log
+    /// cut short or rewritten here, with the checkpoint file too, is still caught.
     Verify {
+        /// A file of checkpoints of this node's audit log from elsewhere (repeatable).
+        #[arg(long = "checkpoint", value_name = "FILE")]
+        checkpoints: Vec<std::path::PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -30,10 +37,16 @@ fn checkpoint_json(c: Option<&Checkpoint>) -> Value {
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify { store } => {
+        AuditCommand::Verify {
+            checkpoints: extra,
+            store,
+        } => {
             let dir = admin_config(&store)?.data;
             run_admin(&store, |s| async move {
                 let mut checkpoints = crate::checkpoints::load(&dir)?;
+                for file in &extra {
+                    checkpoints.extend(crate::checkpoints::load_file(file)?);
+                }
                 checkpoints.sort_by_key(|c| c.seq);
                 let key = NodeKey::load(&dir)?.map(|k| k.public_key());
                 let node = s.node().await?.map(|n| n.id);

@@ -689,6 +689,64 @@ fn signed_checkpoints_reveal_truncation_and_rewriting() {
     );
 }
 
+/// A peer keeps this node's latest checkpoint as a witness: a log cut short together with the
+/// node's own checkpoint file passes `kopa audit verify` alone, and is caught with the witness the
+/// peer shows (its `GET /api/peers` entry, given with `--checkpoint`).
+#[test]
+fn a_witness_kept_by_a_peer_reveals_a_cut_that_took_the_checkpoints_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let server = Server::start(&data, &[]);
+    for name in ["A", "B", "C"] {
+        ok(&data, &["org", "add", name]);
+    }
+    assert!(server.stop());
+    // What the peer obtained in sync: a checkpoint of the last entry, signed with the node key.
+    let key = kopa_federation::NodeKey::load(&data).unwrap().unwrap();
+    let db = rusqlite::Connection::open(data.join("kopa.db")).unwrap();
+    let (seq, hash): (i64, String) = db
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    drop(db);
+    let witness = kopa_federation::Checkpoint::sign(&key, seq, &hash, "2026-12-08T00:00:00.000Z");
+    let file = dir.path().join("witness.json");
+    let peer_entry = serde_json::json!({"name": "home", "audit_checkpoint": witness});
+    std::fs::write(&file, peer_entry.to_string()).unwrap();
+    let v = ok(
+        &data,
+        &["audit", "verify", "--checkpoint", file.to_str().unwrap()],
+    );
+    assert_eq!(v["last_good_checkpoint"]["seq"], seq, "{v}");
+
+    // The attacker cuts the log and removes the node's own checkpoints.
+    let db = open_for_tampering(&data);
+    db.execute("DELETE FROM audit WHERE seq > 2", []).unwrap();
+    drop(db);
+    std::fs::remove_file(data.join(kopa_federation::CHECKPOINT_FILE_NAME)).unwrap();
+    let v = ok(&data, &["audit", "verify"]);
+    assert_eq!(v["entries"], 2, "alone, the shorter chain looks whole: {v}");
+    let (success, v) = json_cmd(
+        &data,
+        &["audit", "verify", "--checkpoint", file.to_str().unwrap()],
+    );
+    assert!(!success);
+    assert!(v["reason"].as_str().unwrap().contains("cut short"), "{v}");
+    assert_eq!(v["broken_at"], 3, "{v}");
+
+    // A file that holds no checkpoint is refused with its name.
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"peers\": []}").unwrap();
+    fails(
+        &data,
+        &["audit", "verify", "--checkpoint", junk.to_str().unwrap()],
+        "junk.json: not a checkpoint",
+    );
+}
+
 /// A self-signed certificate for 127.0.0.1 written into `dir`: (certificate PEM, its path, the
 /// key's path).
 fn write_certificate(dir: &Path) -> (String, std::path::PathBuf, std::path::PathBuf) {
