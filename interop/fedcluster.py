@@ -244,8 +244,10 @@ class Cluster:
         self.tmp = tmp_path
         self.env = env or {}
         self.nodes = {}
-        self.users = {}      # user name -> {"name", "token", "org", "node"}
-        self.orgs = {}       # org name -> home node name
+        # Keyed by name, or by name@node for organisations and users whose names other nodes reuse
+        # (see `org`); an organisation key names its home node and its name there.
+        self.users = {}      # user key -> {"name", "token", "org" (key), "node"}
+        self.orgs = {}       # org key -> {"name", "node"}
         self.links = {}      # (x, y) -> policy dict or None: x's export policy towards y
         self.directory = {}  # node name -> set of remote org names recorded there
 
@@ -278,14 +280,20 @@ class Cluster:
             assert out["id"] == cid, out
         return cid
 
-    def org(self, node, name, users=()):
-        """A local organisation on `node` and an analyst user for each name in `users`."""
+    def org(self, node, name, users=(), shared_name=False):
+        """A local organisation on `node` and an analyst user for each name in `users`. With
+        `shared_name`, other nodes may have an organisation and users of the same names: they are
+        kept under the keys NAME@NODE. Returns the organisation's key."""
         n = self.nodes[node]
         n.cli("org", "add", name)
-        self.orgs[name] = node
+        qualify = (lambda x: f"{x}@{node}") if shared_name else (lambda x: x)
+        key = qualify(name)
+        assert key not in self.orgs, f"organisation {key} declared twice"
+        self.orgs[key] = {"name": name, "node": node}
         for u in users:
             out = n.cli("user", "add", u, "--org", name, "--role", "analyst")
-            self.users[u] = {"name": u, "token": out["token"], "org": name, "node": node}
+            self.users[qualify(u)] = {"name": u, "token": out["token"], "org": key, "node": node}
+        return key
 
     def auth(self, user):
         u = self.users[user]
@@ -329,16 +337,27 @@ class Cluster:
 
     def record_remote(self, at, org):
         """Record on node `at` the organisation `org` (hosted by a peer of `at`) and its users."""
-        home = self.orgs[org]
+        home, name = self.orgs[org]["node"], self.orgs[org]["name"]
         assert (at, home) in self.links, f"{org} lives on {home}, which is not a peer of {at}"
         n = self.nodes[at]
-        out = n.cli("org", "add", org, "--peer", home)
+        out = n.cli("org", "add", name, "--peer", home)
         assert out.get("node") == self.nodes[home].id, out
         for u in self.users.values():
             if u["org"] == org:
-                out = n.cli("user", "add", u["name"], "--org", org)
+                out = n.cli("user", "add", u["name"], "--org", name)
                 assert out["token"] is None, f"a remote user got a token: {out}"
         self.directory[at].add(org)
+
+    def known_orgs(self, at):
+        """The keys of the organisations node `at` knows: its own and its directory's."""
+        return sorted(k for k, o in self.orgs.items() if o["node"] == at or k in self.directory[at])
+
+    def name_clash(self, at, org):
+        """Whether node `at` already has an organisation, or a user, with a name of `org`'s."""
+        names = {self.orgs[k]["name"] for k in self.known_orgs(at)}
+        users = {u["name"] for u in self.users.values() if u["org"] in self.known_orgs(at)}
+        theirs = {u["name"] for u in self.users.values() if u["org"] == org}
+        return self.orgs[org]["name"] in names or bool(users & theirs)
 
     def local_users(self, node):
         return [u for u in self.users.values() if u["node"] == node]
@@ -378,21 +397,35 @@ class Model:
     def add(self, node, author, collection, obj):
         self.posted.append((node, author, collection, obj))
 
-    # -- name resolution on a node: the org's home node as that node knows it, or None if unknown
+    # -- identities on a node: the org's home node if that node knows it, or None if unknown. Keys
+    # name one identity each; a node knows another node's organisation only through its directory,
+    # never through a local one that merely has the same name.
     def org_home(self, at, org):
-        if self.c.orgs.get(org) == at or org in self.c.directory[at]:
-            return self.c.orgs[org]
+        o = self.c.orgs[org]
+        if o["node"] == at or org in self.c.directory[at]:
+            return o["node"]
         return None
 
     def user_home(self, at, user):
         return self.org_home(at, self.c.users[user]["org"])
 
+    def resolve(self, at, org_names, user_names):
+        """The identities (keys) that names written by a person on node `at` name there."""
+        known = self.c.known_orgs(at)
+        orgs = [k for n in org_names for k in known if self.c.orgs[k]["name"] == n]
+        users = [k for n in user_names for k, u in self.c.users.items()
+                 if u["name"] == n and u["org"] in known]
+        assert len(orgs) == len(org_names) and len(users) == len(user_names), \
+            f"{org_names}, {user_names}: not one identity each on {at}"
+        return orgs, users
+
     def stewardship(self, at, origin, author, obj):
         marks = obj.get("object_marking_refs", [])
         tlp = next((t for t, m in TLP_MARKING.items() if m in marks), None)
         ext = obj.get("extensions", {}).get(AUDIENCE_EXT, {})
-        named_orgs = ext.get("organisations", [])
-        named_users = ext.get("recipients", [])
+        # The names are resolved on the origin node; what travels names those identities.
+        named_orgs, named_users = self.resolve(origin, ext.get("organisations", []),
+                                               ext.get("recipients", []))
         orgs = [o for o in named_orgs if self.org_home(at, o)]
         users = [u for u in named_users if self.user_home(at, u)]
         return {
@@ -441,9 +474,9 @@ class Model:
         return held
 
     @staticmethod
-    def person_sees(user, s):
+    def person_sees(key, user, s):
         if s["tlp"] == "RED":
-            return s["author"] == user["name"] or user["name"] in s["users"]
+            return s["author"] == key or key in s["users"]
         return not s["narrowed"] or s["owner"] == user["org"] or user["org"] in s["orgs"]
 
     def expected_views(self, held):
@@ -452,7 +485,7 @@ class Model:
         for name, u in self.c.users.items():
             per = {}
             for (coll, sid, mod), s in held[u["node"]].items():
-                if self.person_sees(u, s):
+                if self.person_sees(name, u, s):
                     per.setdefault(coll, set()).add((sid, mod))
             views[name] = per
         return views
