@@ -104,3 +104,21 @@ pub fn schema_script(
     }
     sql
 }
+
+/// The SQLite database of data directory `data`, opened as an attacker holding the file would:
+/// with the audit log's guarding triggers dropped, so that its rows can be changed or removed.
+pub fn open_sqlite_for_tampering(data: &std::path::Path) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(data.join(crate::DB_FILE)).expect("open the database");
+    let triggers: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .expect("list the audit triggers");
+    for t in triggers {
+        db.execute_batch(&format!("DROP TRIGGER \"{t}\""))
+            .expect("drop an audit trigger");
+    }
+    db
+}

@@ -702,17 +702,7 @@ async fn a_peer_keeps_the_audit_checkpoint_and_sees_the_log_cut_short() {
     assert_eq!(st.audit_alarm, None);
 
     // A's operator cuts its audit log short behind Kopa's back.
-    let db = rusqlite::Connection::open(a._dir.path().join("data").join("kopa.db")).unwrap();
-    let triggers: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    for t in triggers {
-        db.execute_batch(&format!("DROP TRIGGER \"{t}\"")).unwrap();
-    }
+    let db = kopa_store::testing::open_sqlite_for_tampering(&a._dir.path().join("data"));
     db.execute("DELETE FROM audit WHERE seq > 1", []).unwrap();
     drop(db);
 

@@ -577,18 +577,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The audit log's triggers dropped, for tampering as an attacker with the database file would.
 fn open_for_tampering(data: &Path) -> rusqlite::Connection {
-    let db = rusqlite::Connection::open(data.join("kopa.db")).unwrap();
-    let triggers: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    for t in triggers {
-        db.execute_batch(&format!("DROP TRIGGER \"{t}\"")).unwrap();
-    }
-    db
+    kopa_store::testing::open_sqlite_for_tampering(data)
 }
 
 /// Signed checkpoints anchor the chain: a log cut short, or rewritten whole with every hash
