@@ -8,11 +8,13 @@
 
 pub mod audience;
 pub mod audit;
+pub mod clock;
 pub mod names;
 pub mod permission;
 pub mod tlp;
 pub mod values;
 
+pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use tlp::{Tlp, TlpSigns};
 pub use values::searchable_values;
 

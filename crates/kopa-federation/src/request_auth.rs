@@ -74,13 +74,6 @@ fn message(
     .into_bytes()
 }
 
-/// The current time in unix seconds.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// A fresh nonce: 16 random bytes, hex.
 pub fn new_nonce() -> String {
     let mut b = [0u8; 16];

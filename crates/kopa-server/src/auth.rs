@@ -21,7 +21,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
 use kopa_core::{Principal, Reader};
-use kopa_federation::request_auth::{claimed_node, is_node_auth, now_unix, verify_request};
+use kopa_federation::request_auth::{claimed_node, is_node_auth, verify_request};
 use kopa_federation::{ExportPolicy, NodeId};
 
 use crate::error::{ApiError, TaxiiError};
@@ -203,7 +203,7 @@ async fn peer(parts: &Parts, state: &AppState, value: &str) -> Result<PeerCaller
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
-    let now = now_unix();
+    let now = state.clock().unix_seconds();
     let signed = verify_request(value, node.id(), parts.method.as_str(), target, &known, now)
         .map_err(|e| refused(e.to_string()))?;
     // Only a POST has a body (checked where it is read); the rest signed an empty one.

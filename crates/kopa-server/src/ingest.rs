@@ -817,7 +817,7 @@ pub async fn post_objects(
         Caller::Peer(peer) => return post_from_peer(state, peer, origin, cid, req).await,
     };
     let body = read_body(&state, req).await?;
-    let request_timestamp = Timestamp::now();
+    let request_timestamp = state.now();
     let prov = match state.node() {
         Some(node) => Provenancing::Local {
             node: node.clone(),
@@ -880,7 +880,7 @@ async fn post_from_peer(
         tracing::info!(peer = %peer.name, reason = %e, "peer request refused");
         return Err(TaxiiError::unauthorized(e.to_string()));
     }
-    let request_timestamp = Timestamp::now();
+    let request_timestamp = state.now();
     let status_id = uuid::Uuid::new_v4().to_string();
     let entry = NewAuditEntry {
         actor: format!("peer:{}", peer.name),

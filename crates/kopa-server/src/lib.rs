@@ -176,6 +176,17 @@ impl AppState {
         &self.inner.config
     }
 
+    /// The node's clock: the store's ([`kopa_store::Store::clock`]), so that the server, the
+    /// store and the sync loop read one time.
+    pub fn clock(&self) -> kopa_core::SharedClock {
+        self.inner.store.clock()
+    }
+
+    /// The current time, by the node's clock.
+    pub fn now(&self) -> kopa_stix::Timestamp {
+        self.inner.store.clock().now()
+    }
+
     /// The server's metrics; the sync loop records peer figures here so that `/metrics` shows them.
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
@@ -425,9 +436,8 @@ async fn purge_statuses(state: AppState) {
     loop {
         tick.tick().await;
         let hours = state.config().status_retention_hours as i64;
-        let before = kopa_stix::Timestamp::from_micros(
-            kopa_stix::Timestamp::now().micros() - hours * 3_600_000_000,
-        );
+        let before =
+            kopa_stix::Timestamp::from_micros(state.now().micros() - hours * 3_600_000_000);
         match state.store().purge_statuses(before).await {
             Ok(n) if n > 0 => tracing::info!(purged = n, "old TAXII status resources dropped"),
             Ok(_) => {}

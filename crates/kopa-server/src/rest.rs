@@ -175,7 +175,7 @@ async fn checkpoint(
     let checkpoint = match state.store().audit_head().await? {
         None => Value::Null,
         Some((seq, hash)) => {
-            let at = kopa_stix::Timestamp::now().to_taxii();
+            let at = state.now().to_taxii();
             json!(kopa_federation::Checkpoint::sign(
                 node.key(),
                 seq,
@@ -522,8 +522,7 @@ async fn enrol_user(
 ) -> Result<Response, ApiError> {
     let (user, org) = find_user(&state, &name).await?;
     permit(&p, &Action::Enrol(account(&user, &org)))?;
-    let (record, code) =
-        crate::enrolment::new_code(&user.id, &p.user_name, kopa_stix::Timestamp::now());
+    let (record, code) = crate::enrolment::new_code(&user.id, &p.user_name, state.now());
     let e = entry(
         &p.user_name,
         &origin,
@@ -580,7 +579,7 @@ async fn redeem_enrolment(
         Err(StoreError::NotFound(_)) => return Err(refused()),
         Err(e) => return Err(e.into()),
     };
-    let now = kopa_stix::Timestamp::now();
+    let now = state.now();
     if !crate::enrolment::secret_matches(&record, secret)
         || user.name != b.user
         || record.redeemed_at.is_some()

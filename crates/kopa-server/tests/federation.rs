@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use common::{id_set, indicator, unsigned, unsigned_all, uuid_n, Auth, Node, PgDb};
 use kopa_core::{OrgId, PeerAudience, Role, Stewardship, Tlp, UserId, AUDIENCE_EXTENSION_ID};
-use kopa_federation::request_auth::{new_nonce, now_unix};
+use kopa_federation::request_auth::new_nonce;
 use kopa_federation::{sign, sign_request, verify, KnownKeys, NodeKey, PROVENANCE_EXTENSION_ID};
 use kopa_server::ServerConfig;
 use kopa_store::{Access, NewPeer};
@@ -935,7 +935,7 @@ async fn administrators_list_peers_with_their_sync_status() {
         .await
         .unwrap();
     node.store
-        .record_peer_sync("p", kopa_stix::Timestamp::now(), Some("connection refused"))
+        .record_peer_sync("p", node.state.now(), Some("connection refused"))
         .await
         .unwrap();
 
@@ -1275,4 +1275,10 @@ async fn the_audit_checkpoint_is_signed_for_peers_and_the_administrator_only() {
             .status,
         401
     );
+}
+
+/// The current time in unix seconds, by the clock the test nodes run on.
+fn now_unix() -> i64 {
+    use kopa_core::Clock as _;
+    kopa_core::SystemClock.unix_seconds()
 }

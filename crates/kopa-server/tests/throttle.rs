@@ -170,7 +170,7 @@ async fn wrong_secrets_for_one_token_are_throttled_from_any_address() {
 
 #[tokio::test]
 async fn a_peer_at_a_throttled_address_is_still_served_and_its_failures_not_counted() {
-    use kopa_federation::request_auth::{new_nonce, now_unix};
+    use kopa_federation::request_auth::new_nonce;
     use kopa_federation::{sign_request, NodeKey};
     let node = node().await;
     let org = node.org("Org A").await;
@@ -225,4 +225,10 @@ async fn a_peer_at_a_throttled_address_is_still_served_and_its_failures_not_coun
     assert_eq!(get(&shared, &server, "/taxii2/", &alice).await.status, 429);
     let a = get_with(&shared, &server, path, &signed()).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
+}
+
+/// The current time in unix seconds, by the clock the test nodes run on.
+fn now_unix() -> i64 {
+    use kopa_core::Clock as _;
+    kopa_core::SystemClock.unix_seconds()
 }

@@ -21,11 +21,6 @@ impl Timestamp {
         Timestamp(micros)
     }
 
-    /// The current time.
-    pub fn now() -> Self {
-        Timestamp(chrono::Utc::now().timestamp_micros())
-    }
-
     /// Parse an RFC 3339 timestamp in the STIX form: `YYYY-MM-DDTHH:MM:SS[.s+]Z` (UTC, `Z` required).
     /// Digits past the microsecond are truncated.
     pub fn parse(s: &str) -> Result<Self, TimestampError> {

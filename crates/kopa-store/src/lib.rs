@@ -25,7 +25,7 @@ pub use sqlite::DB_FILE;
 use async_trait::async_trait;
 use kopa_core::audit::{AuditEntry, NewAuditEntry};
 use kopa_core::permission::Rights;
-use kopa_core::{Audience, OrgId, Principal, Reader, Role, Stewardship, Tlp, UserId};
+use kopa_core::{Audience, OrgId, Principal, Reader, Role, SharedClock, Stewardship, Tlp, UserId};
 use kopa_stix::Timestamp;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -453,6 +453,10 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
+    /// The clock this store was opened with ([`OpenOptions::clock`]): the node's one clock, which
+    /// the server and the sync loop read too.
+    fn clock(&self) -> SharedClock;
+
     // --- node ---
     /// The node row; `None` before first start.
     async fn node(&self) -> Result<Option<NodeInfo>>;
@@ -741,7 +745,7 @@ pub const DEFAULT_SQLITE_READERS: usize = 4;
 pub const MAX_SQLITE_READERS: usize = 64;
 
 /// How a store is opened, beside its location.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct OpenOptions {
     /// SQLite: reader connections, each on a thread of its own for the life of the store (1 to
     /// [`MAX_SQLITE_READERS`]; values outside are clamped). More reads at once than this wait for a
@@ -749,12 +753,16 @@ pub struct OpenOptions {
     /// 4 MB, prepared statements and its thread's allocator arena. Not used by PostgreSQL, whose
     /// pool has its own bound.
     pub sqlite_readers: usize,
+    /// The node's clock (`date_added`, audit entries, peers' times); the system clock by default,
+    /// a test clock in tests of time.
+    pub clock: SharedClock,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             sqlite_readers: DEFAULT_SQLITE_READERS,
+            clock: kopa_core::clock::system(),
         }
     }
 }
@@ -769,13 +777,16 @@ pub async fn open_with(
         Location::Sqlite(dir) => {
             let dir = dir.clone();
             let readers = options.sqlite_readers.clamp(1, MAX_SQLITE_READERS);
+            let clock = options.clock.clone();
             let store = tokio::task::spawn_blocking(move || {
-                sqlite::SqliteStore::open(&dir, create, readers)
+                sqlite::SqliteStore::open(&dir, create, readers, clock)
             })
             .await
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
             Ok(Arc::new(store))
         }
-        Location::Postgres(url) => Ok(Arc::new(postgres::PgStore::open(url, create).await?)),
+        Location::Postgres(url) => Ok(Arc::new(
+            postgres::PgStore::open(url, create, options.clock.clone()).await?,
+        )),
     }
 }

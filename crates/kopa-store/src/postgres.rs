@@ -18,7 +18,7 @@ use crate::{
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
 use kopa_core::permission::Rights;
-use kopa_core::{Audience, OrgId, Principal, Reader, Role, Tlp, UserId};
+use kopa_core::{Audience, OrgId, Principal, Reader, Role, SharedClock, Tlp, UserId};
 use kopa_stix::Timestamp;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
@@ -38,6 +38,8 @@ pub(crate) struct PgStore {
     /// Object versions written since the planner statistics were last refreshed, and how many
     /// there were then (see `after_write`).
     stats: Arc<PlannerStats>,
+    /// The node's clock: `date_added`, audit entries, peers' times.
+    clock: SharedClock,
 }
 
 #[derive(Default)]
@@ -288,7 +290,11 @@ async fn insert_collection_tx(
 }
 
 /// Append an audit entry inside the transaction of the change it records.
-async fn append_audit_tx(tx: &mut sqlx::PgConnection, e: NewAuditEntry) -> Result<AuditEntry> {
+async fn append_audit_tx(
+    tx: &mut sqlx::PgConnection,
+    e: NewAuditEntry,
+    now: Timestamp,
+) -> Result<AuditEntry> {
     // Self-conflicting lock: one appender at a time; readers are not blocked.
     sqlx::query("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
@@ -303,7 +309,7 @@ async fn append_audit_tx(tx: &mut sqlx::PgConnection, e: NewAuditEntry) -> Resul
         Some((s, h)) => (s + 1, h),
         None => (1, GENESIS.to_string()),
     };
-    let at = Timestamp::now().to_taxii();
+    let at = now.to_taxii();
     let hash = entry_hash(&prev_hash, seq, &at, &e);
     sqlx::query(
         "INSERT INTO audit (seq, at, actor, action, target, origin, detail, prev_hash, hash) \
@@ -403,7 +409,7 @@ async fn schema_version(conn: &mut sqlx::PgConnection) -> Result<Option<i64>> {
     Ok(Some(v))
 }
 
-async fn migrate(pool: &PgPool, list: &[Migration]) -> Result<()> {
+async fn migrate(pool: &PgPool, list: &[Migration], now: Timestamp) -> Result<()> {
     for m in list {
         let mut tx = pool.begin().await.map_err(backend)?;
         // One migrator at a time (the server and the CLI may start together).
@@ -434,7 +440,7 @@ async fn migrate(pool: &PgPool, list: &[Migration]) -> Result<()> {
         ))
         .bind(m.version)
         .bind(m.name)
-        .bind(Timestamp::now().micros())
+        .bind(now.micros())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -473,7 +479,7 @@ impl PgStore {
         });
     }
 
-    pub(crate) async fn open(url: &str, create: bool) -> Result<PgStore> {
+    pub(crate) async fn open(url: &str, create: bool, clock: SharedClock) -> Result<PgStore> {
         let shown = sql::redact_url(url);
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("invalid PostgreSQL URL {shown}: {e}")))?
@@ -515,12 +521,13 @@ impl PgStore {
             Some(v) => migrations::check_not_newer(v, migrations::POSTGRES)?,
             None => {}
         }
-        migrate(&pool, migrations::POSTGRES).await?;
+        migrate(&pool, migrations::POSTGRES, clock.now()).await?;
         Ok(PgStore {
             warm: warm::Warm::new(pool.clone()),
             pool,
             cids: RwLock::default(),
             stats: Arc::default(),
+            clock,
         })
     }
 
@@ -596,6 +603,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
     async fn node(&self) -> Result<Option<NodeInfo>> {
         let row = sqlx::query("SELECT id, name FROM node WHERE singleton = 1")
             .fetch_optional(&self.pool)
@@ -634,7 +645,7 @@ impl Store for PgStore {
         )
         .bind(purpose)
         .bind(sql::new_secret())
-        .bind(Timestamp::now().micros())
+        .bind(self.clock.now().micros())
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -662,16 +673,16 @@ impl Store for PgStore {
             AdminAct::AddCollection(nc) => {
                 Administered::Collection(insert_collection_tx(&mut tx, nc).await?)
             }
-            AdminAct::AddPeer { peer, push } => {
-                Administered::Peer(peers::insert_peer_tx(&mut tx, peer, push).await?)
-            }
+            AdminAct::AddPeer { peer, push } => Administered::Peer(
+                peers::insert_peer_tx(&mut tx, peer, push, self.clock.now()).await?,
+            ),
             AdminAct::RemovePeer { name } => {
                 peers::delete_peer_tx(&mut tx, &name).await?;
                 Administered::PeerRemoved(name)
             }
         };
         if let Some(by) = by {
-            append_audit_tx(&mut tx, done.audit_entry(by)).await?;
+            append_audit_tx(&mut tx, done.audit_entry(by), self.clock.now()).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(done)
@@ -776,7 +787,7 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         insert_token_tx(&mut tx, token).await?;
         if let Some(e) = audit {
-            append_audit_tx(&mut tx, e).await?;
+            append_audit_tx(&mut tx, e, self.clock.now()).await?;
         }
         tx.commit().await.map_err(backend)
     }
@@ -810,7 +821,7 @@ impl Store for PgStore {
         .map_err(conflict_if_taken(format!("enrolment {}", e.id)))?;
         if let Some(mut a) = audit {
             a.detail = crate::audit_counts(&a.detail, &[("tokens_revoked", revoked)], 0, 0);
-            append_audit_tx(&mut tx, a).await?;
+            append_audit_tx(&mut tx, a, self.clock.now()).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(revoked)
@@ -862,7 +873,7 @@ impl Store for PgStore {
         .await
         .map_err(backend)?;
         if let Some(e) = audit {
-            append_audit_tx(&mut tx, e).await?;
+            append_audit_tx(&mut tx, e, self.clock.now()).await?;
         }
         tx.commit().await.map_err(backend)
     }
@@ -924,7 +935,7 @@ impl Store for PgStore {
             return Err(StoreError::NotFound(format!("token {id}")));
         }
         if let Some(e) = audit {
-            append_audit_tx(&mut tx, e).await?;
+            append_audit_tx(&mut tx, e, self.clock.now()).await?;
         }
         tx.commit().await.map_err(backend)
     }
@@ -1055,7 +1066,7 @@ impl Store for PgStore {
                  1, $2) + $1 - 1 WHERE singleton = 1 RETURNING last_seq, last_added",
             )
             .bind(n)
-            .bind(Timestamp::now().micros())
+            .bind(self.clock.now().micros())
             .fetch_one(&mut *tx)
             .await
             .map_err(backend)?;
@@ -1178,7 +1189,7 @@ impl Store for PgStore {
             })
             .collect::<Result<Vec<_>>>()?;
         if let Some(e) = audit {
-            append_audit_tx(&mut tx, crate::batch_entry(e, &outcomes)).await?;
+            append_audit_tx(&mut tx, crate::batch_entry(e, &outcomes), self.clock.now()).await?;
         }
         tx.commit().await.map_err(backend)?;
         self.after_write(n);
@@ -1277,7 +1288,7 @@ impl Store for PgStore {
             .map_err(backend)?;
         if let Some(mut e) = audit {
             e.detail = crate::audit_counts(&e.detail, &[("versions_deleted", n)], 0, 0);
-            append_audit_tx(&mut tx, e).await?;
+            append_audit_tx(&mut tx, e, self.clock.now()).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(n)
@@ -1339,7 +1350,7 @@ impl Store for PgStore {
 
     async fn audit(&self, e: NewAuditEntry) -> Result<AuditEntry> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let entry = append_audit_tx(&mut tx, e).await?;
+        let entry = append_audit_tx(&mut tx, e, self.clock.now()).await?;
         tx.commit().await.map_err(backend)?;
         Ok(entry)
     }

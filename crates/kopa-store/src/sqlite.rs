@@ -28,7 +28,7 @@ use crate::{
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
 use kopa_core::permission::Rights;
-use kopa_core::{Audience, OrgId, Principal, Reader, Role, Tlp, UserId};
+use kopa_core::{Audience, OrgId, Principal, Reader, Role, SharedClock, Tlp, UserId};
 use kopa_stix::Timestamp;
 use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, TransactionBehavior,
@@ -59,6 +59,8 @@ pub(crate) struct SqliteStore {
     readers: mpsc::Sender<ReadJob>,
     /// The queue of the writer thread (it stops when this is dropped, and the checkpointer with it).
     writer: mpsc::Sender<WriteJob>,
+    /// The node's clock: `date_added`, audit entries, peers' times.
+    clock: SharedClock,
 }
 
 /// How long the checkpointer lets writes accumulate before copying them into the database. Random
@@ -174,7 +176,7 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     )
 }
 
-fn migrate(conn: &mut Connection, list: &[Migration]) -> Result<()> {
+fn migrate(conn: &mut Connection, list: &[Migration], now: Timestamp) -> Result<()> {
     for m in list {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -197,7 +199,7 @@ fn migrate(conn: &mut Connection, list: &[Migration]) -> Result<()> {
                 "INSERT INTO {} (version, name, applied_at) VALUES (?1, ?2, ?3)",
                 migrations::TABLE
             ),
-            params![m.version, m.name, Timestamp::now().micros()],
+            params![m.version, m.name, now.micros()],
         )
         .map_err(backend)?;
         tx.commit().map_err(backend)?;
@@ -240,7 +242,12 @@ fn create_private(dir: &Path, path: &Path) -> std::io::Result<()> {
 impl SqliteStore {
     /// Open (or with `create`, create) the database in directory `dir`, with `readers` reader
     /// connections (at least one). Blocking.
-    pub(crate) fn open(dir: &Path, create: bool, readers: usize) -> Result<SqliteStore> {
+    pub(crate) fn open(
+        dir: &Path,
+        create: bool,
+        readers: usize,
+        clock: SharedClock,
+    ) -> Result<SqliteStore> {
         let shown = dir.display();
         if dir.exists() && !dir.is_dir() {
             return Err(StoreError::Invalid(format!(
@@ -292,7 +299,7 @@ impl SqliteStore {
             return Err(missing());
         }
         migrations::check_not_newer(current, migrations::SQLITE)?;
-        migrate(&mut writer, migrations::SQLITE)?;
+        migrate(&mut writer, migrations::SQLITE, clock.now())?;
         // The readers are opened here, so that a database they cannot open fails `open`.
         let mut conns = Vec::with_capacity(readers);
         for _ in 0..readers.max(1) {
@@ -302,6 +309,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: spawn_writer(writer, checkpoint)?,
             readers: spawn_readers(conns)?,
+            clock,
         })
     }
 
@@ -674,6 +682,7 @@ fn put_batch(
     collection: &str,
     objects: &[NewObject],
     audit: Option<NewAuditEntry>,
+    now: Timestamp,
 ) -> Result<Vec<PutOutcome>> {
     let tx = immediate(conn)?;
     let cid: i64 = tx
@@ -709,9 +718,7 @@ fn put_batch(
                  + ?1 - 1 WHERE singleton = 1 RETURNING last_seq, last_added",
             )
             .map_err(backend)?
-            .query_row(params![n, Timestamp::now().micros()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(params![n, now.micros()], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(backend)?;
         let rows = sql::assign(
             objects,
@@ -787,7 +794,7 @@ fn put_batch(
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(e) = audit {
-        append_audit_tx(&tx, crate::batch_entry(e, &outcomes))?;
+        append_audit_tx(&tx, crate::batch_entry(e, &outcomes), now)?;
     }
     tx.commit().map_err(backend)?;
     Ok(outcomes)
@@ -829,9 +836,9 @@ fn execute(conn: &Connection, q: &sql::Sql) -> Result<usize> {
         .map_err(backend)
 }
 
-fn append_audit(conn: &mut Connection, e: NewAuditEntry) -> Result<AuditEntry> {
+fn append_audit(conn: &mut Connection, e: NewAuditEntry, now: Timestamp) -> Result<AuditEntry> {
     let tx = immediate(conn)?;
-    let entry = append_audit_tx(&tx, e)?;
+    let entry = append_audit_tx(&tx, e, now)?;
     tx.commit().map_err(backend)?;
     Ok(entry)
 }
@@ -849,7 +856,11 @@ fn user_exists(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<()> {
 }
 
 /// Append an audit entry inside the transaction of the change it records.
-fn append_audit_tx(tx: &rusqlite::Transaction<'_>, e: NewAuditEntry) -> Result<AuditEntry> {
+fn append_audit_tx(
+    tx: &rusqlite::Transaction<'_>,
+    e: NewAuditEntry,
+    now: Timestamp,
+) -> Result<AuditEntry> {
     let last: Option<(i64, String)> = tx
         .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
         .map_err(backend)?
@@ -860,7 +871,7 @@ fn append_audit_tx(tx: &rusqlite::Transaction<'_>, e: NewAuditEntry) -> Result<A
         Some((s, h)) => (s + 1, h),
         None => (1, GENESIS.to_string()),
     };
-    let at = Timestamp::now().to_taxii();
+    let at = now.to_taxii();
     let hash = entry_hash(&prev_hash, seq, &at, &e);
     tx.prepare_cached(
         "INSERT INTO audit (seq, at, actor, action, target, origin, detail, prev_hash, hash) \
@@ -888,6 +899,10 @@ fn append_audit_tx(tx: &rusqlite::Transaction<'_>, e: NewAuditEntry) -> Result<A
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn clock(&self) -> SharedClock {
+        self.clock.clone()
     }
 
     async fn node(&self) -> Result<Option<NodeInfo>> {
@@ -942,11 +957,12 @@ impl Store for SqliteStore {
             Some(t) => t,
             // Drawn once: a second process racing this one keeps the first row written.
             None => {
+                let now = self.clock.now();
                 self.write(move |c| {
                     c.execute(
                         "INSERT INTO node_secrets (purpose, secret, created_at) \
                          VALUES (?1, ?2, ?3) ON CONFLICT (purpose) DO NOTHING",
-                        params![purpose, sql::new_secret(), Timestamp::now().micros()],
+                        params![purpose, sql::new_secret(), now.micros()],
                     )
                     .map_err(backend)?;
                     c.query_row(
@@ -963,6 +979,7 @@ impl Store for SqliteStore {
     }
 
     async fn administer(&self, act: AdminAct, by: Option<AuditBy>) -> Result<Administered> {
+        let now = self.clock.now();
         self.write(move |c| {
             let tx = immediate(c)?;
             let done = match act {
@@ -980,7 +997,7 @@ impl Store for SqliteStore {
                     Administered::Collection(insert_collection_tx(&tx, nc)?)
                 }
                 AdminAct::AddPeer { peer, push } => {
-                    Administered::Peer(peers::insert_peer_tx(&tx, peer, push)?)
+                    Administered::Peer(peers::insert_peer_tx(&tx, peer, push, now)?)
                 }
                 AdminAct::RemovePeer { name } => {
                     peers::delete_peer_tx(&tx, &name)?;
@@ -988,7 +1005,7 @@ impl Store for SqliteStore {
                 }
             };
             if let Some(by) = by {
-                append_audit_tx(&tx, done.audit_entry(by))?;
+                append_audit_tx(&tx, done.audit_entry(by), now)?;
             }
             tx.commit().map_err(backend)?;
             Ok(done)
@@ -1122,11 +1139,12 @@ impl Store for SqliteStore {
         audit: Option<NewAuditEntry>,
     ) -> Result<()> {
         let t = token.clone();
+        let now = self.clock.now();
         self.write(move |c| {
             let tx = immediate(c)?;
             insert_token_tx(&tx, &t)?;
             if let Some(e) = audit {
-                append_audit_tx(&tx, e)?;
+                append_audit_tx(&tx, e, now)?;
             }
             tx.commit().map_err(backend)
         })
@@ -1155,6 +1173,7 @@ impl Store for SqliteStore {
 
     async fn revoke_token_audited(&self, id: &str, audit: Option<NewAuditEntry>) -> Result<()> {
         let id = id.to_string();
+        let now = self.clock.now();
         self.write(move |c| {
             let tx = immediate(c)?;
             let n = tx
@@ -1164,7 +1183,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound(format!("token {id}")));
             }
             if let Some(e) = audit {
-                append_audit_tx(&tx, e)?;
+                append_audit_tx(&tx, e, now)?;
             }
             tx.commit().map_err(backend)
         })
@@ -1177,6 +1196,7 @@ impl Store for SqliteStore {
         audit: Option<NewAuditEntry>,
     ) -> Result<u64> {
         let e = e.clone();
+        let now = self.clock.now();
         self.write(move |c| {
             let tx = immediate(c)?;
             user_exists(&tx, &e.user.0)?;
@@ -1202,7 +1222,7 @@ impl Store for SqliteStore {
             if let Some(mut a) = audit {
                 a.detail =
                     crate::audit_counts(&a.detail, &[("tokens_revoked", revoked as u64)], 0, 0);
-                append_audit_tx(&tx, a)?;
+                append_audit_tx(&tx, a, now)?;
             }
             tx.commit().map_err(backend)?;
             Ok(revoked as u64)
@@ -1232,6 +1252,7 @@ impl Store for SqliteStore {
         audit: Option<NewAuditEntry>,
     ) -> Result<()> {
         let (id, t, from) = (id.to_string(), token.clone(), from.to_string());
+        let now = self.clock.now();
         self.write(move |c| {
             let tx = immediate(c)?;
             let n = tx
@@ -1252,7 +1273,7 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
             if let Some(e) = audit {
-                append_audit_tx(&tx, e)?;
+                append_audit_tx(&tx, e, now)?;
             }
             tx.commit().map_err(backend)
         })
@@ -1373,7 +1394,8 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let collection = collection.to_string();
-        self.write(move |c| put_batch(c, &collection, &objects, audit))
+        let now = self.clock.now();
+        self.write(move |c| put_batch(c, &collection, &objects, audit, now))
             .await
     }
 
@@ -1458,6 +1480,7 @@ impl Store for SqliteStore {
         let id = id.to_string();
         let versions = versions.clone();
         let spec_versions = spec_versions.to_vec();
+        let now = self.clock.now();
         self.write(move |c| {
             let tx = immediate(c)?;
             let (cid, _) = collection_key(&tx, &collection, &who.reader())?
@@ -1482,7 +1505,7 @@ impl Store for SqliteStore {
             execute(&tx, &sql::supersede_query(Dialect::Sqlite, cid, &ids))?;
             if let Some(mut e) = audit {
                 e.detail = crate::audit_counts(&e.detail, &[("versions_deleted", n as u64)], 0, 0);
-                append_audit_tx(&tx, e)?;
+                append_audit_tx(&tx, e, now)?;
             }
             tx.commit().map_err(backend)?;
             Ok(n as u64)
@@ -1562,7 +1585,8 @@ impl Store for SqliteStore {
     }
 
     async fn audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
-        self.write(move |c| append_audit(c, entry)).await
+        let now = self.clock.now();
+        self.write(move |c| append_audit(c, entry, now)).await
     }
 
     async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use kopa_core::Clock;
 use kopa_federation::pull::{encode, objects_url, Envelope, PullCursor};
-use kopa_federation::request_auth::{new_nonce, now_unix, sign_request};
+use kopa_federation::request_auth::{new_nonce, sign_request};
 use kopa_federation::{Checkpoint, NodeId, NodeKey};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
@@ -92,6 +93,8 @@ pub struct PeerClient<'a> {
     pub(crate) target: NodeId,
     pub(crate) key: &'a NodeKey,
     pub(crate) auth: PeerAuth,
+    /// The node's clock: each request is signed with its time.
+    pub(crate) clock: &'a dyn Clock,
 }
 
 /// The `/kopa/collections/<id>/objects/` path of a collection.
@@ -119,7 +122,7 @@ impl PeerClient<'_> {
                 &self.target,
                 method,
                 &self.full_path(path_and_query),
-                now_unix(),
+                self.clock.unix_seconds(),
                 &new_nonce(),
                 body,
             ),

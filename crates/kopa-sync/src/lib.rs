@@ -26,7 +26,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kopa_core::Reader;
+use kopa_core::{Reader, SharedClock};
 use kopa_federation::pull::PullCursor;
 use kopa_federation::{Checkpoint, ExportPolicy, NodeId, NodeIdentity, PublicKey};
 use kopa_server::federation::Receiver;
@@ -161,6 +161,8 @@ pub struct Syncer {
     /// The node's server state: store, identity, known keys, metrics — shared with the server.
     state: AppState,
     store: Arc<dyn Store>,
+    /// The node's clock (the store's).
+    clock: SharedClock,
     identity: Arc<NodeIdentity>,
     config: SyncConfig,
     http: reqwest::Client,
@@ -191,6 +193,7 @@ impl Syncer {
         let http = client::http_client(config.request_timeout)?;
         Ok(Syncer {
             store: state.store().clone(),
+            clock: state.clock(),
             state,
             identity,
             limit: Semaphore::new(config.concurrency.max(1)),
@@ -211,6 +214,7 @@ impl Syncer {
             target: peer.node.clone(),
             key: self.identity.key(),
             auth: peer.auth.clone(),
+            clock: &*self.clock,
         }
     }
 
@@ -340,7 +344,7 @@ impl Syncer {
             None if pull => self
                 .state
                 .metrics()
-                .peer_synced(name, Timestamp::now().micros() as f64 / 1e6),
+                .peer_synced(name, self.clock.now().micros() as f64 / 1e6),
             None => {}
         }
         if let Some(e) = &error {
@@ -353,7 +357,7 @@ impl Syncer {
     async fn record(&self, peer: &str, error: Option<&str>) {
         if let Err(e) = self
             .store
-            .record_peer_sync(peer, Timestamp::now(), error)
+            .record_peer_sync(peer, self.clock.now(), error)
             .await
         {
             tracing::warn!(peer, error = %e, "could not record the end of a sync round");
@@ -376,7 +380,7 @@ impl Syncer {
             Ok(()) => {
                 st.lag_objects = 0;
                 st.lag_seconds = 0;
-                st.caught_up_at = Some(Timestamp::now().to_taxii());
+                st.caught_up_at = Some(self.clock.now().to_taxii());
                 st.last_pull_error = None;
             }
             Err(e) => {
@@ -388,7 +392,7 @@ impl Syncer {
                     .and_then(|t| Timestamp::parse(t).ok())
                     .unwrap_or(peer.added_at);
                 st.lag_seconds =
-                    ((Timestamp::now().micros() - since.micros()).max(0) / 1_000_000) as u64;
+                    ((self.clock.now().micros() - since.micros()).max(0) / 1_000_000) as u64;
             }
         }
         st.skipped = report.skipped.clone();

@@ -31,7 +31,7 @@ pub async fn write(
     if last == Some(seq) {
         return Ok(last);
     }
-    let at = kopa_stix::Timestamp::now().to_taxii();
+    let at = store.clock().now().to_taxii();
     let c = Checkpoint::sign(key, seq, &hash, &at);
     let path = path_in(dir);
     let mut options = std::fs::OpenOptions::new();

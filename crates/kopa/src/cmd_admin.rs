@@ -399,8 +399,7 @@ pub fn run_user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
         UserCommand::Enrol { name, store } => run_admin(&store, |s| async move {
             let (user, org) = find_account(&*s, &name).await?;
             permit(&Action::Enrol(account(&user, &org)))?;
-            let (record, code) =
-                kopa_server::enrolment::new_code(&user.id, "cli", kopa_stix::Timestamp::now());
+            let (record, code) = kopa_server::enrolment::new_code(&user.id, "cli", s.clock().now());
             let revoked = s
                 .add_enrolment_audited(
                     &record,

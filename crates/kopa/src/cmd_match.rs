@@ -271,7 +271,8 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let ecs = custom.clone().unwrap_or_else(Mapping::ecs);
     let zeek = custom.clone().unwrap_or_else(Mapping::zeek);
 
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    // The time sightings are stamped with and patterns' validity is judged at.
+    let now_ms = kopa_core::Clock::now(&kopa_core::SystemClock).micros() / 1000;
     let mut session = Session::new(Arc::clone(&matcher), now_ms);
     let mut records = 0u64;
     let mut bad: Vec<(String, BadRecord)> = Vec::new();

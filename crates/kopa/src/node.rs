@@ -218,6 +218,7 @@ pub async fn open_for_serve(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     };
     let options = kopa_store::OpenOptions {
         sqlite_readers: usize::try_from(config.sqlite_readers).unwrap_or(usize::MAX),
+        ..kopa_store::OpenOptions::default()
     };
     kopa_store::open_with(&kopa_store::Location::parse(&location), true, &options)
         .await

@@ -58,6 +58,7 @@ pub(super) async fn insert_peer_tx(
     tx: &mut sqlx::PgConnection,
     p: NewPeer,
     push: bool,
+    now: Timestamp,
 ) -> Result<PeerRecord> {
     sqlx::query(
         "INSERT INTO peers (name, node_id, url, public_key, token, policy, added_at, push) \
@@ -69,7 +70,7 @@ pub(super) async fn insert_peer_tx(
     .bind(&p.public_key)
     .bind(&p.token)
     .bind(&p.policy)
-    .bind(Timestamp::now().micros())
+    .bind(now.micros())
     .bind(i64::from(push))
     .execute(&mut *tx)
     .await
@@ -150,7 +151,7 @@ impl PeerStore for PgStore {
         .bind(peer)
         .bind(collection)
         .bind(cursor)
-        .bind(Timestamp::now().micros())
+        .bind(self.clock.now().micros())
         .execute(&self.pool)
         .await
         .map_err(backend)?

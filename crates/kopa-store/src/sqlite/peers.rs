@@ -41,6 +41,7 @@ pub(super) fn insert_peer_tx(
     tx: &rusqlite::Transaction<'_>,
     p: NewPeer,
     push: bool,
+    now: Timestamp,
 ) -> Result<PeerRecord> {
     tx.execute(
         "INSERT INTO peers (name, node_id, url, public_key, token, policy, added_at, push) \
@@ -52,7 +53,7 @@ pub(super) fn insert_peer_tx(
             p.public_key,
             p.token,
             p.policy,
-            Timestamp::now().micros(),
+            now.micros(),
             i64::from(push)
         ],
     )
@@ -127,7 +128,7 @@ impl PeerStore for SqliteStore {
     async fn set_peer_cursor(&self, peer: &str, collection: &str, cursor: &str) -> Result<()> {
         let (peer, collection, cursor) =
             (peer.to_string(), collection.to_string(), cursor.to_string());
-        let now = Timestamp::now().micros();
+        let now = self.clock.now().micros();
         self.write(move |c| {
             let tx = immediate(c)?;
             let known: Option<i64> = tx
