@@ -7,6 +7,11 @@
 //! boundary may come twice; a version already held is a no-op in the store, so there are neither
 //! gaps nor duplicates.
 
+/// Media type of every TAXII 2.1 body.
+pub const TAXII_MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
+/// Media type of STIX 2.1 content, as listed in collections and manifests.
+pub const STIX_MEDIA_TYPE: &str = "application/stix+json;version=2.1";
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

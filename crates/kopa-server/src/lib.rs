@@ -7,14 +7,14 @@
 //! `connections`).
 //! Who sees what is never decided here: every read passes the caller's `Reader` (a user's audience, or
 //! a peer node's export policy) to the store, which applies the visibility rule inside its query.
-//! [`federation`] is the node side of federation: objects received from peers, and the peers' keys.
+//! The write pipeline (validate, stewardship, sign or verify, one transaction per batch) is
+//! `kopa-ingest`, below this crate: the TAXII write path here only reads the body and answers.
 
 pub mod auth;
 mod connections;
 mod cursor;
 pub mod enrolment;
 mod error;
-pub mod federation;
 mod filters;
 mod ingest;
 pub mod metrics;
@@ -42,10 +42,7 @@ pub use rest::{OPENAPI, ROUTES as REST_ROUTES};
 pub use tls::{TlsError, TlsFiles};
 pub use token::{authenticate, new_token, AuthError};
 
-/// Media type of every TAXII 2.1 body.
-pub const TAXII_MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
-/// Media type of STIX 2.1 content, as listed in collections and manifests.
-pub const STIX_MEDIA_TYPE: &str = "application/stix+json;version=2.1";
+pub use kopa_federation::pull::{STIX_MEDIA_TYPE, TAXII_MEDIA_TYPE};
 
 /// How the HTTP server runs.
 #[derive(Clone, Debug, Deserialize)]
@@ -127,7 +124,7 @@ struct Inner {
     config: ServerConfig,
     metrics: metrics::Metrics,
     node: Option<Arc<NodeIdentity>>,
-    peers: Arc<federation::Peers>,
+    peers: Arc<kopa_ingest::Peers>,
     throttle: throttle::Throttle,
     verified_tokens: token::VerifiedTokens,
     /// The key of TAXII `next` cursors, read from the store on first use.
@@ -156,7 +153,7 @@ impl AppState {
             .clamp(1, config.max_page_size.max(1));
         AppState {
             inner: Arc::new(Inner {
-                peers: Arc::new(federation::Peers::new(store.clone(), node.as_deref())),
+                peers: Arc::new(kopa_ingest::Peers::new(store.clone(), node.as_deref())),
                 throttle: throttle::Throttle::new(config.auth_failures, config.auth_failure_window),
                 verified_tokens: token::VerifiedTokens::default(),
                 store,
@@ -211,7 +208,7 @@ impl AppState {
 
     /// The declared peers, cached: their export policies and the keys this node trusts as origins
     /// (its own and its peers'), for authenticating peers and verifying objects.
-    pub fn peers(&self) -> &Arc<federation::Peers> {
+    pub fn peers(&self) -> &Arc<kopa_ingest::Peers> {
         &self.inner.peers
     }
 
@@ -225,10 +222,10 @@ impl AppState {
         &self.inner.verified_tokens
     }
 
-    /// What [`federation::receive`] needs, for a node with an identity.
-    pub fn receiver(&self) -> Option<federation::Receiver> {
+    /// What [`kopa_ingest::receive`] needs, for a node with an identity.
+    pub fn receiver(&self) -> Option<kopa_ingest::Receiver> {
         let node = self.node()?;
-        Some(federation::Receiver {
+        Some(kopa_ingest::Receiver {
             store: self.store().clone(),
             this_node: node.id().clone(),
             peers: self.peers().clone(),

@@ -90,8 +90,8 @@ impl Metrics {
 
     /// `kopa_peer_objects_received_total{peer}` (new versions stored),
     /// `kopa_peer_objects_rejected_total{peer,reason}` and `kopa_signatures_verified_total`, from
-    /// what [`crate::federation::receive`] did with objects delivered by `peer`.
-    pub fn peer_received(&self, peer: &str, report: &crate::federation::ReceiveReport) {
+    /// what [`kopa_ingest::receive`] did with objects delivered by `peer`.
+    pub fn peer_received(&self, peer: &str, report: &kopa_ingest::ReceiveReport) {
         self.counter(
             "kopa_peer_objects_received_total",
             Self::peer(peer),
@@ -197,6 +197,21 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics().render(),
     )
+}
+
+impl kopa_ingest::FederationMetrics for Metrics {
+    fn peer_received(&self, peer: &str, report: &kopa_ingest::ReceiveReport) {
+        Metrics::peer_received(self, peer, report);
+    }
+    fn peer_synced(&self, peer: &str, unix_seconds: f64) {
+        Metrics::peer_synced(self, peer, unix_seconds);
+    }
+    fn peer_lag(&self, peer: &str, objects: u64, seconds: f64) {
+        Metrics::peer_lag(self, peer, objects, seconds);
+    }
+    fn peer_sync_error(&self, peer: &str) {
+        Metrics::peer_sync_error(self, peer);
+    }
 }
 
 #[cfg(test)]

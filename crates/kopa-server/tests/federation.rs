@@ -982,11 +982,11 @@ async fn the_sync_loops_figures_show_in_metrics() {
     m.peer_lag("p", 12, 3.5);
     m.peer_sync_error("p");
     m.peer_sync_error("p");
-    let report = kopa_server::federation::ReceiveReport {
+    let report = kopa_ingest::ReceiveReport {
         stored: 4,
         duplicates: 1,
         own: 0,
-        rejected: vec![kopa_server::federation::Rejected {
+        rejected: vec![kopa_ingest::Rejected {
             id: "indicator--x".into(),
             reason: "tampered",
             message: "changed".into(),
@@ -1074,7 +1074,7 @@ async fn an_object_of_a_peer_declared_a_moment_ago_is_accepted_on_the_first_post
     assert_eq!(r.json()["success_count"], 1, "{}", r.text());
     assert_eq!(r.json()["failure_count"], 0, "{}", r.text());
     let receiver = node.state.receiver().unwrap();
-    let got = kopa_server::federation::receive(
+    let got = kopa_ingest::receive(
         &receiver,
         &coll,
         vec![by_later(3)],

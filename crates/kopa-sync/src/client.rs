@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::SyncError;
 
 /// TAXII 2.1 media type, for `Accept` and `Content-Type`.
-use kopa_server::TAXII_MEDIA_TYPE as TAXII;
+use kopa_federation::pull::TAXII_MEDIA_TYPE as TAXII;
 /// The API root every Kopa node serves.
 pub const API_ROOT: &str = "kopa";
 /// Longest error body kept in a message.

@@ -2,7 +2,7 @@
 //!
 //! - **Pull** ([`Syncer::pull_peer`]): list the peer's TAXII collections; for each it may read and
 //!   that has a local counterpart (same id, else same alias), read every version added after the
-//!   saved cursor, page by page; each page goes through `kopa_server::federation::receive` (verify,
+//!   saved cursor, page by page; each page goes through `kopa_ingest::receive` (verify,
 //!   stewardship, store with origin/via) and the cursor is saved after the page is stored — so a
 //!   restart or a crash resumes where the last stored page ended, with no gap, and a page read twice
 //!   is only duplicates (no-ops).
@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 use kopa_core::{Reader, SharedClock};
 use kopa_federation::pull::PullCursor;
 use kopa_federation::{Checkpoint, ExportPolicy, NodeId, NodeIdentity, PublicKey};
-use kopa_server::federation::Receiver;
-use kopa_server::AppState;
+use kopa_ingest::{FederationMetrics, Receiver};
 use kopa_stix::Timestamp;
 use kopa_store::{ObjectFilter, PeerRecord, Store, StoreError, VersionMatch};
 use serde_json::Value;
@@ -155,11 +154,21 @@ impl PeerView {
     }
 }
 
-/// The sync engine of one node: the server's state (store, identity, trusted keys, metrics), an HTTP
-/// client and the peers' status.
+/// What the sync loop works with, shared with the node's server: the store, the node's identity,
+/// the receive step (with the cache of the peers' keys) and the metrics.
+#[derive(Clone)]
+pub struct SyncContext {
+    pub store: Arc<dyn Store>,
+    pub identity: Arc<NodeIdentity>,
+    /// How objects of other nodes enter this node (`kopa_ingest::receive`).
+    pub receiver: Receiver,
+    pub metrics: Arc<dyn FederationMetrics>,
+}
+
+/// The sync engine of one node: its [`SyncContext`], an HTTP client and the peers' status.
 pub struct Syncer {
-    /// The node's server state: store, identity, known keys, metrics — shared with the server.
-    state: AppState,
+    receiver: Receiver,
+    metrics: Arc<dyn FederationMetrics>,
     store: Arc<dyn Store>,
     /// The node's clock (the store's).
     clock: SharedClock,
@@ -183,19 +192,15 @@ fn home_key(collection: &str) -> String {
 }
 
 impl Syncer {
-    /// The sync engine of the node whose server state is `state` (made with
-    /// `AppState::with_node`: a node without identity cannot federate).
-    pub fn new(state: AppState, config: SyncConfig) -> Result<Syncer, SyncError> {
-        let identity = state.node().cloned().ok_or_else(|| SyncError::Peer {
-            peer: "(all)".into(),
-            message: "this node has no identity (node key): it cannot sync".into(),
-        })?;
+    /// The sync engine of the node `ctx` describes.
+    pub fn new(ctx: SyncContext, config: SyncConfig) -> Result<Syncer, SyncError> {
         let http = client::http_client(config.request_timeout)?;
         Ok(Syncer {
-            store: state.store().clone(),
-            clock: state.clock(),
-            state,
-            identity,
+            clock: ctx.store.clock(),
+            store: ctx.store,
+            receiver: ctx.receiver,
+            metrics: ctx.metrics,
+            identity: ctx.identity,
             limit: Semaphore::new(config.concurrency.max(1)),
             config,
             http,
@@ -234,13 +239,6 @@ impl Syncer {
     /// The peer's saved cursors by key (remote collection id, `push:<id>`, `home:<id>`).
     async fn cursors(&self, peer: &str) -> Result<HashMap<String, String>, SyncError> {
         Ok(self.store.peer_cursors(peer).await?.into_iter().collect())
-    }
-
-    /// What `receive` needs: this node, the peers whose keys it trusts (the server's cache).
-    fn receiver(&self) -> Result<Receiver, SyncError> {
-        self.state
-            .receiver()
-            .ok_or_else(|| SyncError::Receive("this node has no identity".into()))
     }
 
     /// Every local collection id with its alias.
@@ -340,10 +338,9 @@ impl Syncer {
             self.record(name, error.as_deref()).await;
         }
         match &error {
-            Some(_) => self.state.metrics().peer_sync_error(name),
+            Some(_) => self.metrics.peer_sync_error(name),
             None if pull => self
-                .state
-                .metrics()
+                .metrics
                 .peer_synced(name, self.clock.now().micros() as f64 / 1e6),
             None => {}
         }
@@ -396,8 +393,7 @@ impl Syncer {
             }
         }
         st.skipped = report.skipped.clone();
-        self.state
-            .metrics()
+        self.metrics
             .peer_lag(&peer.name, st.lag_objects, st.lag_seconds as f64);
         self.save_status(&peer.name, &st).await;
         result
@@ -442,7 +438,7 @@ impl Syncer {
         let remote = client.collections().await?;
         let local = self.local_collections().await?;
         let cursors = self.cursors(&peer.name).await?;
-        let receiver = self.receiver()?;
+        let receiver = &self.receiver;
         for rc in remote.iter().filter(|c| c.can_read) {
             let target = local
                 .iter()
@@ -489,7 +485,7 @@ impl Syncer {
                 // every page.
                 let count = pages.is_multiple_of(10);
                 let more = page.envelope.more;
-                let store = self.store_page(peer, &target, page, &receiver, report, status);
+                let store = self.store_page(peer, &target, page, receiver, report, status);
                 let (stored, fetched) = if more {
                     let (s, f) = tokio::join!(store, client.page(&rc.id, &next, size, count));
                     (s, Some(f))
@@ -527,14 +523,9 @@ impl Syncer {
         if n == 0 {
             return Ok(());
         }
-        let got = kopa_server::federation::receive(
-            receiver,
-            target,
-            page.envelope.objects,
-            peer.node.as_str(),
-        )
-        .await?;
-        self.state.metrics().peer_received(&peer.name, &got);
+        let got = kopa_ingest::receive(receiver, target, page.envelope.objects, peer.node.as_str())
+            .await?;
+        self.metrics.peer_received(&peer.name, &got);
         report.received += got.stored;
         report.duplicates += got.duplicates;
         report.own += got.own;
@@ -543,7 +534,7 @@ impl Syncer {
         st.received += got.stored;
         st.duplicates += got.duplicates;
         st.own += got.own;
-        kopa_server::federation::log_rejections(&peer.name, &got);
+        kopa_ingest::log_rejections(&peer.name, &got);
         for (reason, n) in got.rejected_by_reason() {
             st.reject(reason, n);
         }
@@ -814,11 +805,11 @@ enum Outgoing {
 /// pull intervals). A page being stored when shutdown comes is finished or not started — the
 /// cursor is only saved after a page is stored.
 pub async fn run(
-    state: AppState,
+    ctx: SyncContext,
     config: SyncConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SyncError> {
-    let syncer = Arc::new(Syncer::new(state, config)?);
+    let syncer = Arc::new(Syncer::new(ctx, config)?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut shutdown = std::pin::pin!(shutdown);

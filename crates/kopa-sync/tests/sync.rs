@@ -388,7 +388,7 @@ fn start_loop(
         ..kopa_sync::SyncConfig::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(kopa_sync::run(node.state.clone(), config, async {
+    let run = tokio::spawn(kopa_sync::run(node.context(), config, async {
         let _ = stopped.await;
     }));
     (stop, run)

@@ -202,8 +202,16 @@ async fn serve(config: Config, admin_token: Option<String>) -> anyhow::Result<()
     };
     let checkpoint_identity = identity.clone();
     let state = kopa_server::AppState::with_node(store.clone(), server_config, Some(identity));
+    let sync_context = kopa_sync::SyncContext {
+        store: store.clone(),
+        identity: checkpoint_identity.clone(),
+        receiver: state
+            .receiver()
+            .context("a node with an identity receives objects")?,
+        metrics: std::sync::Arc::new(state.metrics().clone()),
+    };
     let sync = tokio::spawn(kopa_sync::run(
-        state.clone(),
+        sync_context,
         sync_config(&config),
         stopped(stop_rx.clone()),
     ));

@@ -242,10 +242,20 @@ impl Node {
         out
     }
 
+    /// What the sync loop of this node works with, from its server state.
+    pub fn context(&self) -> kopa_sync::SyncContext {
+        kopa_sync::SyncContext {
+            store: self.store.clone(),
+            identity: self.state.node().unwrap().clone(),
+            receiver: self.state.receiver().unwrap(),
+            metrics: Arc::new(self.state.metrics().clone()),
+        }
+    }
+
     pub fn syncer(&self, page_size: usize) -> Arc<Syncer> {
         Arc::new(
             Syncer::new(
-                self.state.clone(),
+                self.context(),
                 SyncConfig {
                     pull_interval: Duration::from_millis(200),
                     page_size,
