@@ -35,6 +35,8 @@ use kopa_core::Tlp;
 use kopa_federation::NodeIdentity;
 use kopa_store::Store;
 use serde::Deserialize;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use error::{ApiError, TaxiiError};
 pub use metrics::Metrics;
@@ -282,6 +284,10 @@ impl ServerConfig {
 
 /// The whole HTTP application: TAXII, REST, health and metrics. Every error it answers is in its
 /// route's documented shape ([`shape`]).
+///
+/// Every request has an id: the client's own `x-request-id`, or a new UUID. It is sent back in the
+/// response's `x-request-id` and carried by every line logged while the request is served (the
+/// span of [`request_span`]).
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(taxii::routes(&state))
@@ -302,7 +308,34 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             shape::errors,
         ))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        // Every 5xx Kopa answers already logs its cause, in this span.
+                        .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
         .with_state(state)
+}
+
+/// The span of one request, around every line logged while it is served: its request id, method
+/// and path. Never its query string (which may hold secrets) nor any other header.
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        request_id = id,
+        method = %req.method(),
+        path = req.uri().path(),
+    )
 }
 
 /// An error in the format of the route: a TAXII error under TAXII prefixes, `{"error": …}` elsewhere.

@@ -1,6 +1,6 @@
 //! The REST API, health, metrics and the server loop: administration of organisations, users, tokens
 //! and collections with role checks, search and export errors, the audit log, `/healthz`, `/metrics`,
-//! `/api/openapi.json`, and `serve_listener` on a real port with graceful shutdown.
+//! `/api/openapi.json`, request ids, and `serve_listener` on a real port with graceful shutdown.
 
 mod common;
 
@@ -49,6 +49,30 @@ async fn openapi_health_and_metrics() {
         text.contains("kopa_http_request_duration_seconds"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let node = Node::sqlite().await;
+    // Without one from the client, the node draws a new UUID for each request.
+    let first = node.call("GET", "/healthz", Auth::None, &[], None).await;
+    let second = node.call("GET", "/healthz", Auth::None, &[], None).await;
+    let id = first.header("x-request-id").expect("no x-request-id");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    assert_ne!(second.header("x-request-id"), Some(id));
+    // The client's own is sent back: on REST, TAXII and error answers alike.
+    for path in ["/healthz", "/api/me", "/taxii2/", "/no/such/path"] {
+        let r = node
+            .call(
+                "GET",
+                path,
+                Auth::None,
+                &[("x-request-id", "client-chosen-42")],
+                None,
+            )
+            .await;
+        assert_eq!(r.header("x-request-id"), Some("client-chosen-42"), "{path}");
+    }
 }
 
 #[tokio::test]
