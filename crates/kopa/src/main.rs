@@ -3,6 +3,7 @@
 mod checkpoints;
 mod cmd_admin;
 mod cmd_audit;
+mod cmd_import;
 mod cmd_match;
 mod cmd_pattern;
 mod cmd_peer;
@@ -54,6 +55,8 @@ enum Command {
     /// Federation peers: add, list, remove.
     #[command(subcommand)]
     Peer(cmd_peer::PeerCommand),
+    /// Load STIX 2.1 objects from files (bundles, arrays, JSON lines) as one of the node's users.
+    Import(cmd_import::ImportArgs),
     /// The audit log: verify its hash chain.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
@@ -101,6 +104,7 @@ fn main() -> std::process::ExitCode {
         Command::Collection(cmd) => cmd_admin::run_collection(cmd),
         Command::Node(cmd) => cmd_admin::run_node(cmd),
         Command::Peer(cmd) => cmd_peer::run(cmd),
+        Command::Import(args) => cmd_import::run(args),
         Command::Audit(cmd) => cmd_audit::run(cmd),
         Command::Pattern(cmd) => cmd_pattern::run(cmd),
         Command::Match(args) => cmd_match::run(args),
