@@ -292,6 +292,30 @@ impl Tally {
     }
 }
 
+/// The write of the previous batch, still in flight.
+type Pending = tokio::task::JoinHandle<Result<kopa_ingest::Written, kopa_store::StoreError>>;
+
+/// Wait for the write in flight, if any, and count what it did.
+async fn settle(
+    pending: &mut Option<Pending>,
+    tally: &mut Tally,
+    name: &str,
+) -> anyhow::Result<()> {
+    let Some(write) = pending.take() else {
+        return Ok(());
+    };
+    let written = write.await.context("a write task failed")??;
+    tally.batches += 1;
+    tally.stored += written.stored;
+    tally.duplicates += written.duplicates;
+    for (id, version, result) in written.details {
+        if let Err((message, _)) = result {
+            tally.fail(json!({"file": name, "id": id, "version": version, "message": message}));
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     if args.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
@@ -375,6 +399,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                     .context("cannot start the reader thread")?
             };
             let mut outcome = Ok(());
+            let mut pending: Option<Pending> = None;
             while let Some(msg) = rx.recv().await {
                 match msg {
                     Parsed::Batch(batch) => {
@@ -402,33 +427,32 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                                            "total": n, "success": 0, "failure": 0})
                             .to_string(),
                         };
-                        let written = write_items(
-                            s.as_ref(),
-                            &cid,
-                            items,
-                            Some(&principal),
-                            None,
-                            default_tlp,
-                            &prov,
-                            Some(entry),
-                        )
-                        .await?;
-                        tally.batches += 1;
-                        tally.stored += written.stored;
-                        tally.duplicates += written.duplicates;
-                        for (id, version, result) in written.details {
-                            if let Err((message, _)) = result {
-                                tally.fail(json!({"file": name, "id": id, "version": version,
-                                                  "message": message}));
-                            }
-                        }
+                        // One write in flight while the next batch is read and prepared:
+                        // transactions stay in order, one after the other.
+                        settle(&mut pending, &mut tally, &name).await?;
+                        let (store, cid, principal) = (s.clone(), cid.clone(), principal.clone());
+                        pending = Some(tokio::spawn(async move {
+                            write_items(
+                                store.as_ref(),
+                                &cid,
+                                items,
+                                Some(&principal),
+                                None,
+                                default_tlp,
+                                &prov,
+                                Some(entry),
+                            )
+                            .await
+                        }));
                     }
                     Parsed::BadLine(line, message) => {
+                        settle(&mut pending, &mut tally, &name).await?;
                         tally.total += 1;
                         tally.fail(json!({"file": name, "line": line,
                                           "message": format!("not JSON: {message}")}));
                     }
                     Parsed::Done(r) => {
+                        settle(&mut pending, &mut tally, &name).await?;
                         outcome = r;
                         break;
                     }
