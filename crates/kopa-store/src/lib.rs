@@ -60,8 +60,47 @@ pub enum StoreError {
     /// The permission rule refused the act (`kopa_core::permission`); the message is the refusal's.
     #[error("{0}")]
     Refused(String),
-    #[error("database error: {0}")]
-    Backend(String),
+    /// A failure of the database or of the store's own machinery (a task, a thread). `message` is
+    /// what is logged; `source` is the underlying error when there is one (a `sqlx` or `rusqlite`
+    /// error, a failed task), kept for whoever walks the chain.
+    #[error("database error: {message}")]
+    Backend {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+}
+
+impl StoreError {
+    /// A backend failure described by `message` alone.
+    pub fn backend(message: impl Into<String>) -> StoreError {
+        StoreError::Backend {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A backend failure caused by `source` and described by it (the message is its text).
+    pub fn backend_from<E>(source: E) -> StoreError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        StoreError::Backend {
+            message: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A backend failure caused by `source`, described by `message`.
+    pub fn backend_with<E>(message: impl Into<String>, source: E) -> StoreError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        StoreError::Backend {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -284,7 +323,7 @@ impl Administered {
     }
 
     fn unexpected(self, wanted: &str) -> StoreError {
-        StoreError::Backend(format!(
+        StoreError::backend(format!(
             "an act of administration made {self:?}, not {wanted}"
         ))
     }
@@ -859,7 +898,7 @@ pub async fn open_with(
                 sqlite::SqliteStore::open(&dir, create, readers, clock)
             })
             .await
-            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
+            .map_err(|e| StoreError::backend_with(format!("store task failed: {e}"), e))??;
             Ok(Arc::new(store))
         }
         Location::Postgres(url) => Ok(Arc::new(

@@ -55,7 +55,7 @@ fn backend(e: sqlx::Error) -> StoreError {
     if db_code(&e).as_deref() == Some("22021") {
         return StoreError::Invalid("text must not contain a NUL character (U+0000)".into());
     }
-    StoreError::Backend(e.to_string())
+    StoreError::backend_from(e)
 }
 
 fn db_code(e: &sqlx::Error) -> Option<String> {
@@ -365,7 +365,7 @@ fn org_from(r: &PgRow) -> Result<Org> {
 fn user_from(r: &PgRow) -> Result<User> {
     let role: String = r.try_get(4).map_err(backend)?;
     let role = Role::parse(&role)
-        .ok_or_else(|| StoreError::Backend(format!("unknown role {role:?} stored")))?;
+        .ok_or_else(|| StoreError::backend(format!("unknown role {role:?} stored")))?;
     Ok(User {
         id: UserId(r.try_get(0).map_err(backend)?),
         name: r.try_get(1).map_err(backend)?,
@@ -431,10 +431,9 @@ async fn migrate(pool: &PgPool, list: &[Migration], now: Timestamp) -> Result<()
         if m.version <= current {
             continue;
         }
-        sqlx::raw_sql(m.sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration {} failed: {e}", m.name)))?;
+        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| {
+            StoreError::backend_with(format!("migration {} failed: {e}", m.name), e)
+        })?;
         sqlx::query(&format!(
             "INSERT INTO {} (version, name, applied_at) VALUES ($1, $2, $3)",
             migrations::TABLE
@@ -1180,9 +1179,7 @@ impl Objects for PgStore {
         }
         let outcomes = outcomes
             .into_iter()
-            .map(|o| {
-                o.ok_or_else(|| StoreError::Backend("an object of the batch has no outcome".into()))
-            })
+            .map(|o| o.ok_or_else(|| StoreError::backend("an object of the batch has no outcome")))
             .collect::<Result<Vec<_>>>()?;
         if let Some(e) = audit {
             append_audit_tx(&mut tx, crate::batch_entry(e, &outcomes), self.clock.now()).await?;

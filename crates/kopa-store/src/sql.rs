@@ -868,7 +868,7 @@ fn hex_encode(bytes: &[u8]) -> String {
 /// A stored node secret read back; `Backend` when the row was changed into something else.
 pub(crate) fn secret_bytes(purpose: &str, text: &str) -> crate::Result<[u8; 32]> {
     let bad =
-        || crate::StoreError::Backend(format!("node secret {purpose:?} is not 64 hex digits"));
+        || crate::StoreError::backend(format!("node secret {purpose:?} is not 64 hex digits"));
     if text.len() != 64 || !text.is_ascii() {
         return Err(bad());
     }

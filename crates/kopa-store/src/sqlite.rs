@@ -95,7 +95,7 @@ fn spawn_checkpointer(path: PathBuf) -> std::sync::mpsc::SyncSender<()> {
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::backend_from(e)
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -193,8 +193,9 @@ fn migrate(conn: &mut Connection, list: &[Migration], now: Timestamp) -> Result<
         if m.version <= current {
             continue;
         }
-        tx.execute_batch(m.sql)
-            .map_err(|e| StoreError::Backend(format!("migration {} failed: {e}", m.name)))?;
+        tx.execute_batch(m.sql).map_err(|e| {
+            StoreError::backend_with(format!("migration {} failed: {e}", m.name), e)
+        })?;
         tx.execute(
             &format!(
                 "INSERT INTO {} (version, name, applied_at) VALUES (?1, ?2, ?3)",
@@ -325,9 +326,9 @@ impl SqliteStore {
             .send(Box::new(move |c: &Connection| {
                 let _ = tx.send(f(c));
             }))
-            .map_err(|_| StoreError::Backend("the SQLite reader threads have stopped".into()))?;
+            .map_err(|_| StoreError::backend("the SQLite reader threads have stopped"))?;
         rx.await
-            .map_err(|_| StoreError::Backend("store task failed: a read panicked".into()))?
+            .map_err(|_| StoreError::backend("store task failed: a read panicked"))?
     }
 
     /// Run `f` on the writer connection (on its thread) and return its result.
@@ -341,14 +342,14 @@ impl SqliteStore {
             .send(Box::new(move |c: &mut Connection| {
                 let _ = tx.send(f(c));
             }))
-            .map_err(|_| StoreError::Backend("the SQLite writer thread has stopped".into()))?;
+            .map_err(|_| StoreError::backend("the SQLite writer thread has stopped"))?;
         rx.await
-            .map_err(|_| StoreError::Backend("store task failed: a write panicked".into()))?
+            .map_err(|_| StoreError::backend("store task failed: a write panicked"))?
     }
 }
 
 fn thread_error(e: std::io::Error) -> StoreError {
-    StoreError::Backend(format!("cannot start a SQLite connection thread: {e}"))
+    StoreError::backend_with(format!("cannot start a SQLite connection thread: {e}"), e)
 }
 
 /// The writer thread: runs write jobs in order on `conn`, then wakes the checkpointer. A job that
@@ -568,7 +569,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, 
 
 fn to_user(row: (String, String, String, String, String)) -> Result<User> {
     let role = Role::parse(&row.4)
-        .ok_or_else(|| StoreError::Backend(format!("unknown role {:?} stored", row.4)))?;
+        .ok_or_else(|| StoreError::backend(format!("unknown role {:?} stored", row.4)))?;
     Ok(User {
         id: UserId(row.0),
         name: row.1,
@@ -694,7 +695,7 @@ fn put_batch(
         .map_err(backend)?
         .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
     let ids = sql::batch_ids(objects);
-    let ids_json = serde_json::to_string(&ids).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let ids_json = serde_json::to_string(&ids).map_err(StoreError::backend_from)?;
     let existing: sql::Existing = tx
         .prepare_cached(
             "SELECT stix_id, version, json FROM objects WHERE collection = ?1 AND stix_id IN \
@@ -790,9 +791,7 @@ fn put_batch(
     }
     let outcomes = outcomes
         .into_iter()
-        .map(|o| {
-            o.ok_or_else(|| StoreError::Backend("an object of the batch has no outcome".into()))
-        })
+        .map(|o| o.ok_or_else(|| StoreError::backend("an object of the batch has no outcome")))
         .collect::<Result<Vec<_>>>()?;
     if let Some(e) = audit {
         append_audit_tx(&tx, crate::batch_entry(e, &outcomes), now)?;

@@ -31,7 +31,7 @@ use std::sync::Arc;
 // - Audit: audit_chain, audit_head_follows_the_chain
 // - PeerStore: peers.rs
 // - The store as a whole: concurrent_writers, reopen_keeps_data, two_handles_write_at_once,
-//   newer_schema_is_refused
+//   newer_schema_is_refused, backend_errors_keep_their_source
 on_both_backends!(
     // NodeStore
     node_identity,
@@ -70,6 +70,7 @@ on_both_backends!(
     reopen_keeps_data,
     two_handles_write_at_once,
     newer_schema_is_refused,
+    backend_errors_keep_their_source,
 );
 
 fn all_versions() -> VersionMatch {
@@ -1554,6 +1555,27 @@ async fn audit_head_follows_the_chain(h: Arc<Harness>) {
         s.audit_head().await.unwrap(),
         Some((second.seq, second.hash))
     );
+}
+
+/// A failure of the database is `Backend`: its text is the database's, after "database error: ",
+/// and the database's own error is kept as its source.
+async fn backend_errors_keep_their_source(h: Arc<Harness>) {
+    let s = &h.store;
+    h.exec("DROP TABLE statuses").await;
+    let e = s.status("status-1").await.unwrap_err();
+    let StoreError::Backend { message, source } = &e else {
+        panic!("not a backend error: {e:?}");
+    };
+    let source = source.as_ref().expect("the database's error is kept");
+    assert_eq!(e.to_string(), format!("database error: {message}"));
+    assert_eq!(message, &source.to_string());
+    if h.is_postgres() {
+        assert!(source.is::<sqlx::Error>(), "{source:?}");
+    } else {
+        assert!(source.is::<rusqlite::Error>(), "{source:?}");
+    }
+    let chained = std::error::Error::source(&e).expect("a source");
+    assert_eq!(chained.to_string(), source.to_string());
 }
 
 async fn concurrent_writers(h: Arc<Harness>) {
