@@ -245,7 +245,9 @@ pub async fn prepare_batch(
     batch: Batch,
     prov: Provenancing,
 ) -> Result<Vec<Item>, Failure> {
-    let task_failed = |e| StoreError::Backend(format!("verification task failed: {e}"));
+    let task_failed = |e: tokio::task::JoinError| {
+        StoreError::backend_with(format!("verification task failed: {e}"), e)
+    };
     let first = prov.clone();
     let items = tokio::task::spawn_blocking(move || match batch {
         Batch::Body(body) => prepare(&body, &first),

@@ -100,7 +100,7 @@ pub async fn receive(
 ) -> Result<ReceiveReport, StoreError> {
     match receive_batch(r, collection, Batch::Objects(objects), via, None).await {
         Ok((report, _)) => Ok(report),
-        Err(Failure::Refused(e)) => Err(StoreError::Backend(e.to_string())),
+        Err(Failure::Refused(e)) => Err(StoreError::backend(e.to_string())),
         Err(Failure::Store(e)) => Err(e),
     }
 }

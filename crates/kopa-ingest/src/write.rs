@@ -281,7 +281,7 @@ pub async fn write_items(
         store.put_objects_audited(cid, batch, audit).await?
     };
     if outcomes.len() != ids.len() {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::backend(format!(
             "store returned {} outcomes for {} objects",
             outcomes.len(),
             ids.len()

@@ -72,7 +72,7 @@ impl From<StoreError> for TaxiiError {
             StoreError::Conflict(m) => TaxiiError::new(StatusCode::CONFLICT, "Conflict", m),
             StoreError::Invalid(m) => TaxiiError::bad_request(m),
             StoreError::Refused(m) => TaxiiError::forbidden(m),
-            StoreError::Backend(_) => TaxiiError::internal(e),
+            StoreError::Backend { .. } => TaxiiError::internal(e),
         }
     }
 }
@@ -149,7 +149,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
             StoreError::Invalid(m) => ApiError::bad_request(m),
             StoreError::Refused(m) => ApiError::forbidden(m),
-            StoreError::Backend(_) => ApiError::internal(e),
+            StoreError::Backend { .. } => ApiError::internal(e),
         }
     }
 }

@@ -175,7 +175,7 @@ impl AppState {
         &self.inner.config
     }
 
-    /// The node's clock: the store's ([`kopa_store::Store::clock`]), so that the server, the
+    /// The node's clock: the store's ([`kopa_store::NodeStore::clock`]), so that the server, the
     /// store and the sync loop read one time.
     pub fn clock(&self) -> kopa_core::SharedClock {
         self.inner.store.clock()

@@ -1,6 +1,13 @@
 //! Kopa's storage: the [`Store`] trait and its two backends, SQLite (embedded, the default) and
 //! PostgreSQL.
 //!
+//! [`Store`] is the sum of narrow capability traits, each implemented by both backends:
+//! [`NodeStore`] (the node row, its secrets, its clock), [`Directory`] (organisations and users),
+//! [`Credentials`] (tokens and enrolment codes), [`Administration`] (acts of administration with
+//! their audit entries), [`Collections`], [`Objects`], [`Statuses`] (TAXII status resources),
+//! [`Audit`] (the audit log) and [`PeerStore`] (federation peers). Callers hold an
+//! `Arc<dyn Store>`; [`prelude`] brings every capability into scope.
+//!
 //! **Every read of shared objects takes a [`Reader`] (a person's [`Audience`] or a peer node's
 //! `PeerAudience`) and applies the visibility rule inside its query** (see
 //! `kopa_core::Audience::reference_visible` and `kopa_core::PeerAudience::reference_visible` for the
@@ -21,6 +28,16 @@ pub mod testing;
 
 pub use peers::{NewPeer, PeerRecord, PeerStore};
 pub use sqlite::DB_FILE;
+
+/// The capability traits that make up a [`Store`], for `use kopa_store::prelude::*;`: their
+/// methods are callable on an `Arc<dyn Store>` as they are, and on any other store type (a generic
+/// `S: Store`, a backend) with the traits in scope.
+pub mod prelude {
+    pub use crate::{
+        Administration, Audit, Collections, Credentials, Directory, NodeStore, Objects, PeerStore,
+        Statuses, Store,
+    };
+}
 
 use async_trait::async_trait;
 use kopa_core::audit::{AuditEntry, NewAuditEntry};
@@ -43,8 +60,47 @@ pub enum StoreError {
     /// The permission rule refused the act (`kopa_core::permission`); the message is the refusal's.
     #[error("{0}")]
     Refused(String),
-    #[error("database error: {0}")]
-    Backend(String),
+    /// A failure of the database or of the store's own machinery (a task, a thread). `message` is
+    /// what is logged; `source` is the underlying error when there is one (a `sqlx` or `rusqlite`
+    /// error, a failed task), kept for whoever walks the chain.
+    #[error("database error: {message}")]
+    Backend {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+}
+
+impl StoreError {
+    /// A backend failure described by `message` alone.
+    pub fn backend(message: impl Into<String>) -> StoreError {
+        StoreError::Backend {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A backend failure caused by `source` and described by it (the message is its text).
+    pub fn backend_from<E>(source: E) -> StoreError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        StoreError::Backend {
+            message: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A backend failure caused by `source`, described by `message`.
+    pub fn backend_with<E>(message: impl Into<String>, source: E) -> StoreError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        StoreError::Backend {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -65,7 +121,7 @@ pub struct Org {
     pub node: Option<String>,
 }
 
-/// The ids of named organisations and users ([`Store::ids_by_name`]); names not found are absent.
+/// The ids of named organisations and users ([`Directory::ids_by_name`]); names not found are absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NameIds {
     pub orgs: HashMap<String, OrgId>,
@@ -170,7 +226,7 @@ pub(crate) fn batch_entry(mut e: NewAuditEntry, outcomes: &[PutOutcome]) -> NewA
     e
 }
 
-/// An act of administration. [`Store::administer`] writes it in one transaction with the audit
+/// An act of administration. [`Administration::administer`] writes it in one transaction with the audit
 /// entry that records it, so that no organisation, user, collection or peer ever exists, or
 /// disappears, without its entry in the log.
 #[derive(Debug, Clone)]
@@ -267,7 +323,7 @@ impl Administered {
     }
 
     fn unexpected(self, wanted: &str) -> StoreError {
-        StoreError::Backend(format!(
+        StoreError::backend(format!(
             "an act of administration made {self:?}, not {wanted}"
         ))
     }
@@ -446,18 +502,14 @@ pub struct StatusRecord {
     pub json: String,
 }
 
-/// Everything Kopa keeps. Implemented by the SQLite and the PostgreSQL backend. Federation peers
-/// are the [`PeerStore`] capability.
+/// The node itself: its identity row, its secrets, its clock, and which backend keeps it.
 #[async_trait]
-pub trait Store: PeerStore + Send + Sync + 'static {
+pub trait NodeStore: Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
-
     /// The clock this store was opened with ([`OpenOptions::clock`]): the node's one clock, which
     /// the server and the sync loop read too.
     fn clock(&self) -> SharedClock;
-
-    // --- node ---
     /// The node row; `None` before first start.
     async fn node(&self) -> Result<Option<NodeInfo>>;
     async fn init_node(&self, node: &NodeInfo) -> Result<()>;
@@ -465,61 +517,30 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     /// generator the first time it is asked for, then kept in the store and the same for every
     /// process on this database. Never shown by any interface.
     async fn node_secret(&self, purpose: &str) -> Result<[u8; 32]>;
+}
 
-    // --- administration ---
-    /// Do `act` and append its audit entry ([`Administered::audit_entry`] by `by`), in one
-    /// transaction.
-    async fn administer(&self, act: AdminAct, by: Option<AuditBy>) -> Result<Administered>;
-
-    // --- organisations, users, tokens ---
-    /// An organisation of this node, without an audit entry (the node's own set-up and tests;
-    /// every act of a person or the command line goes through [`Store::administer`]).
-    async fn add_org(&self, name: &str) -> Result<Org> {
-        let act = AdminAct::AddOrg {
-            name: name.into(),
-            node: None,
-        };
-        self.administer(act, None).await?.org()
-    }
-    /// Record an organisation hosted on the peer node `node_id` (a directory entry: its users can
-    /// be named in audiences but never authenticate here). `Conflict` when the name is taken.
-    async fn add_remote_org(&self, name: &str, node_id: &str) -> Result<Org> {
-        let act = AdminAct::AddOrg {
-            name: name.into(),
-            node: Some(node_id.into()),
-        };
-        self.administer(act, None).await?.org()
-    }
+/// The directory of organisations and users, local ones and directory entries for those hosted
+/// on peer nodes. Adding either is an act of [`Administration`].
+#[async_trait]
+pub trait Directory: Send + Sync {
     async fn org_by_name(&self, name: &str) -> Result<Org>;
     async fn orgs(&self) -> Result<Vec<Org>>;
-    async fn add_user(&self, name: &str, org: &OrgId, role: Role) -> Result<User> {
-        let act = AdminAct::AddUser {
-            id: UserId::new(),
-            name: name.into(),
-            org: org.clone(),
-            role,
-            token: None,
-        };
-        self.administer(act, None).await?.user()
-    }
     async fn user_by_name(&self, name: &str) -> Result<User>;
     async fn user_by_id(&self, id: &UserId) -> Result<User>;
     async fn users(&self) -> Result<Vec<User>>;
     /// The ids of the organisations named `orgs` and of the users named `users` (local and
     /// directory entries alike), in one query; a name not found is absent from the answer.
     async fn ids_by_name(&self, orgs: &[String], users: &[String]) -> Result<NameIds>;
-    /// The TLP labels that the stored marking definitions with these ids define
-    /// (`kopa_core::Tlp::defined_by`: the OASIS TLP 2.0 extension, or a TLP 1.0 definition), in one
-    /// query. `ids` are lower-case; stored ids match whatever their case, in any collection, and the
-    /// answer is keyed by the lower-cased id. When several stored versions define different labels,
-    /// the narrowest wins. An id with no stored definition that carries a TLP is absent. Labels
-    /// only, never content: read without a reader, since a label can only narrow the objects that
-    /// name it.
-    async fn marking_labels(&self, ids: &[String]) -> Result<HashMap<String, Tlp>>;
+}
+
+/// API tokens and one-time enrolment codes (hashes only, never the secrets). Needs the
+/// [`Directory`], since a token is authenticated together with its user.
+#[async_trait]
+pub trait Credentials: Directory + Send + Sync {
     async fn add_token(&self, token: &TokenRecord) -> Result<()> {
         self.add_token_audited(token, None).await
     }
-    /// [`Store::add_token`] with the audit entry that records it, in the same transaction.
+    /// [`Credentials::add_token`] with the audit entry that records it, in the same transaction.
     async fn add_token_audited(
         &self,
         token: &TokenRecord,
@@ -537,14 +558,14 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     async fn revoke_token(&self, id: &str) -> Result<()> {
         self.revoke_token_audited(id, None).await
     }
-    /// [`Store::revoke_token`] with the audit entry that records it, in the same transaction.
+    /// [`Credentials::revoke_token`] with the audit entry that records it, in the same transaction.
     async fn revoke_token_audited(&self, id: &str, audit: Option<NewAuditEntry>) -> Result<()>;
     /// Issue an enrolment code: in one transaction, revoke every token of its user and keep the
     /// code. Returns how many tokens were revoked. `NotFound` for an unknown user.
     async fn add_enrolment(&self, e: &EnrolmentRecord) -> Result<u64> {
         self.add_enrolment_audited(e, None).await
     }
-    /// [`Store::add_enrolment`] with the audit entry that records it, in the same transaction (its
+    /// [`Credentials::add_enrolment`] with the audit entry that records it, in the same transaction (its
     /// `detail` gets `tokens_revoked`).
     async fn add_enrolment_audited(
         &self,
@@ -565,7 +586,7 @@ pub trait Store: PeerStore + Send + Sync + 'static {
         self.redeem_enrolment_audited(id, token, at, from, None)
             .await
     }
-    /// [`Store::redeem_enrolment`] with the audit entry that records it, in the same transaction.
+    /// [`Credentials::redeem_enrolment`] with the audit entry that records it, in the same transaction.
     async fn redeem_enrolment_audited(
         &self,
         id: &str,
@@ -589,26 +610,71 @@ pub trait Store: PeerStore + Send + Sync + 'static {
         new_id: &str,
         new_hash: &str,
     ) -> Result<bool>;
+}
 
-    // --- collections ---
+/// Acts of administration ([`AdminAct`]), each written in one transaction with its audit entry,
+/// and the shorthands built on them.
+#[async_trait]
+pub trait Administration: Send + Sync {
+    /// Do `act` and append its audit entry ([`Administered::audit_entry`] by `by`), in one
+    /// transaction.
+    async fn administer(&self, act: AdminAct, by: Option<AuditBy>) -> Result<Administered>;
+    /// An organisation of this node, without an audit entry (the node's own set-up and tests;
+    /// every act of a person or the command line goes through [`Administration::administer`]).
+    async fn add_org(&self, name: &str) -> Result<Org> {
+        let act = AdminAct::AddOrg {
+            name: name.into(),
+            node: None,
+        };
+        self.administer(act, None).await?.org()
+    }
+    /// Record an organisation hosted on the peer node `node_id` (a directory entry: its users can
+    /// be named in audiences but never authenticate here). `Conflict` when the name is taken.
+    async fn add_remote_org(&self, name: &str, node_id: &str) -> Result<Org> {
+        let act = AdminAct::AddOrg {
+            name: name.into(),
+            node: Some(node_id.into()),
+        };
+        self.administer(act, None).await?.org()
+    }
+    async fn add_user(&self, name: &str, org: &OrgId, role: Role) -> Result<User> {
+        let act = AdminAct::AddUser {
+            id: UserId::new(),
+            name: name.into(),
+            org: org.clone(),
+            role,
+            token: None,
+        };
+        self.administer(act, None).await?.user()
+    }
     async fn add_collection(&self, c: &NewCollection) -> Result<Collection> {
         self.administer(AdminAct::AddCollection(c.clone()), None)
             .await?
             .collection()
     }
+}
+
+/// Collections and what each reader may do with them. Adding one is an act of [`Administration`].
+#[async_trait]
+pub trait Collections: Send + Sync {
     /// Collections the reader may read or write, with its rights. A person reads and writes as
     /// the collection's lists say; a peer reads and writes the collections of its policy only (it
     /// pushes, and sends sightings home, into them; what it sends is verified on receipt).
     async fn collections(&self, who: &Reader) -> Result<Vec<CollectionView>>;
     /// Every collection of the node, for the node's own processes (the sync loop stores what it
     /// pulls from a peer into the local collection of the same id or alias): never for a request,
-    /// which sees collections through [`Store::collections`].
+    /// which sees collections through [`Collections::collections`].
     async fn all_collections(&self) -> Result<Vec<Collection>>;
     /// One collection (by id or alias) as `who` sees it; `NotFound` when it may neither read nor
     /// write it.
     async fn collection(&self, who: &Reader, id: &str) -> Result<CollectionView>;
+}
 
-    // --- objects ---
+/// Object versions: writes in batches, reads through a [`Reader`] with the visibility rule
+/// applied inside the query, deletes checked with the permission rule, search by value, routes
+/// and marking labels.
+#[async_trait]
+pub trait Objects: Send + Sync {
     /// Write a batch in one transaction. One outcome per input, in order.
     async fn put_objects(
         &self,
@@ -617,7 +683,7 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     ) -> Result<Vec<PutOutcome>> {
         self.put_objects_audited(collection, objects, None).await
     }
-    /// [`Store::put_objects`], with the audit entry that records the write appended in the same
+    /// [`Objects::put_objects`], with the audit entry that records the write appended in the same
     /// transaction (so a write is never committed without it). The entry's `detail` (a JSON
     /// object) gets the batch's counts added: `stored`, `duplicates` and `failed`, and `success` and
     /// `failure` increased by them ([`audit_counts`]). No entry is written for an empty batch.
@@ -662,7 +728,7 @@ pub trait Store: PeerStore + Send + Sync + 'static {
         self.delete_object_audited(who, rights, collection, id, versions, spec_versions, None)
             .await
     }
-    /// [`Store::delete_object`], with the audit entry that records the delete appended in the same
+    /// [`Objects::delete_object`], with the audit entry that records the delete appended in the same
     /// transaction when anything is deleted (its `detail` gets `versions_deleted`).
     #[allow(clippy::too_many_arguments)]
     async fn delete_object_audited(
@@ -678,20 +744,70 @@ pub trait Store: PeerStore + Send + Sync + 'static {
     /// Objects in any collection `who` can read that mention `value` (exact match on extracted
     /// values, trimmed and case-insensitive): the latest visible version of each, ascending by `seq`.
     async fn search(&self, who: &Audience, value: &str, limit: usize) -> Result<Vec<StoredObject>>;
+    /// The TLP labels that the stored marking definitions with these ids define
+    /// (`kopa_core::Tlp::defined_by`: the OASIS TLP 2.0 extension, or a TLP 1.0 definition), in one
+    /// query. `ids` are lower-case; stored ids match whatever their case, in any collection, and the
+    /// answer is keyed by the lower-cased id. When several stored versions define different labels,
+    /// the narrowest wins. An id with no stored definition that carries a TLP is absent. Labels
+    /// only, never content: read without a reader, since a label can only narrow the objects that
+    /// name it.
+    async fn marking_labels(&self, ids: &[String]) -> Result<HashMap<String, Tlp>>;
+}
 
-    // --- status ---
+/// TAXII status resources.
+#[async_trait]
+pub trait Statuses: Send + Sync {
     async fn put_status(&self, status: &StatusRecord) -> Result<()>;
     async fn status(&self, id: &str) -> Result<StatusRecord>;
     /// Drop status resources older than `before`.
     async fn purge_statuses(&self, before: Timestamp) -> Result<u64>;
+}
 
-    // --- audit ---
+/// The audit log: an append-only hash chain.
+#[async_trait]
+pub trait Audit: Send + Sync {
     /// Append an entry; the store assigns seq, time and the hash chain atomically.
     async fn audit(&self, entry: NewAuditEntry) -> Result<AuditEntry>;
     /// The last entry of the audit log as (seq, hash); `None` when the log is empty.
     async fn audit_head(&self) -> Result<Option<(i64, String)>>;
     /// Entries with seq > `after`, at most `limit`, in order.
     async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>>;
+}
+
+/// Everything Kopa keeps: every capability above and the federation peers ([`PeerStore`]).
+/// Implemented by the SQLite and the PostgreSQL backend, one `impl` block per capability; callers
+/// hold an `Arc<dyn Store>`. Generic code calls a capability's methods with the trait in scope
+/// (`use kopa_store::prelude::*;`).
+pub trait Store:
+    NodeStore
+    + Directory
+    + Credentials
+    + Administration
+    + Collections
+    + Objects
+    + Statuses
+    + Audit
+    + PeerStore
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: NodeStore
+        + Directory
+        + Credentials
+        + Administration
+        + Collections
+        + Objects
+        + Statuses
+        + Audit
+        + PeerStore
+        + Send
+        + Sync
+        + 'static
+{
 }
 
 /// Where the store lives, as given on the command line (`--data DIR` or `--database URL`).
@@ -782,7 +898,7 @@ pub async fn open_with(
                 sqlite::SqliteStore::open(&dir, create, readers, clock)
             })
             .await
-            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
+            .map_err(|e| StoreError::backend_with(format!("store task failed: {e}"), e))??;
             Ok(Arc::new(store))
         }
         Location::Postgres(url) => Ok(Arc::new(

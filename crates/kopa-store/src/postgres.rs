@@ -9,11 +9,12 @@ mod peers;
 mod warm;
 
 use crate::migrations::{self, Migration};
+use crate::prelude::*;
 use crate::sql::{self, Arg, Dialect};
 use crate::{
     AdminAct, Administered, AuditBy, Collection, CollectionView, EnrolmentRecord, NameIds,
     NewCollection, NewObject, NodeInfo, ObjectFilter, ObjectRoute, Org, Page, PutOutcome, Result,
-    StatusRecord, Store, StoreError, StoredObject, TokenRecord, User, VersionMatch,
+    StatusRecord, StoreError, StoredObject, TokenRecord, User, VersionMatch,
 };
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
@@ -54,7 +55,7 @@ fn backend(e: sqlx::Error) -> StoreError {
     if db_code(&e).as_deref() == Some("22021") {
         return StoreError::Invalid("text must not contain a NUL character (U+0000)".into());
     }
-    StoreError::Backend(e.to_string())
+    StoreError::backend_from(e)
 }
 
 fn db_code(e: &sqlx::Error) -> Option<String> {
@@ -364,7 +365,7 @@ fn org_from(r: &PgRow) -> Result<Org> {
 fn user_from(r: &PgRow) -> Result<User> {
     let role: String = r.try_get(4).map_err(backend)?;
     let role = Role::parse(&role)
-        .ok_or_else(|| StoreError::Backend(format!("unknown role {role:?} stored")))?;
+        .ok_or_else(|| StoreError::backend(format!("unknown role {role:?} stored")))?;
     Ok(User {
         id: UserId(r.try_get(0).map_err(backend)?),
         name: r.try_get(1).map_err(backend)?,
@@ -430,10 +431,9 @@ async fn migrate(pool: &PgPool, list: &[Migration], now: Timestamp) -> Result<()
         if m.version <= current {
             continue;
         }
-        sqlx::raw_sql(m.sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration {} failed: {e}", m.name)))?;
+        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| {
+            StoreError::backend_with(format!("migration {} failed: {e}", m.name), e)
+        })?;
         sqlx::query(&format!(
             "INSERT INTO {} (version, name, applied_at) VALUES ($1, $2, $3)",
             migrations::TABLE
@@ -598,7 +598,7 @@ impl PgStore {
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl NodeStore for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
@@ -656,38 +656,10 @@ impl Store for PgStore {
             .map_err(backend)?;
         sql::secret_bytes(purpose, &text)
     }
+}
 
-    async fn administer(&self, act: AdminAct, by: Option<AuditBy>) -> Result<Administered> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let done = match act {
-            AdminAct::AddOrg { name, node } => {
-                Administered::Org(insert_org_tx(&mut tx, name, node).await?)
-            }
-            AdminAct::AddUser {
-                id,
-                name,
-                org,
-                role,
-                token,
-            } => Administered::User(insert_user_tx(&mut tx, id, name, org, role, token).await?),
-            AdminAct::AddCollection(nc) => {
-                Administered::Collection(insert_collection_tx(&mut tx, nc).await?)
-            }
-            AdminAct::AddPeer { peer, push } => Administered::Peer(
-                peers::insert_peer_tx(&mut tx, peer, push, self.clock.now()).await?,
-            ),
-            AdminAct::RemovePeer { name } => {
-                peers::delete_peer_tx(&mut tx, &name).await?;
-                Administered::PeerRemoved(name)
-            }
-        };
-        if let Some(by) = by {
-            append_audit_tx(&mut tx, done.audit_entry(by), self.clock.now()).await?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(done)
-    }
-
+#[async_trait]
+impl Directory for PgStore {
     async fn org_by_name(&self, name: &str) -> Result<Org> {
         let row = sqlx::query("SELECT id, name, node FROM orgs WHERE name = $1")
             .bind(name)
@@ -758,27 +730,10 @@ impl Store for PgStore {
             .collect::<Result<Vec<_>>>()?;
         Ok(sql::name_ids(rows))
     }
+}
 
-    async fn marking_labels(&self, ids: &[String]) -> Result<HashMap<String, Tlp>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let q = sql::marking_query(Dialect::Postgres, ids);
-        let rows = bind_all(sqlx::query(&q.text), &q.args)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0).map_err(backend)?,
-                    r.try_get(1).map_err(backend)?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(sql::marking_labels(rows))
-    }
-
+#[async_trait]
+impl Credentials for PgStore {
     async fn add_token_audited(
         &self,
         token: &TokenRecord,
@@ -786,6 +741,55 @@ impl Store for PgStore {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         insert_token_tx(&mut tx, token).await?;
+        if let Some(e) = audit {
+            append_audit_tx(&mut tx, e, self.clock.now()).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn token(&self, id: &str) -> Result<TokenRecord> {
+        let mut c = self.warm.get().await.map_err(backend)?;
+        let r = sqlx::query("SELECT id, user_id, secret_hash, revoked FROM tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(c.conn())
+            .await;
+        let r = c
+            .check(r)
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
+        token_from(&r, 0)
+    }
+
+    async fn token_with_user(&self, id: &str) -> Result<(TokenRecord, User)> {
+        let mut c = self.warm.get().await.map_err(backend)?;
+        let r = sqlx::query(
+            "SELECT u.id, u.name, u.org_id, g.name, u.role, t.id, t.user_id, t.secret_hash, \
+             t.revoked FROM tokens t JOIN users u ON u.id = t.user_id JOIN orgs g ON g.id = \
+             u.org_id WHERE t.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(c.conn())
+        .await;
+        let r = c
+            .check(r)
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
+        let user = user_from(&r)?;
+        let token = token_from(&r, 5)?;
+        Ok((token, user))
+    }
+
+    async fn revoke_token_audited(&self, id: &str, audit: Option<NewAuditEntry>) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query("UPDATE tokens SET revoked = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("token {id}")));
+        }
         if let Some(e) = audit {
             append_audit_tx(&mut tx, e, self.clock.now()).await?;
         }
@@ -891,55 +895,6 @@ impl Store for PgStore {
         .collect()
     }
 
-    async fn token(&self, id: &str) -> Result<TokenRecord> {
-        let mut c = self.warm.get().await.map_err(backend)?;
-        let r = sqlx::query("SELECT id, user_id, secret_hash, revoked FROM tokens WHERE id = $1")
-            .bind(id)
-            .fetch_optional(c.conn())
-            .await;
-        let r = c
-            .check(r)
-            .map_err(backend)?
-            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
-        token_from(&r, 0)
-    }
-
-    async fn token_with_user(&self, id: &str) -> Result<(TokenRecord, User)> {
-        let mut c = self.warm.get().await.map_err(backend)?;
-        let r = sqlx::query(
-            "SELECT u.id, u.name, u.org_id, g.name, u.role, t.id, t.user_id, t.secret_hash, \
-             t.revoked FROM tokens t JOIN users u ON u.id = t.user_id JOIN orgs g ON g.id = \
-             u.org_id WHERE t.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(c.conn())
-        .await;
-        let r = c
-            .check(r)
-            .map_err(backend)?
-            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
-        let user = user_from(&r)?;
-        let token = token_from(&r, 5)?;
-        Ok((token, user))
-    }
-
-    async fn revoke_token_audited(&self, id: &str, audit: Option<NewAuditEntry>) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let n = sqlx::query("UPDATE tokens SET revoked = 1 WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("token {id}")));
-        }
-        if let Some(e) = audit {
-            append_audit_tx(&mut tx, e, self.clock.now()).await?;
-        }
-        tx.commit().await.map_err(backend)
-    }
-
     async fn tokens_with_id_prefix(&self, prefix: &str) -> Result<Vec<TokenRecord>> {
         sqlx::query(
             "SELECT id, user_id, secret_hash, revoked FROM tokens WHERE substr(id, 1, \
@@ -990,11 +945,44 @@ impl Store for PgStore {
         }
         Ok(n > 0)
     }
+}
 
-    async fn all_collections(&self) -> Result<Vec<Collection>> {
-        self.load_collections(None).await
+#[async_trait]
+impl Administration for PgStore {
+    async fn administer(&self, act: AdminAct, by: Option<AuditBy>) -> Result<Administered> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let done = match act {
+            AdminAct::AddOrg { name, node } => {
+                Administered::Org(insert_org_tx(&mut tx, name, node).await?)
+            }
+            AdminAct::AddUser {
+                id,
+                name,
+                org,
+                role,
+                token,
+            } => Administered::User(insert_user_tx(&mut tx, id, name, org, role, token).await?),
+            AdminAct::AddCollection(nc) => {
+                Administered::Collection(insert_collection_tx(&mut tx, nc).await?)
+            }
+            AdminAct::AddPeer { peer, push } => Administered::Peer(
+                peers::insert_peer_tx(&mut tx, peer, push, self.clock.now()).await?,
+            ),
+            AdminAct::RemovePeer { name } => {
+                peers::delete_peer_tx(&mut tx, &name).await?;
+                Administered::PeerRemoved(name)
+            }
+        };
+        if let Some(by) = by {
+            append_audit_tx(&mut tx, done.audit_entry(by), self.clock.now()).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(done)
     }
+}
 
+#[async_trait]
+impl Collections for PgStore {
     async fn collections(&self, who: &Reader) -> Result<Vec<CollectionView>> {
         Ok(self
             .load_collections(None)
@@ -1005,6 +993,10 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn all_collections(&self) -> Result<Vec<Collection>> {
+        self.load_collections(None).await
+    }
+
     async fn collection(&self, who: &Reader, id: &str) -> Result<CollectionView> {
         self.load_collections(Some(id))
             .await?
@@ -1013,7 +1005,10 @@ impl Store for PgStore {
             .find(|v| v.can_read || v.can_write)
             .ok_or_else(|| StoreError::NotFound(format!("collection {id}")))
     }
+}
 
+#[async_trait]
+impl Objects for PgStore {
     async fn put_objects_audited(
         &self,
         collection: &str,
@@ -1184,9 +1179,7 @@ impl Store for PgStore {
         }
         let outcomes = outcomes
             .into_iter()
-            .map(|o| {
-                o.ok_or_else(|| StoreError::Backend("an object of the batch has no outcome".into()))
-            })
+            .map(|o| o.ok_or_else(|| StoreError::backend("an object of the batch has no outcome")))
             .collect::<Result<Vec<_>>>()?;
         if let Some(e) = audit {
             append_audit_tx(&mut tx, crate::batch_entry(e, &outcomes), self.clock.now()).await?;
@@ -1194,6 +1187,12 @@ impl Store for PgStore {
         tx.commit().await.map_err(backend)?;
         self.after_write(n);
         Ok(outcomes)
+    }
+
+    async fn objects(&self, who: &Reader, collection: &str, filter: &ObjectFilter) -> Result<Page> {
+        let cid = self.cid(collection).await?;
+        let q = sql::objects_query(Dialect::Postgres, who, cid, filter);
+        Ok(sql::page(self.fetch_objects(&q).await?, filter.limit))
     }
 
     async fn count_objects(
@@ -1230,12 +1229,6 @@ impl Store for PgStore {
                 })
             })
             .collect()
-    }
-
-    async fn objects(&self, who: &Reader, collection: &str, filter: &ObjectFilter) -> Result<Page> {
-        let cid = self.cid(collection).await?;
-        let q = sql::objects_query(Dialect::Postgres, who, cid, filter);
-        Ok(sql::page(self.fetch_objects(&q).await?, filter.limit))
     }
 
     async fn delete_object_audited(
@@ -1299,6 +1292,29 @@ impl Store for PgStore {
         self.fetch_objects(&q).await
     }
 
+    async fn marking_labels(&self, ids: &[String]) -> Result<HashMap<String, Tlp>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let q = sql::marking_query(Dialect::Postgres, ids);
+        let rows = bind_all(sqlx::query(&q.text), &q.args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(backend)?,
+                    r.try_get(1).map_err(backend)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(sql::marking_labels(rows))
+    }
+}
+
+#[async_trait]
+impl Statuses for PgStore {
     async fn put_status(&self, status: &StatusRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO statuses (id, owner, request_timestamp, json) VALUES ($1, $2, $3, $4) \
@@ -1340,19 +1356,22 @@ impl Store for PgStore {
                 .rows_affected(),
         )
     }
+}
+
+#[async_trait]
+impl Audit for PgStore {
+    async fn audit(&self, e: NewAuditEntry) -> Result<AuditEntry> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let entry = append_audit_tx(&mut tx, e, self.clock.now()).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(entry)
+    }
 
     async fn audit_head(&self) -> Result<Option<(i64, String)>> {
         sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)
-    }
-
-    async fn audit(&self, e: NewAuditEntry) -> Result<AuditEntry> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let entry = append_audit_tx(&mut tx, e, self.clock.now()).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(entry)
     }
 
     async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {

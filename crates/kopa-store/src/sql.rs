@@ -261,7 +261,7 @@ pub(crate) fn stored_object(
     }
 }
 
-/// The conditions of `Store::objects` and `Store::count_objects` for collection key `cid`.
+/// The conditions of `Objects::objects` and `Objects::count_objects` for collection key `cid`.
 fn object_conds(sql: &mut Sql, reader: &Reader, cid: i64, f: &ObjectFilter) -> Vec<String> {
     let w = who(sql, reader);
     let c = sql.bind(Arg::Int(cid));
@@ -299,7 +299,7 @@ fn object_conds(sql: &mut Sql, reader: &Reader, cid: i64, f: &ObjectFilter) -> V
     conds
 }
 
-/// The page query of `Store::objects` for collection key `cid` (fetches `limit + 1` rows).
+/// The page query of `Objects::objects` for collection key `cid` (fetches `limit + 1` rows).
 pub(crate) fn objects_query(dialect: Dialect, who_: &Reader, cid: i64, f: &ObjectFilter) -> Sql {
     let mut sql = Sql::new(dialect);
     let conds = object_conds(&mut sql, who_, cid, f);
@@ -327,7 +327,7 @@ fn by_id_index(dialect: Dialect, f: &ObjectFilter) -> &'static str {
     }
 }
 
-/// The query of `Store::count_objects`: one row, the number of matching versions (the filter's
+/// The query of `Objects::count_objects`: one row, the number of matching versions (the filter's
 /// limit ignored).
 pub(crate) fn count_query(dialect: Dialect, who_: &Reader, cid: i64, f: &ObjectFilter) -> Sql {
     let mut sql = Sql::new(dialect);
@@ -340,7 +340,7 @@ pub(crate) fn count_query(dialect: Dialect, who_: &Reader, cid: i64, f: &ObjectF
     sql
 }
 
-/// The query of `Store::object_routes`: distinct (id, origin, via) of the given STIX ids, in any
+/// The query of `Objects::object_routes`: distinct (id, origin, via) of the given STIX ids, in any
 /// collection (the id leads the (stix_id, collection, version) key, which serves it).
 pub(crate) fn routes_query(dialect: Dialect, ids: &[String]) -> Sql {
     let mut sql = Sql::new(dialect);
@@ -352,7 +352,7 @@ pub(crate) fn routes_query(dialect: Dialect, ids: &[String]) -> Sql {
     sql
 }
 
-/// The query of `Store::marking_labels`: rows (id, JSON text) of the stored marking definitions whose
+/// The query of `Objects::marking_labels`: rows (id, JSON text) of the stored marking definitions whose
 /// lower-cased id is one of `ids` (already lower-cased), in any collection. The literal type and
 /// `lower(stix_id)` match the partial index `objects_marking_definitions`.
 pub(crate) fn marking_query(dialect: Dialect, ids: &[String]) -> Sql {
@@ -379,7 +379,7 @@ pub(crate) fn marking_labels(rows: Vec<(String, String)>) -> HashMap<String, Tlp
     out
 }
 
-/// The query of `Store::ids_by_name`: rows (kind, name, id), kind `o` for an organisation and `u`
+/// The query of `Directory::ids_by_name`: rows (kind, name, id), kind `o` for an organisation and `u`
 /// for a user.
 pub(crate) fn names_query(dialect: Dialect, orgs: &[String], users: &[String]) -> Sql {
     let mut sql = Sql::new(dialect);
@@ -425,7 +425,7 @@ pub(crate) fn page(mut rows: Vec<StoredObject>, limit: usize) -> crate::Page {
     }
 }
 
-/// The selection of `Store::delete_object`: the versions it would delete, as (seq, owner
+/// The selection of `Objects::delete_object`: the versions it would delete, as (seq, owner
 /// organisation, origin node, author), for the permission rule to check each.
 pub(crate) fn delete_query(
     dialect: Dialect,
@@ -555,7 +555,7 @@ pub(crate) fn supersede_ids(stored: &HashSet<String>, rows: &[Row]) -> Vec<Strin
     out
 }
 
-/// The query of `Store::search`: the latest visible version of each object that mentions `value`.
+/// The query of `Objects::search`: the latest visible version of each object that mentions `value`.
 pub(crate) fn search_query(dialect: Dialect, who_: &Audience, value: &str, limit: usize) -> Sql {
     let mut sql = Sql::new(dialect);
     let w = who(&mut sql, &Reader::Person(who_.clone()));
@@ -868,7 +868,7 @@ fn hex_encode(bytes: &[u8]) -> String {
 /// A stored node secret read back; `Backend` when the row was changed into something else.
 pub(crate) fn secret_bytes(purpose: &str, text: &str) -> crate::Result<[u8; 32]> {
     let bad =
-        || crate::StoreError::Backend(format!("node secret {purpose:?} is not 64 hex digits"));
+        || crate::StoreError::backend(format!("node secret {purpose:?} is not 64 hex digits"));
     if text.len() != 64 || !text.is_ascii() {
         return Err(bad());
     }

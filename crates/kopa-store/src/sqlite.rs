@@ -19,11 +19,12 @@
 mod peers;
 
 use crate::migrations::{self, Migration};
+use crate::prelude::*;
 use crate::sql::{self, Arg, Dialect};
 use crate::{
     Access, AdminAct, Administered, AuditBy, Collection, CollectionView, EnrolmentRecord, NameIds,
     NewCollection, NewObject, NodeInfo, ObjectFilter, ObjectRoute, Org, Page, PutOutcome, Result,
-    StatusRecord, Store, StoreError, StoredObject, TokenRecord, User, VersionMatch,
+    StatusRecord, StoreError, StoredObject, TokenRecord, User, VersionMatch,
 };
 use async_trait::async_trait;
 use kopa_core::audit::{entry_hash, AuditEntry, NewAuditEntry, GENESIS};
@@ -94,7 +95,7 @@ fn spawn_checkpointer(path: PathBuf) -> std::sync::mpsc::SyncSender<()> {
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::backend_from(e)
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -192,8 +193,9 @@ fn migrate(conn: &mut Connection, list: &[Migration], now: Timestamp) -> Result<
         if m.version <= current {
             continue;
         }
-        tx.execute_batch(m.sql)
-            .map_err(|e| StoreError::Backend(format!("migration {} failed: {e}", m.name)))?;
+        tx.execute_batch(m.sql).map_err(|e| {
+            StoreError::backend_with(format!("migration {} failed: {e}", m.name), e)
+        })?;
         tx.execute(
             &format!(
                 "INSERT INTO {} (version, name, applied_at) VALUES (?1, ?2, ?3)",
@@ -324,9 +326,9 @@ impl SqliteStore {
             .send(Box::new(move |c: &Connection| {
                 let _ = tx.send(f(c));
             }))
-            .map_err(|_| StoreError::Backend("the SQLite reader threads have stopped".into()))?;
+            .map_err(|_| StoreError::backend("the SQLite reader threads have stopped"))?;
         rx.await
-            .map_err(|_| StoreError::Backend("store task failed: a read panicked".into()))?
+            .map_err(|_| StoreError::backend("store task failed: a read panicked"))?
     }
 
     /// Run `f` on the writer connection (on its thread) and return its result.
@@ -340,14 +342,14 @@ impl SqliteStore {
             .send(Box::new(move |c: &mut Connection| {
                 let _ = tx.send(f(c));
             }))
-            .map_err(|_| StoreError::Backend("the SQLite writer thread has stopped".into()))?;
+            .map_err(|_| StoreError::backend("the SQLite writer thread has stopped"))?;
         rx.await
-            .map_err(|_| StoreError::Backend("store task failed: a write panicked".into()))?
+            .map_err(|_| StoreError::backend("store task failed: a write panicked"))?
     }
 }
 
 fn thread_error(e: std::io::Error) -> StoreError {
-    StoreError::Backend(format!("cannot start a SQLite connection thread: {e}"))
+    StoreError::backend_with(format!("cannot start a SQLite connection thread: {e}"), e)
 }
 
 /// The writer thread: runs write jobs in order on `conn`, then wakes the checkpointer. A job that
@@ -567,7 +569,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, 
 
 fn to_user(row: (String, String, String, String, String)) -> Result<User> {
     let role = Role::parse(&row.4)
-        .ok_or_else(|| StoreError::Backend(format!("unknown role {:?} stored", row.4)))?;
+        .ok_or_else(|| StoreError::backend(format!("unknown role {:?} stored", row.4)))?;
     Ok(User {
         id: UserId(row.0),
         name: row.1,
@@ -693,7 +695,7 @@ fn put_batch(
         .map_err(backend)?
         .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
     let ids = sql::batch_ids(objects);
-    let ids_json = serde_json::to_string(&ids).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let ids_json = serde_json::to_string(&ids).map_err(StoreError::backend_from)?;
     let existing: sql::Existing = tx
         .prepare_cached(
             "SELECT stix_id, version, json FROM objects WHERE collection = ?1 AND stix_id IN \
@@ -789,9 +791,7 @@ fn put_batch(
     }
     let outcomes = outcomes
         .into_iter()
-        .map(|o| {
-            o.ok_or_else(|| StoreError::Backend("an object of the batch has no outcome".into()))
-        })
+        .map(|o| o.ok_or_else(|| StoreError::backend("an object of the batch has no outcome")))
         .collect::<Result<Vec<_>>>()?;
     if let Some(e) = audit {
         append_audit_tx(&tx, crate::batch_entry(e, &outcomes), now)?;
@@ -896,7 +896,7 @@ fn append_audit_tx(
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl NodeStore for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
@@ -977,42 +977,10 @@ impl Store for SqliteStore {
         };
         sql::secret_bytes(purpose_name, &text)
     }
+}
 
-    async fn administer(&self, act: AdminAct, by: Option<AuditBy>) -> Result<Administered> {
-        let now = self.clock.now();
-        self.write(move |c| {
-            let tx = immediate(c)?;
-            let done = match act {
-                AdminAct::AddOrg { name, node } => {
-                    Administered::Org(insert_org_tx(&tx, &name, node)?)
-                }
-                AdminAct::AddUser {
-                    id,
-                    name,
-                    org,
-                    role,
-                    token,
-                } => Administered::User(insert_user_tx(&tx, id, name, org, role, token)?),
-                AdminAct::AddCollection(nc) => {
-                    Administered::Collection(insert_collection_tx(&tx, nc)?)
-                }
-                AdminAct::AddPeer { peer, push } => {
-                    Administered::Peer(peers::insert_peer_tx(&tx, peer, push, now)?)
-                }
-                AdminAct::RemovePeer { name } => {
-                    peers::delete_peer_tx(&tx, &name)?;
-                    Administered::PeerRemoved(name)
-                }
-            };
-            if let Some(by) = by {
-                append_audit_tx(&tx, done.audit_entry(by), now)?;
-            }
-            tx.commit().map_err(backend)?;
-            Ok(done)
-        })
-        .await
-    }
-
+#[async_trait]
+impl Directory for SqliteStore {
     async fn org_by_name(&self, name: &str) -> Result<Org> {
         let name = name.to_string();
         self.read(move |c| {
@@ -1113,26 +1081,10 @@ impl Store for SqliteStore {
             .await?;
         Ok(sql::name_ids(rows))
     }
+}
 
-    async fn marking_labels(&self, ids: &[String]) -> Result<HashMap<String, Tlp>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let q = sql::marking_query(Dialect::Sqlite, ids);
-        let rows = self
-            .read(move |c| {
-                let mut stmt = c.prepare_cached(&q.text).map_err(backend)?;
-                let rows = stmt
-                    .query_map(params_from_iter(q.args.iter()), |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .map_err(backend)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
-            })
-            .await?;
-        Ok(sql::marking_labels(rows))
-    }
-
+#[async_trait]
+impl Credentials for SqliteStore {
     async fn add_token_audited(
         &self,
         token: &TokenRecord,
@@ -1354,11 +1306,48 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn all_collections(&self) -> Result<Vec<Collection>> {
-        self.read(|c| load_collections(c, None)).await
+#[async_trait]
+impl Administration for SqliteStore {
+    async fn administer(&self, act: AdminAct, by: Option<AuditBy>) -> Result<Administered> {
+        let now = self.clock.now();
+        self.write(move |c| {
+            let tx = immediate(c)?;
+            let done = match act {
+                AdminAct::AddOrg { name, node } => {
+                    Administered::Org(insert_org_tx(&tx, &name, node)?)
+                }
+                AdminAct::AddUser {
+                    id,
+                    name,
+                    org,
+                    role,
+                    token,
+                } => Administered::User(insert_user_tx(&tx, id, name, org, role, token)?),
+                AdminAct::AddCollection(nc) => {
+                    Administered::Collection(insert_collection_tx(&tx, nc)?)
+                }
+                AdminAct::AddPeer { peer, push } => {
+                    Administered::Peer(peers::insert_peer_tx(&tx, peer, push, now)?)
+                }
+                AdminAct::RemovePeer { name } => {
+                    peers::delete_peer_tx(&tx, &name)?;
+                    Administered::PeerRemoved(name)
+                }
+            };
+            if let Some(by) = by {
+                append_audit_tx(&tx, done.audit_entry(by), now)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(done)
+        })
+        .await
     }
+}
 
+#[async_trait]
+impl Collections for SqliteStore {
     async fn collections(&self, who: &Reader) -> Result<Vec<CollectionView>> {
         let who = who.clone();
         self.read(move |c| {
@@ -1369,6 +1358,10 @@ impl Store for SqliteStore {
                 .collect())
         })
         .await
+    }
+
+    async fn all_collections(&self) -> Result<Vec<Collection>> {
+        self.read(|c| load_collections(c, None)).await
     }
 
     async fn collection(&self, who: &Reader, id: &str) -> Result<CollectionView> {
@@ -1383,7 +1376,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Objects for SqliteStore {
     async fn put_objects_audited(
         &self,
         collection: &str,
@@ -1397,6 +1393,25 @@ impl Store for SqliteStore {
         let now = self.clock.now();
         self.write(move |c| put_batch(c, &collection, &objects, audit, now))
             .await
+    }
+
+    async fn objects(&self, who: &Reader, collection: &str, filter: &ObjectFilter) -> Result<Page> {
+        let who = who.clone();
+        let collection = collection.to_string();
+        let filter = filter.clone();
+        self.read(move |c| {
+            let (cid, readable) = collection_key(c, &collection, &who)?
+                .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+            if !readable {
+                return Ok(Page {
+                    objects: Vec::new(),
+                    more: false,
+                });
+            }
+            let q = sql::objects_query(Dialect::Sqlite, &who, cid, &filter);
+            Ok(sql::page(query_objects(c, &q)?, filter.limit))
+        })
+        .await
     }
 
     async fn count_objects(
@@ -1442,25 +1457,6 @@ impl Store for SqliteStore {
                 })
                 .map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
-        })
-        .await
-    }
-
-    async fn objects(&self, who: &Reader, collection: &str, filter: &ObjectFilter) -> Result<Page> {
-        let who = who.clone();
-        let collection = collection.to_string();
-        let filter = filter.clone();
-        self.read(move |c| {
-            let (cid, readable) = collection_key(c, &collection, &who)?
-                .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
-            if !readable {
-                return Ok(Page {
-                    objects: Vec::new(),
-                    more: false,
-                });
-            }
-            let q = sql::objects_query(Dialect::Sqlite, &who, cid, &filter);
-            Ok(sql::page(query_objects(c, &q)?, filter.limit))
         })
         .await
     }
@@ -1518,6 +1514,28 @@ impl Store for SqliteStore {
         self.read(move |c| query_objects(c, &q)).await
     }
 
+    async fn marking_labels(&self, ids: &[String]) -> Result<HashMap<String, Tlp>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let q = sql::marking_query(Dialect::Sqlite, ids);
+        let rows = self
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&q.text).map_err(backend)?;
+                let rows = stmt
+                    .query_map(params_from_iter(q.args.iter()), |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .map_err(backend)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+            })
+            .await?;
+        Ok(sql::marking_labels(rows))
+    }
+}
+
+#[async_trait]
+impl Statuses for SqliteStore {
     async fn put_status(&self, status: &StatusRecord) -> Result<()> {
         let s = status.clone();
         self.write(move |c| {
@@ -1572,6 +1590,14 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+#[async_trait]
+impl Audit for SqliteStore {
+    async fn audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
+        let now = self.clock.now();
+        self.write(move |c| append_audit(c, entry, now)).await
+    }
 
     async fn audit_head(&self) -> Result<Option<(i64, String)>> {
         self.read(|c| {
@@ -1582,11 +1608,6 @@ impl Store for SqliteStore {
                 .map_err(backend)
         })
         .await
-    }
-
-    async fn audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
-        let now = self.clock.now();
-        self.write(move |c| append_audit(c, entry, now)).await
     }
 
     async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use kopa_core::audit::{verify, NewAuditEntry};
 use kopa_core::{Role, Tlp, UserId};
+use kopa_store::prelude::NodeStore;
 use kopa_store::{
     Access, AdminAct, Administered, AuditBy, NameIds, NewCollection, NewObject, NewPeer, NodeInfo,
     ObjectFilter, PutOutcome, StatusRecord, StoreError, TokenRecord, VersionMatch,
@@ -13,20 +14,43 @@ use kopa_store::{
 use std::collections::HashSet;
 use std::sync::Arc;
 
+// Each capability of `Store` (see `kopa_store::prelude`) and the tests that cover it; tests of
+// other files are named with their file.
+//
+// - NodeStore: node_identity, node_secrets_are_drawn_once, node_store_backend_and_clock; clock.rs
+// - Directory: orgs_users_tokens, ids_by_name; federation.rs remote_orgs_and_users
+// - Credentials: orgs_users_tokens, enrolment_codes, credential_changes_are_audited_with_the_change
+// - Administration: administration_is_audited_with_the_act
+// - Collections: collections_and_rights, aliases_never_pass_for_ids; federation.rs
+//   collections_with_given_ids
+// - Objects: put_outcomes, versions_belong_to_their_producer, unversioned_objects, batch_is_atomic,
+//   filters, cursor_paging_has_no_gaps, added_after_paging, delete_semantics, search_by_value,
+//   marking_labels, nul_characters_are_bad_input; federation.rs provenance_and_routes,
+//   count_objects_matches_pages; isolation.rs; superseded.rs
+// - Statuses: statuses
+// - Audit: audit_chain, audit_head_follows_the_chain
+// - PeerStore: peers.rs
+// - The store as a whole: concurrent_writers, reopen_keeps_data, two_handles_write_at_once,
+//   newer_schema_is_refused, backend_errors_keep_their_source
 on_both_backends!(
+    // NodeStore
     node_identity,
     node_secrets_are_drawn_once,
+    node_store_backend_and_clock,
+    // Directory
     orgs_users_tokens,
     ids_by_name,
-    marking_labels,
+    // Credentials
+    enrolment_codes,
+    credential_changes_are_audited_with_the_change,
+    // Administration
+    administration_is_audited_with_the_act,
+    // Collections
     collections_and_rights,
     aliases_never_pass_for_ids,
+    // Objects
     put_outcomes,
     versions_belong_to_their_producer,
-    enrolment_codes,
-    nul_characters_are_bad_input,
-    credential_changes_are_audited_with_the_change,
-    administration_is_audited_with_the_act,
     unversioned_objects,
     batch_is_atomic,
     filters,
@@ -34,12 +58,19 @@ on_both_backends!(
     added_after_paging,
     delete_semantics,
     search_by_value,
+    marking_labels,
+    nul_characters_are_bad_input,
+    // Statuses
     statuses,
+    // Audit
     audit_chain,
+    audit_head_follows_the_chain,
+    // The store as a whole
     concurrent_writers,
     reopen_keeps_data,
     two_handles_write_at_once,
     newer_schema_is_refused,
+    backend_errors_keep_their_source,
 );
 
 fn all_versions() -> VersionMatch {
@@ -100,6 +131,25 @@ async fn node_identity(h: Arc<Harness>) {
     assert_eq!(h.store.node().await.unwrap(), Some(n.clone()));
     let again = h.store.init_node(&n).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+}
+
+/// The backend's name, read through the `NodeStore` capability alone, and the clock the store
+/// keeps time by: an audit entry appended now is not later than the clock's next reading.
+async fn node_store_backend_and_clock(h: Arc<Harness>) {
+    fn backend_name<S: NodeStore + ?Sized>(s: &S) -> &'static str {
+        s.backend()
+    }
+    let s = &h.store;
+    let expected = if h.is_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(backend_name(&**s), expected);
+    assert_eq!(s.backend(), expected);
+    let e = s.audit(entry(1)).await.unwrap();
+    let at = kopa_stix::Timestamp::parse(&e.at).unwrap();
+    assert!(at <= s.clock().now(), "{} is after the clock", e.at);
 }
 
 async fn orgs_users_tokens(h: Arc<Harness>) {
@@ -1488,6 +1538,44 @@ async fn audit_chain(h: Arc<Harness>) {
     .await;
     let all = s.audit_entries(0, 1000).await.unwrap();
     assert_eq!(verify(&all).unwrap_err().seq, 13);
+}
+
+/// The head of the audit log is its last entry, as (seq, hash); `None` while the log is empty.
+async fn audit_head_follows_the_chain(h: Arc<Harness>) {
+    let s = &h.store;
+    assert_eq!(s.audit_head().await.unwrap(), None);
+    let first = s.audit(entry(1)).await.unwrap();
+    assert_eq!(
+        s.audit_head().await.unwrap(),
+        Some((first.seq, first.hash.clone()))
+    );
+    let second = s.audit(entry(2)).await.unwrap();
+    assert_eq!(second.prev_hash, first.hash);
+    assert_eq!(
+        s.audit_head().await.unwrap(),
+        Some((second.seq, second.hash))
+    );
+}
+
+/// A failure of the database is `Backend`: its text is the database's, after "database error: ",
+/// and the database's own error is kept as its source.
+async fn backend_errors_keep_their_source(h: Arc<Harness>) {
+    let s = &h.store;
+    h.exec("DROP TABLE statuses").await;
+    let e = s.status("status-1").await.unwrap_err();
+    let StoreError::Backend { message, source } = &e else {
+        panic!("not a backend error: {e:?}");
+    };
+    let source = source.as_ref().expect("the database's error is kept");
+    assert_eq!(e.to_string(), format!("database error: {message}"));
+    assert_eq!(message, &source.to_string());
+    if h.is_postgres() {
+        assert!(source.is::<sqlx::Error>(), "{source:?}");
+    } else {
+        assert!(source.is::<rusqlite::Error>(), "{source:?}");
+    }
+    let chained = std::error::Error::source(&e).expect("a source");
+    assert_eq!(chained.to_string(), source.to_string());
 }
 
 async fn concurrent_writers(h: Arc<Harness>) {

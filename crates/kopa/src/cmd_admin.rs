@@ -196,7 +196,7 @@ where
 
 fn store_err(what: &str, e: StoreError) -> anyhow::Error {
     match e {
-        StoreError::Backend(_) => anyhow::Error::new(e).context(format!("cannot {what}")),
+        StoreError::Backend { .. } => anyhow::Error::new(e).context(format!("cannot {what}")),
         other => anyhow::anyhow!("cannot {what}: {other}"),
     }
 }

@@ -206,7 +206,7 @@ mod tests {
             page(&[1], true),
             |after| async move {
                 assert_eq!(after, 1);
-                Err(StoreError::Backend("disk gone".into()))
+                Err(StoreError::backend("disk gone"))
             },
         ))
         .await;

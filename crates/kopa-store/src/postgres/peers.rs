@@ -2,7 +2,7 @@
 
 use super::{backend, is_unique_violation, PgStore};
 use crate::peers::{NewPeer, PeerRecord, PeerStore};
-use crate::{AdminAct, Result, Store, StoreError};
+use crate::{AdminAct, Administration, Result, StoreError};
 use async_trait::async_trait;
 use kopa_stix::Timestamp;
 use sqlx::postgres::PgRow;

@@ -2,7 +2,7 @@
 
 use super::{backend, immediate, is_unique_violation, SqliteStore};
 use crate::peers::{NewPeer, PeerRecord, PeerStore};
-use crate::{AdminAct, Result, Store, StoreError};
+use crate::{AdminAct, Administration, Result, StoreError};
 use async_trait::async_trait;
 use kopa_stix::Timestamp;
 use rusqlite::{params, OptionalExtension};
