@@ -49,29 +49,56 @@ use std::sync::Arc;
 
 /// Store errors. `NotFound` and `Conflict` are the caller's to report; `Backend` is internal and is
 /// logged, never shown to clients.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum StoreError {
-    #[error("{0} not found")]
     NotFound(String),
-    #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
     Invalid(String),
     /// The permission rule refused the act (`kopa_core::permission`); the message is the refusal's.
-    #[error("{0}")]
     Refused(String),
     /// A failure of the database or of the store's own machinery (a task, a thread). `message` is
-    /// what is logged; `source` is the underlying error when there is one (a `sqlx` or `rusqlite`
-    /// error, a failed task), kept for whoever walks the chain.
-    #[error("database error: {message}")]
+    /// what is logged (it includes the underlying error's text); `source` is that underlying error
+    /// when there is one (a `sqlx` or `rusqlite` error, a failed task), kept for whoever needs it
+    /// ([`StoreError::cause`]). Since the message already says what the source says, the error
+    /// chain continues with the source's own cause, so that no text is printed twice.
     Backend {
         message: String,
-        #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
 }
 
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NotFound(what) => write!(f, "{what} not found"),
+            StoreError::Conflict(m) | StoreError::Invalid(m) | StoreError::Refused(m) => {
+                f.write_str(m)
+            }
+            StoreError::Backend { message, .. } => write!(f, "database error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Backend {
+                source: Some(s), ..
+            } => s.source(),
+            _ => None,
+        }
+    }
+}
+
 impl StoreError {
+    /// The underlying error of a backend failure, when there is one (to tell its kind apart).
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            StoreError::Backend { source, .. } => source.as_deref(),
+            _ => None,
+        }
+    }
+
     /// A backend failure described by `message` alone.
     pub fn backend(message: impl Into<String>) -> StoreError {
         StoreError::Backend {
