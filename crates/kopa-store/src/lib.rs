@@ -28,6 +28,7 @@ pub mod testing;
 
 pub use peers::{NewPeer, PeerRecord, PeerStore};
 pub use sqlite::DB_FILE;
+pub use sql::redact_url;
 
 /// The capability traits that make up a [`Store`], for `use kopa_store::prelude::*;`: their
 /// methods are callable on an `Arc<dyn Store>` as they are, and on any other store type (a generic
@@ -785,7 +786,9 @@ pub trait Objects: Send + Sync {
 #[async_trait]
 pub trait Statuses: Send + Sync {
     async fn put_status(&self, status: &StatusRecord) -> Result<()>;
-    async fn status(&self, id: &str) -> Result<StatusRecord>;
+    /// The status resource `id` if `who` may read it: its poster's organisation (a peer: the peer
+    /// that posted). `NotFound` otherwise, the same as for a status that does not exist.
+    async fn status(&self, who: &Reader, id: &str) -> Result<StatusRecord>;
     /// Drop status resources older than `before`.
     async fn purge_statuses(&self, before: Timestamp) -> Result<u64>;
 }

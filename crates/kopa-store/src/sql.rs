@@ -507,6 +507,30 @@ pub(crate) fn producers_query(dialect: Dialect, ids: &[String]) -> Sql {
     sql
 }
 
+/// The TAXII status resource `id` as `who` may read it, written once for both dialects: a person
+/// reads the statuses its own organisation's users posted, a peer those it posted. Hidden and missing
+/// look the same (no row).
+pub(crate) fn status_query(dialect: Dialect, who: &Reader, id: &str) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let id = sql.bind(Arg::Text(id.to_string()));
+    let readable = match who {
+        Reader::Person(a) => {
+            let user = sql.bind(Arg::Text(a.user.0.clone()));
+            let org = sql.bind(Arg::Text(a.org.0.clone()));
+            format!("(s.owner = {user} OR s.owner IN (SELECT u.id FROM users u WHERE u.org_id = {org}))")
+        }
+        Reader::Peer(p) => {
+            let node = sql.bind(Arg::Text(p.node.clone()));
+            format!("s.owner = {node}")
+        }
+    };
+    sql.text = format!(
+        "SELECT s.id, s.owner, s.request_timestamp, s.json FROM statuses s WHERE s.id = {id} AND \
+         {readable}"
+    );
+    sql
+}
+
 /// Rows of [`producers_query`].
 pub(crate) type ProducerRow = (String, String, Option<String>);
 
@@ -916,8 +940,9 @@ pub(crate) fn allows(a: &crate::Access, org: &kopa_core::OrgId) -> bool {
     }
 }
 
-/// Hide the password of a database URL in messages.
-pub(crate) fn redact_url(url: &str) -> String {
+/// A database URL with its password hidden, for messages: `postgres://user:password@host/db` →
+/// `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
         if let Some((cred, host)) = rest.rsplit_once('@') {
             let user = cred.split(':').next().unwrap_or("");

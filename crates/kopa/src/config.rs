@@ -552,20 +552,7 @@ pub fn check_plain_listen(c: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A database URL with its password hidden, for messages.
-pub fn redact(url: &str) -> String {
-    // postgres://user:password@host/db → postgres://user:***@host/db
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((creds, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match creds.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
-}
+pub use kopa_store::redact_url as redact;
 
 /// The host name, for the default node name.
 pub fn host_name() -> String {
