@@ -1330,14 +1330,13 @@ impl Statuses for PgStore {
         Ok(())
     }
 
-    async fn status(&self, id: &str) -> Result<StatusRecord> {
-        let r =
-            sqlx::query("SELECT id, owner, request_timestamp, json FROM statuses WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend)?
-                .ok_or_else(|| StoreError::NotFound(format!("status {id}")))?;
+    async fn status(&self, who: &Reader, id: &str) -> Result<StatusRecord> {
+        let q = sql::status_query(Dialect::Postgres, who, id);
+        let r = bind_all(sqlx::query(&q.text), &q.args)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NotFound(format!("status {id}")))?;
         Ok(StatusRecord {
             id: r.try_get(0).map_err(backend)?,
             owner: UserId(r.try_get(1).map_err(backend)?),

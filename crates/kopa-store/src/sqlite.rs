@@ -1556,23 +1556,20 @@ impl Statuses for SqliteStore {
         .await
     }
 
-    async fn status(&self, id: &str) -> Result<StatusRecord> {
+    async fn status(&self, who: &Reader, id: &str) -> Result<StatusRecord> {
+        let q = sql::status_query(Dialect::Sqlite, who, id);
         let id = id.to_string();
         self.read(move |c| {
-            c.prepare_cached(
-                "SELECT id, owner, request_timestamp, json FROM statuses WHERE id = ?1",
-            )
-            .map_err(backend)?
-            .query_row([&id], |r| {
+            query_rows(c, &q, |r| {
                 Ok(StatusRecord {
                     id: r.get(0)?,
                     owner: UserId(r.get(1)?),
                     request_timestamp: Timestamp::from_micros(r.get(2)?),
                     json: r.get(3)?,
                 })
-            })
-            .optional()
-            .map_err(backend)?
+            })?
+            .into_iter()
+            .next()
             .ok_or_else(|| StoreError::NotFound(format!("status {id}")))
         })
         .await

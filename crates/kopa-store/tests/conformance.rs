@@ -1456,23 +1456,77 @@ async fn search_by_value(h: Arc<Harness>) {
     assert!(s.search(&wa, "nothing", 10).await.unwrap().is_empty());
 }
 
+/// A status is read by its poster's organisation (a peer's by that peer), decided in the query;
+/// anyone else gets `NotFound`, as for a status that does not exist.
 async fn statuses(h: Arc<Harness>) {
     let s = &h.store;
-    let owner = UserId::new();
+    let w = simple(&h).await;
+    let poster = w.user.clone();
+    let colleague = s
+        .add_user("colleague", &w.org, kopa_core::Role::Reader)
+        .await
+        .unwrap();
+    let other_org = s.add_org("Elsewhere").await.unwrap();
+    let stranger = s
+        .add_user("stranger", &other_org.id, kopa_core::Role::Admin)
+        .await
+        .unwrap();
+    let person =
+        |org: &kopa_core::OrgId, user: &UserId| -> kopa_core::Reader { audience(org, user).into() };
+    let (me, mine, theirs) = (
+        person(&w.org, &poster),
+        person(&w.org, &colleague.id),
+        person(&other_org.id, &stranger.id),
+    );
     let st = StatusRecord {
         id: "status-1".into(),
-        owner: owner.clone(),
+        owner: poster.clone(),
         request_timestamp: ts("2021-01-01T00:00:00Z"),
         json: r#"{"status":"pending"}"#.into(),
     };
     s.put_status(&st).await.unwrap();
-    assert_eq!(s.status("status-1").await.unwrap(), st);
+    assert_eq!(s.status(&me, "status-1").await.unwrap(), st);
+    assert_eq!(
+        s.status(&mine, "status-1").await.unwrap(),
+        st,
+        "same organisation"
+    );
+    for who in [
+        &theirs,
+        &peer_reader("node--00000000000000000000000000000009"),
+    ] {
+        assert!(
+            matches!(
+                s.status(who, "status-1").await,
+                Err(StoreError::NotFound(_))
+            ),
+            "another organisation or a peer does not see it"
+        );
+    }
+    // A peer's own status, by node id.
+    let peer_node = "node--0000000000000000000000000000000a";
+    let pst = StatusRecord {
+        id: "status-peer".into(),
+        owner: UserId(peer_node.into()),
+        ..st.clone()
+    };
+    s.put_status(&pst).await.unwrap();
+    assert_eq!(
+        s.status(&peer_reader(peer_node), "status-peer")
+            .await
+            .unwrap(),
+        pst
+    );
+    assert!(matches!(
+        s.status(&me, "status-peer").await,
+        Err(StoreError::NotFound(_))
+    ));
     let done = StatusRecord {
         json: r#"{"status":"complete"}"#.into(),
         ..st.clone()
     };
     s.put_status(&done).await.unwrap();
-    assert_eq!(s.status("status-1").await.unwrap(), done);
+    assert_eq!(s.status(&me, "status-1").await.unwrap(), done);
     let newer = StatusRecord {
         id: "status-2".into(),
         request_timestamp: ts("2021-01-03T00:00:00Z"),
@@ -1481,13 +1535,22 @@ async fn statuses(h: Arc<Harness>) {
     s.put_status(&newer).await.unwrap();
     assert_eq!(
         s.purge_statuses(ts("2021-01-02T00:00:00Z")).await.unwrap(),
-        1
+        2
     );
     assert!(matches!(
-        s.status("status-1").await,
+        s.status(&me, "status-1").await,
         Err(StoreError::NotFound(_))
     ));
-    assert_eq!(s.status("status-2").await.unwrap(), newer);
+    assert_eq!(s.status(&me, "status-2").await.unwrap(), newer);
+}
+
+fn peer_reader(node: &str) -> kopa_core::Reader {
+    kopa_core::Reader::Peer(kopa_core::PeerAudience {
+        node: node.into(),
+        collections: Vec::new(),
+        max_tlp: Tlp::Red,
+        object_types: Vec::new(),
+    })
 }
 
 fn entry(n: usize) -> NewAuditEntry {
@@ -1562,7 +1625,13 @@ async fn audit_head_follows_the_chain(h: Arc<Harness>) {
 async fn backend_errors_keep_their_source(h: Arc<Harness>) {
     let s = &h.store;
     h.exec("DROP TABLE statuses").await;
-    let e = s.status("status-1").await.unwrap_err();
+    let e = s
+        .status(
+            &peer_reader("node--00000000000000000000000000000009"),
+            "status-1",
+        )
+        .await
+        .unwrap_err();
     let StoreError::Backend { message, source } = &e else {
         panic!("not a backend error: {e:?}");
     };
