@@ -104,6 +104,38 @@ pub enum Action<'a> {
     },
 }
 
+/// Whose accounts an actor may list: every organisation's, or one organisation's. The store reads
+/// exactly that list (filtered in its query); [`user_list_scope`] agrees with
+/// [`Action::ListUsers`] for every organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserScope {
+    All,
+    Org(OrgId),
+}
+
+impl UserScope {
+    /// Whether the accounts of `org` are in this scope.
+    pub fn includes(&self, org: &OrgId) -> bool {
+        match self {
+            UserScope::All => true,
+            UserScope::Org(o) => o == org,
+        }
+    }
+}
+
+/// The accounts `actor` may list (rule 2), or why it may list none.
+pub fn user_list_scope(actor: &Actor<'_>) -> Result<UserScope, Refusal> {
+    match actor {
+        Actor::Operator => Ok(UserScope::All),
+        Actor::Person(p) if p.role == Role::Admin => Ok(UserScope::All),
+        Actor::Person(p) => {
+            decide(actor, &Action::ListUsers { org: &p.org })?;
+            Ok(UserScope::Org(p.org.clone()))
+        }
+        Actor::Peer(_) => refuse("a peer node may only read and post objects"),
+    }
+}
+
 /// Why an act is refused: a message for the actor that reveals nothing it may not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -325,6 +357,13 @@ mod tests {
             prop_assert_eq!(node, a_role == Role::Admin);
             let checkpoint = decide(&actor, &Action::ReadCheckpoint).is_ok();
             prop_assert_eq!(checkpoint, a_role == Role::Admin);
+            // The list of accounts read agrees with the rule, organisation by organisation.
+            let scope = user_list_scope(&actor);
+            for o in 0..3usize {
+                let org = OrgId(format!("o{o}"));
+                let may = decide(&actor, &Action::ListUsers { org: &org }).is_ok();
+                prop_assert_eq!(scope.as_ref().is_ok_and(|s| s.includes(&org)), may);
+            }
         }
 
         /// Versions and deletes belong to the producer; peers write only within their policy.

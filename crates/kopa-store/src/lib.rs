@@ -27,8 +27,8 @@ mod sqlite;
 pub mod testing;
 
 pub use peers::{NewPeer, PeerRecord, PeerStore};
-pub use sqlite::DB_FILE;
 pub use sql::redact_url;
+pub use sqlite::DB_FILE;
 
 /// The capability traits that make up a [`Store`], for `use kopa_store::prelude::*;`: their
 /// methods are callable on an `Arc<dyn Store>` as they are, and on any other store type (a generic
@@ -556,6 +556,8 @@ pub trait Directory: Send + Sync {
     async fn user_by_name(&self, name: &str) -> Result<User>;
     async fn user_by_id(&self, id: &UserId) -> Result<User>;
     async fn users(&self) -> Result<Vec<User>>;
+    /// The users of organisation `org` (a list an org-admin may see), by name; filtered in the query.
+    async fn users_of(&self, org: &OrgId) -> Result<Vec<User>>;
     /// The ids of the organisations named `orgs` and of the users named `users` (local and
     /// directory entries alike), in one query; a name not found is absent from the answer.
     async fn ids_by_name(&self, orgs: &[String], users: &[String]) -> Result<NameIds>;

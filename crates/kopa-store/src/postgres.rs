@@ -709,6 +709,17 @@ impl Directory for PgStore {
         rows.iter().map(user_from).collect()
     }
 
+    async fn users_of(&self, org: &OrgId) -> Result<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "{USER_SELECT} WHERE u.org_id = $1 ORDER BY u.name"
+        ))
+        .bind(&org.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(user_from).collect()
+    }
+
     async fn ids_by_name(&self, orgs: &[String], users: &[String]) -> Result<NameIds> {
         if orgs.is_empty() && users.is_empty() {
             return Ok(NameIds::default());

@@ -1063,6 +1063,25 @@ impl Directory for SqliteStore {
         .await
     }
 
+    async fn users_of(&self, org: &OrgId) -> Result<Vec<User>> {
+        let org = org.0.clone();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users u JOIN orgs g ON g.id = u.org_id WHERE \
+                     u.org_id = ?1 ORDER BY u.name"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([&org], user_row)
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            rows.into_iter().map(to_user).collect()
+        })
+        .await
+    }
+
     async fn ids_by_name(&self, orgs: &[String], users: &[String]) -> Result<NameIds> {
         if orgs.is_empty() && users.is_empty() {
             return Ok(NameIds::default());

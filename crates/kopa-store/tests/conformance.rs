@@ -39,6 +39,7 @@ on_both_backends!(
     node_store_backend_and_clock,
     // Directory
     orgs_users_tokens,
+    users_of_one_organisation,
     ids_by_name,
     // Credentials
     enrolment_codes,
@@ -2135,4 +2136,23 @@ async fn administration_is_audited_with_the_act(h: Arc<Harness>) {
         .iter()
         .all(|e| e.actor == "root" && e.origin == "192.0.2.7"));
     assert_eq!(verify(&entries), Ok(entries.len() as u64));
+}
+
+/// `users_of` lists exactly one organisation's accounts, by name (an org-admin's list, filtered in
+/// the query).
+async fn users_of_one_organisation(h: Arc<Harness>) {
+    let s = &h.store;
+    let a = s.add_org("Org A").await.unwrap();
+    let b = s.add_org("Org B").await.unwrap();
+    for (name, org) in [("zoe", &a), ("adam", &a), ("bea", &b)] {
+        s.add_user(name, &org.id, Role::Analyst).await.unwrap();
+    }
+    let names = |v: Vec<kopa_store::User>| v.into_iter().map(|u| u.name).collect::<Vec<_>>();
+    assert_eq!(names(s.users_of(&a.id).await.unwrap()), ["adam", "zoe"]);
+    assert_eq!(names(s.users_of(&b.id).await.unwrap()), ["bea"]);
+    let none = s
+        .users_of(&kopa_core::OrgId("no-such-org".into()))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kopa_core::names::{new_name, NameKind};
-use kopa_core::permission::{decide, Account, Action, Actor};
+use kopa_core::permission::{decide, user_list_scope, Account, Action, Actor, UserScope};
 use kopa_core::{Role, UserId};
 use kopa_store::{AdminAct, Org, StoreError, User};
 use serde::Deserialize;
@@ -134,16 +134,14 @@ pub(super) async fn list_users(
     State(state): State<AppState>,
     ApiAuth(p): ApiAuth,
 ) -> Result<Json<Value>, ApiError> {
-    // The caller may list some organisation's users at all (its own, as an org-admin).
-    permit(&p, &Action::ListUsers { org: &p.org })?;
-    let users = state.store().users().await?;
-    let actor = Actor::Person(&p);
+    // Which accounts the caller may list is the permission rule's; the store reads just those.
+    let scope = user_list_scope(&Actor::Person(&p)).map_err(|r| ApiError::forbidden(r.0))?;
+    let users = match &scope {
+        UserScope::All => state.store().users().await?,
+        UserScope::Org(org) => state.store().users_of(org).await?,
+    };
     Ok(Json(json!({
-        "users": users
-            .iter()
-            .filter(|u| decide(&actor, &Action::ListUsers { org: &u.org }).is_ok())
-            .map(user_json)
-            .collect::<Vec<_>>()
+        "users": users.iter().map(user_json).collect::<Vec<_>>()
     })))
 }
 
