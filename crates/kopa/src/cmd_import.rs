@@ -51,6 +51,8 @@ pub struct ImportArgs {
     store: StoreArgs,
 }
 
+/// The largest transaction an import writes (two are held in memory besides the one written).
+const MAX_BATCH: usize = 100_000;
 /// Failures listed one by one in the output; the rest are counted.
 const LISTED_FAILURES: usize = 1000;
 /// Batches read ahead of the one being written.
@@ -317,9 +319,6 @@ async fn settle(
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    if args.batch == 0 {
-        anyhow::bail!("--batch must be at least 1");
-    }
     let config = admin_config(&args.store)?;
     let json_out = args.store.json;
     let tty = std::io::stderr().is_terminal() && !json_out;
@@ -331,6 +330,9 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         store,
     } = args;
     run_admin(&store, move |s| async move {
+        if !(1..=MAX_BATCH).contains(&size) {
+            anyhow::bail!("--batch must be from 1 to {MAX_BATCH} objects");
+        }
         // Every file is looked at before anything is written.
         let shapes = files
             .iter()

@@ -252,6 +252,28 @@ fn only_who_may_write_there_imports() {
         assert!(e.contains(needle), "{user}: {e:?} should say {needle:?}");
     }
     assert!(stored(&data).is_empty(), "nothing was written");
+    // A batch too large to hold is refused, not attempted.
+    let (success, v) = kopa(
+        &data,
+        &[
+            "import",
+            path,
+            "--collection",
+            "room",
+            "--as",
+            "ana",
+            "--batch",
+            "1000000000",
+        ],
+    );
+    assert!(!success);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("--batch must be from 1 to"),
+        "{v}"
+    );
     // Not a STIX file.
     std::fs::write(dir.path().join("x.txt"), "hello").unwrap();
     let (success, v) = kopa(
