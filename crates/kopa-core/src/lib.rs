@@ -10,6 +10,9 @@
 //!
 //! The visibility rule is *applied* in exactly one place, the store query (`kopa-store`).
 
+// Production code handles every failure; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 pub mod audience;
 pub mod audit;
 pub mod clock;

@@ -12,6 +12,9 @@
 //!
 //! This crate does no network or database I/O; the only file it touches is the node key.
 
+// Production code handles every failure; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 pub mod checkpoint;
 pub mod identity;
 pub mod peer;

@@ -18,6 +18,9 @@
 //! [`receive`] is that pipeline for objects of other nodes; [`Peers`] caches the declared peers'
 //! keys and policies it verifies with.
 
+// Production code handles every failure; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 mod peers;
 mod prepare;
 mod receive;

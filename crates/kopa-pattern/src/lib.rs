@@ -24,6 +24,9 @@
 //! assert_eq!(p.matches(&obs), Outcome::Match(vec![0, 1]));
 //! ```
 
+// Production code handles every failure; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 pub mod ast;
 mod error;
 mod eval;

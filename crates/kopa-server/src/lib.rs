@@ -10,6 +10,9 @@
 //! The write pipeline (validate, stewardship, sign or verify, one transaction per batch) is
 //! `kopa-ingest`, below this crate: the TAXII write path here only reads the body and answers.
 
+// Production code handles every failure; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 pub mod auth;
 mod connections;
 mod cursor;

@@ -40,6 +40,9 @@
 //! and says what is wrong; all errors of an object are reported, not only the first. Indicator patterns are
 //! checked for presence and type only; their grammar is the business of `kopa-pattern`.
 
+// Production code handles every failure; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 mod numbers;
 mod spec;
 pub mod timestamp;

@@ -17,6 +17,9 @@
 //! sequence number and a `date_added` that both strictly increase, so that paging by cursor (`seq`)
 //! and by `added_after` never skips or repeats an object.
 
+// Production code handles every failure; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 pub mod migrations;
 mod peers;
 #[cfg(test)]

@@ -18,6 +18,9 @@
 //! [`run`] drives all of it for every peer concurrently until shutdown; [`Syncer::sync_once`] runs
 //! one round for tests and tools.
 
+// Production code handles every failure; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 pub mod client;
 mod status;
 

@@ -1,5 +1,8 @@
 //! The `kopa` command: serve a node, administer it, and match logs against shared intelligence.
 
+// Production code handles every failure; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 mod checkpoints;
 mod cmd_admin;
 mod cmd_audit;
