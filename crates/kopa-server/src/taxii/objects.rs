@@ -38,7 +38,7 @@ fn listing(
     page: &Page,
     next: Option<&str>,
     key: &str,
-    items: impl Iterator<Item = String>,
+    items: impl Iterator<Item = impl AsRef<[u8]>>,
 ) -> Vec<u8> {
     if page.objects.is_empty() {
         return b"{}".to_vec();
@@ -59,34 +59,23 @@ fn listing(
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(item.as_bytes());
+        out.extend_from_slice(item.as_ref());
     }
     out.extend_from_slice(b"]}");
     out
 }
 
 fn envelope(page: &Page, next: Option<&str>) -> Response {
-    // Build directly from the stored text, without copying each object into an intermediate String.
+    // Built directly from the stored text, without copying each object into an intermediate String.
     if page.objects.is_empty() {
         return taxii_body(StatusCode::OK, "{}");
     }
-    let mut out: Vec<u8> =
-        Vec::with_capacity(page.objects.iter().map(|o| o.json.len() + 1).sum::<usize>() + 128);
-    out.extend_from_slice(b"{\"more\":");
-    out.extend_from_slice(if page.more { b"true" } else { b"false" });
-    if let Some(next) = next {
-        out.extend_from_slice(b",\"next\":\"");
-        out.extend_from_slice(next.as_bytes());
-        out.push(b'"');
-    }
-    out.extend_from_slice(b",\"objects\":[");
-    for (i, o) in page.objects.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(o.json.as_bytes());
-    }
-    out.extend_from_slice(b"]}");
+    let out = listing(
+        page,
+        next,
+        "objects",
+        page.objects.iter().map(|o| o.json.as_bytes()),
+    );
     let mut resp = taxii_body(StatusCode::OK, out);
     add_date_headers(&mut resp, page);
     resp
